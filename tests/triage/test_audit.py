@@ -1,0 +1,107 @@
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from triage import services
+from triage.audit import GENESIS, append_event, verify_chain
+from triage.models import AuditEvent, AuditTamperError
+
+pytestmark = pytest.mark.django_db
+
+
+def make_session():
+    session, _token = services.create_session(subject="self", age_band="", pregnant=None, consent=True)
+    return session
+
+
+def test_chain_links_each_event_to_the_previous_one():
+    session = make_session()
+    append_event(session, "state_transition", {"from": "idle", "to": "listening"})
+    append_event(session, "patient_turn", {"text": "I have a headache", "n": 1.5})
+    events = list(AuditEvent.objects.filter(session=session).order_by("seq"))
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert events[0].prev_hash == GENESIS
+    assert events[1].prev_hash == events[0].hash and events[2].prev_hash == events[1].hash
+    assert verify_chain(session.pk) is None
+
+
+def test_chains_are_per_session():
+    a, b = make_session(), make_session()
+    append_event(a, "x", {})
+    append_event(b, "y", {})
+    assert AuditEvent.objects.get(session=b, seq=2).prev_hash == AuditEvent.objects.get(session=b, seq=1).hash
+    assert verify_chain(a.pk) is None and verify_chain(b.pk) is None
+
+
+def test_application_refuses_updates_and_deletes():
+    session = make_session()
+    event = append_event(session, "note", {"a": 1})
+    event.payload = {"a": 2}
+    with pytest.raises(AuditTamperError):
+        event.save()
+    with pytest.raises(AuditTamperError):
+        event.delete()
+    with pytest.raises(AuditTamperError):
+        AuditEvent.objects.filter(pk=event.pk).update(kind="other")
+    with pytest.raises(AuditTamperError):
+        AuditEvent.objects.filter(session=session).delete()
+    assert verify_chain(session.pk) is None
+
+
+def tamper(sql: str, params) -> None:
+    """Change a row behind the application's back, as an attacker with database access would."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The database trigger refuses this too; a superuser can switch triggers off.
+            cursor.execute("SET session_replication_role = replica")
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def test_verify_audit_detects_a_tampered_row():
+    session = make_session()
+    for i in range(4):
+        append_event(session, "patient_turn", {"text": f"utterance {i}"})
+    target = AuditEvent.objects.get(session=session, seq=3)
+    tamper("UPDATE triage_auditevent SET payload = %s WHERE id = %s", ['{"text": "edited"}', target.pk])
+    link = verify_chain(session.pk)
+    assert link is not None and link.seq == 3 and "altered" in link.problem
+    out = io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("verify_audit", str(session.pk), stdout=out)
+    assert excinfo.value.returncode == 1
+    assert "seq 3" in out.getvalue()
+
+
+def test_verify_audit_detects_a_removed_row():
+    session = make_session()
+    for i in range(3):
+        append_event(session, "patient_turn", {"text": f"utterance {i}"})
+    tamper(
+        "DELETE FROM triage_auditevent WHERE session_id = %s AND seq = 2",
+        [session.pk.hex if connection.vendor == "sqlite" else str(session.pk)],
+    )
+    link = verify_chain(session.pk)
+    assert link is not None and link.seq == 3
+
+
+def test_verify_audit_ok_reports_counts():
+    session = make_session()
+    append_event(session, "x", {})
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "OK:" in out.getvalue()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_postgres_trigger_refuses_raw_updates():
+    from django.db import DatabaseError, transaction
+
+    session = make_session()
+    event = append_event(session, "x", {})
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE triage_auditevent SET kind = 'y' WHERE id = %s", [event.pk])

@@ -1,0 +1,183 @@
+"""Admin for operators and auditors. Audit events and telemetry are read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import (
+    AuditEvent,
+    ClinicianAction,
+    EscalationAlert,
+    LatencySample,
+    OutboxMessage,
+    StateTransition,
+    TriageSession,
+    Turn,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """No add, change or delete: rows are evidence."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TurnInline(admin.TabularInline):
+    model = Turn
+    extra = 0
+    can_delete = False
+    fields = (
+        "index",
+        "speaker",
+        "text",
+        "started_at",
+        "ended_at",
+        "asr_avg_logprob",
+        "reply_source",
+        "interrupted",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class AlertInline(admin.TabularInline):
+    model = EscalationAlert
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "level", "disposition", "rule_ids", "status", "acknowledged_by")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TriageSession)
+class TriageSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "short_id",
+        "status",
+        "state",
+        "urgency_level",
+        "disposition",
+        "subject",
+        "created_at",
+        "ended_at",
+    )
+    list_filter = ("status", "urgency_level", "subject", "created_at")
+    search_fields = ("id", "disposition")
+    readonly_fields = (
+        "id",
+        "token_hash",
+        "token_expires_at",
+        "created_at",
+        "updated_at",
+        "ruleset_version",
+        "latest_partial",
+        "consent_at",
+        "protocol_version",
+    )
+    date_hierarchy = "created_at"
+    inlines = [TurnInline, AlertInline]
+
+    @admin.display(description="Session")
+    def short_id(self, obj):
+        return str(obj.id)[:8]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # sessions anchor audit chains
+
+
+@admin.register(Turn)
+class TurnAdmin(ReadOnlyAdmin):
+    list_display = ("session", "index", "speaker", "short_text", "reply_source", "interrupted", "started_at")
+    list_filter = ("speaker", "reply_source", "interrupted")
+    search_fields = ("text", "session__id")
+
+    @admin.display(description="Text")
+    def short_text(self, obj):
+        return obj.text[:80]
+
+
+@admin.register(StateTransition)
+class StateTransitionAdmin(ReadOnlyAdmin):
+    list_display = ("session", "turn_id", "from_state", "to_state", "cause", "at")
+    list_filter = ("to_state", "from_state")
+    search_fields = ("session__id", "cause")
+
+
+@admin.register(EscalationAlert)
+class EscalationAlertAdmin(admin.ModelAdmin):
+    list_display = (
+        "session",
+        "level",
+        "disposition",
+        "status",
+        "on_partial",
+        "created_at",
+        "acknowledged_by",
+    )
+    list_filter = ("status", "level", "on_partial", "created_at")
+    search_fields = ("session__id", "disposition")
+    readonly_fields = (
+        "session",
+        "level",
+        "disposition",
+        "rule_ids",
+        "reasons",
+        "on_partial",
+        "created_at",
+        "acknowledged_by",
+        "acknowledged_at",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ClinicianAction)
+class ClinicianActionAdmin(ReadOnlyAdmin):
+    list_display = ("session", "clinician", "kind", "at")
+    list_filter = ("kind", "at")
+    search_fields = ("session__id", "clinician__username", "reason")
+
+
+@admin.register(LatencySample)
+class LatencySampleAdmin(ReadOnlyAdmin):
+    list_display = ("session", "turn_id", "stage", "duration_ms", "budget_ms", "budget_missed", "recorded_at")
+    list_filter = ("stage", "budget_missed", "recorded_at")
+    search_fields = ("session__id", "stage")
+    date_hierarchy = "recorded_at"
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("session", "seq", "kind", "actor", "created_at", "short_hash")
+    list_filter = ("kind", "actor", "created_at")
+    search_fields = ("session__id", "kind", "hash")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Hash")
+    def short_hash(self, obj):
+        return obj.hash[:12]
+
+    def get_actions(self, request):
+        return {}  # not even the bulk "delete selected"
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    list_display = ("topic", "key", "created_at", "dispatched_at", "attempts")
+    list_filter = ("topic", "dispatched_at")
+    search_fields = ("key",)

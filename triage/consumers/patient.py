@@ -1,0 +1,215 @@
+"""Patient WebSocket: binary PCM in, events and agent audio out (docs/protocol.md).
+
+Bad input gets a clear error message and the call goes on; only an unknown/expired
+token, an ended session or a second socket on a live session are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from clinical_rules import PatientContext
+from triage import protocol as proto
+from triage import services
+from triage.live import LiveCall
+from triage.models import TriageSession
+
+logger = logging.getLogger(__name__)
+
+
+class TokenBucket:
+    """Per-connection rate limit: ``rate`` units a second, bursts up to ``capacity``
+    (default: one second's worth)."""
+
+    def __init__(self, rate: float, capacity: float | None = None):
+        self.rate = rate
+        self.capacity = rate if capacity is None else capacity
+        self.tokens = self.capacity
+        self.last = time.monotonic()
+
+    def take(self, cost: float = 1.0) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return True
+        return False
+
+
+def patient_context(session: TriageSession) -> PatientContext:
+    return PatientContext(
+        subject=session.subject, age_band=session.age_band or None, pregnant=session.pregnant
+    )
+
+
+class PatientConsumer(AsyncWebsocketConsumer):
+    call: LiveCall | None = None
+
+    async def connect(self):
+        self.call = None
+        self.limits = settings.TRIAGE
+        self.bucket = TokenBucket(self.limits["MAX_MESSAGES_PER_SECOND"])
+        audio_rate = proto.INPUT_BYTES_PER_SECOND * proto.MAX_AUDIO_REALTIME_FACTOR
+        self.audio_bucket = TokenBucket(audio_rate, audio_rate * proto.AUDIO_BURST_SECONDS)
+        self.rate_limited_notified_at = 0.0
+        token = self.scope["url_route"]["kwargs"]["token"]
+        session = await database_sync_to_async(TriageSession.for_token)(token)
+        # Accept first so the client can read why it is refused.
+        await self.accept()
+        if session is None:
+            await self.refuse(
+                proto.ErrorCode.SESSION_NOT_FOUND,
+                "Unknown or expired session token.",
+                proto.CLOSE_SESSION_NOT_FOUND,
+            )
+            return
+        if not session.is_open:
+            await self.refuse(
+                proto.ErrorCode.SESSION_ENDED, "This session has ended.", proto.CLOSE_SESSION_ENDED
+            )
+            return
+        self.session_id = str(session.pk)
+        existing = LiveCall.get(self.session_id)
+        if existing is not None and existing.attached:
+            await self.refuse(
+                proto.ErrorCode.SESSION_IN_USE,
+                "This session is already connected on another socket.",
+                proto.CLOSE_SESSION_IN_USE,
+            )
+            return
+        try:
+            call = await LiveCall.open(self.session_id, patient_context(session))
+        except Exception as exc:  # ModelUnavailable and friends: tell the client, keep the session
+            logger.exception("could not start the voice pipeline")
+            await database_sync_to_async(services.record_audit)(
+                self.session_id, "pipeline_error", {"stage": "startup", "code": type(exc).__name__}
+            )
+            await self.refuse(
+                proto.ErrorCode.MODELS_UNAVAILABLE,
+                "The voice service is not available right now.",
+                proto.CLOSE_INTERNAL,
+            )
+            return
+        if call.attached:
+            # Another socket attached while the pipeline was starting: it owns the call.
+            await self.refuse(
+                proto.ErrorCode.SESSION_IN_USE,
+                "This session is already connected on another socket.",
+                proto.CLOSE_SESSION_IN_USE,
+            )
+            return
+        resumed = call.attach(self.send_json, self.send_bytes)
+        self.call = call
+        await database_sync_to_async(services.record_connection)(
+            self.session_id, "socket_reconnected" if resumed else "socket_connected", {}
+        )
+        await self.send_json(
+            {
+                "type": "ready",
+                "protocol": proto.PROTOCOL_VERSION,
+                "session_id": self.session_id,
+                "resumed": resumed,
+                "input": {
+                    "format": "s16le",
+                    "sample_rate": proto.INPUT_SAMPLE_RATE,
+                    "channels": 1,
+                    "frame_quantum_bytes": proto.FRAME_QUANTUM_BYTES,
+                    "max_frame_bytes": self.limits["MAX_AUDIO_FRAME_BYTES"],
+                },
+                "output": {
+                    "format": "s16le",
+                    "sample_rate": call.voice.config.output_sample_rate,
+                    "channels": 1,
+                    "header": proto.OUTPUT_HEADER,
+                },
+                "state": call.voice.state,
+            }
+        )
+        if not resumed:
+            await call.begin()
+
+    async def refuse(self, code: str, message: str, close_code: int) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, "fatal": True})
+        await self.close(code=close_code)
+
+    async def send_json(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.send(bytes_data=data)
+
+    async def error(self, exc: proto.ProtocolError) -> None:
+        await self.send_json({"type": "error", "code": exc.code, "message": exc.message, "fatal": False})
+
+    async def rate_limited(self, what: str) -> None:
+        now = time.monotonic()
+        if now - self.rate_limited_notified_at > 1.0:  # tell once a second, not per dropped message
+            self.rate_limited_notified_at = now
+            await self.error(
+                proto.ProtocolError(proto.ErrorCode.RATE_LIMITED, f"Too many {what}; some were dropped.")
+            )
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.call is None:
+            return
+        if not self.bucket.take():
+            await self.rate_limited("messages")
+            return
+        try:
+            if bytes_data is not None:
+                proto.validate_audio_frame(bytes_data, self.limits["MAX_AUDIO_FRAME_BYTES"])
+                if not self.audio_bucket.take(len(bytes_data)):
+                    await self.rate_limited("audio frames (faster than real time)")
+                    return
+                await self.guarded(self.call.feed_audio(bytes_data))
+                return
+            message = proto.parse_text_message(text_data or "", self.limits["MAX_TEXT_MESSAGE_BYTES"])
+        except proto.ProtocolError as exc:
+            await self.error(exc)
+            return
+        match message.type:
+            case "hello":
+                await self.send_json({"type": "hello", "protocol": proto.PROTOCOL_VERSION})
+            case "ping":
+                await self.send_json({"type": "pong", "t": message.data.get("t")})
+            case "playback":
+                await self.guarded(
+                    self.call.playback_report(message.data["reply_id"], float(message.data["played_ms"]))
+                )
+            case "end":
+                call, self.call = self.call, None
+                await call.end("patient_ended")
+                await self.send_json({"type": "ended", "reason": "patient_ended"})
+                await self.close(code=1000)
+
+    async def guarded(self, work) -> None:
+        """Run pipeline input handling; a failure there is reported, not fatal to the socket."""
+        try:
+            await work
+        except Exception as exc:
+            logger.warning(
+                "pipeline input failed for session %s: %s", self.session_id[:8], type(exc).__name__
+            )
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": proto.ErrorCode.INTERNAL,
+                    "message": "The server could not handle that message.",
+                    "fatal": False,
+                }
+            )
+
+    async def disconnect(self, code):
+        if self.call is not None:
+            self.call.detach()
+            await database_sync_to_async(services.record_connection)(
+                self.session_id, "socket_disconnected", {"code": code}
+            )
+            self.call = None

@@ -1,0 +1,100 @@
+"""Patient WebSocket protocol (see docs/protocol.md): constants, validation and error codes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+INPUT_SAMPLE_RATE = 16000
+BYTES_PER_SAMPLE = 2
+# Binary audio frames must hold whole 10 ms blocks (webrtcvad works on 10/20/30 ms).
+FRAME_QUANTUM_BYTES = INPUT_SAMPLE_RATE // 100 * BYTES_PER_SAMPLE  # 320
+INPUT_BYTES_PER_SECOND = INPUT_SAMPLE_RATE * BYTES_PER_SAMPLE
+# A microphone produces audio in real time; the network may bunch it up. Audio arriving faster
+# than this (averaged with a burst allowance) is a flood: the excess is dropped.
+MAX_AUDIO_REALTIME_FACTOR = 2.0
+AUDIO_BURST_SECONDS = 2.0
+# Agent audio frames start with the reply id (uint32 little-endian).
+OUTPUT_HEADER = "uint32le reply_id"
+
+
+class ErrorCode:
+    BAD_FRAME_SIZE = "bad_frame_size"
+    FRAME_TOO_LARGE = "frame_too_large"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    BAD_JSON = "bad_json"
+    UNKNOWN_TYPE = "unknown_message_type"
+    BAD_FIELD = "bad_field"
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    RATE_LIMITED = "rate_limited"
+    SESSION_IN_USE = "session_in_use"
+    SESSION_NOT_FOUND = "session_not_found"
+    SESSION_ENDED = "session_ended"
+    MODELS_UNAVAILABLE = "models_unavailable"
+    INTERNAL = "internal_error"
+
+
+# Close codes (4000-4999 are free for applications).
+CLOSE_SESSION_NOT_FOUND = 4404
+CLOSE_SESSION_IN_USE = 4409
+CLOSE_SESSION_ENDED = 4410
+CLOSE_INTERNAL = 4500
+
+
+class ProtocolError(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    type: str
+    data: dict[str, Any]
+
+
+CLIENT_TYPES = {"hello", "playback", "end", "ping"}
+
+
+def parse_text_message(text: str, max_bytes: int) -> ClientMessage:
+    if len(text.encode("utf-8")) > max_bytes:
+        raise ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"Text messages are limited to {max_bytes} bytes.")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"Text messages must be JSON objects ({exc.msg}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError(ErrorCode.BAD_JSON, "Text messages must be JSON objects with a string 'type'.")
+    if data["type"] not in CLIENT_TYPES:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {data['type'][:32]!r}.")
+    if data["type"] == "playback":
+        reply_id, played_ms = data.get("reply_id"), data.get("played_ms")
+        if not isinstance(reply_id, int) or isinstance(reply_id, bool) or reply_id < 0:
+            raise ProtocolError(ErrorCode.BAD_FIELD, "playback.reply_id must be a non-negative integer.")
+        if (
+            not isinstance(played_ms, int | float)
+            or isinstance(played_ms, bool)
+            or not 0 <= played_ms < 3.6e6
+        ):
+            raise ProtocolError(ErrorCode.BAD_FIELD, "playback.played_ms must be a number of milliseconds.")
+    if data["type"] == "hello":
+        version = data.get("protocol", PROTOCOL_VERSION)
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED_PROTOCOL,
+                f"Protocol {version!r} is not supported; this server speaks {PROTOCOL_VERSION}.",
+            )
+    return ClientMessage(type=data["type"], data=data)
+
+
+def validate_audio_frame(data: bytes, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise ProtocolError(ErrorCode.FRAME_TOO_LARGE, f"Audio frames are limited to {max_bytes} bytes.")
+    if len(data) == 0 or len(data) % FRAME_QUANTUM_BYTES:
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME_SIZE,
+            f"Audio frames must be 16 kHz s16le mono in whole 10 ms blocks ({FRAME_QUANTUM_BYTES} bytes); got {len(data)} bytes.",
+        )

@@ -1,0 +1,238 @@
+"""Typed events that flow between pipeline stages and out to the host (the Django consumer).
+
+Every event carries ``t``: seconds on the session clock (``time.monotonic()`` by default),
+so telemetry can subtract any two of them. Events are immutable; stages never mutate
+what they received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Speaker = Literal["patient", "agent"]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """One frame of 16-bit little-endian mono PCM as it arrived from the client."""
+
+    pcm: bytes
+    sample_rate: int
+    t: float
+
+
+# --- voice activity -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    turn_id: int
+    t: float  # time of the first voiced frame (onset, not detection)
+    detected_t: float  # when the detector confirmed it
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """Voiced audio stopped (after hangover). The turn may or may not be over."""
+
+    turn_id: int
+    t: float  # end of the last voiced frame
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechResumed:
+    turn_id: int
+    t: float
+
+
+# --- recognition ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartialTranscript:
+    turn_id: int
+    text: str  # stable prefix + unstable tail, for captions
+    stable_text: str  # words that will not change any more (local agreement)
+    avg_logprob: float
+    no_speech_prob: float
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class FinalTranscript:
+    turn_id: int
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    speech_start: float
+    speech_end: float
+    t: float
+
+
+# --- turn taking ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfTurn:
+    turn_id: int
+    t: float  # when the endpoint was decided
+    speech_end: float  # end of the user's speech that the decision refers to
+    reason: str  # e.g. "complete_sentence", "long_silence", "max_turn"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    previous: str
+    current: str
+    cause: str
+    turn_id: int
+    t: float
+
+
+# --- clinical policy ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentUpdated:
+    """The rules re-assessed the conversation (on a partial or a final transcript)."""
+
+    turn_id: int
+    level: int | None
+    disposition: str | None
+    escalate: bool
+    reasons: tuple[dict[str, Any], ...]
+    on_partial: bool
+    t: float
+    detail: dict[str, Any] = field(default_factory=dict)  # Assessment.to_dict()
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRaised:
+    turn_id: int
+    level: int
+    disposition: str
+    rule_ids: tuple[str, ...]
+    reasons: tuple[dict[str, Any], ...]
+    script: str  # fixed emergency text that is spoken to the patient
+    on_partial: bool
+    t: float
+
+
+# --- agent reply ----------------------------------------------------------------------
+
+ReplySource = Literal["llm", "fallback", "script", "cached"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplyStarted:
+    reply_id: int
+    turn_id: int
+    kind: str  # prompt kind: greeting / question / disposition / emergency / clarify
+    required_text: str
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentText:
+    """A clause the agent is about to say (already validated by the guardrail)."""
+
+    reply_id: int
+    clause_index: int
+    text: str
+    source: ReplySource
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudio:
+    reply_id: int
+    clause_index: int
+    pcm: bytes  # 16-bit mono at sample_rate
+    sample_rate: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplyFinished:
+    reply_id: int
+    turn_id: int
+    text: str  # everything that was sent for playback
+    interrupted: bool
+    fallback_used: bool
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInterrupted:
+    """Barge-in: the host must stop playback now and report what was played."""
+
+    reply_id: int
+    turn_id: int
+    speech_onset: float
+    t: float
+
+
+# --- observability --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetMissed:
+    turn_id: int
+    stage: str
+    budget_ms: float
+    actual_ms: float
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class AcousticAnomaly:
+    turn_id: int
+    kind: Literal["clipping", "dead_microphone", "low_level"]
+    value: float
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnMetrics:
+    """Per-turn latency record. Values in milliseconds; None where the stage did not run."""
+
+    turn_id: int
+    stages: dict[str, float]
+    response_onset_ms: float | None
+    answer_onset_ms: float | None
+    partial_confidence: float | None
+    interrupted: bool
+    fallback_used: bool
+    budget_misses: tuple[str, ...]
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineError:
+    stage: str
+    code: str
+    message: str
+    t: float
+
+
+VoiceEvent = (
+    SpeechStarted
+    | SpeechPaused
+    | SpeechResumed
+    | PartialTranscript
+    | FinalTranscript
+    | EndOfTurn
+    | StateChanged
+    | AssessmentUpdated
+    | EscalationRaised
+    | AgentReplyStarted
+    | AgentText
+    | AgentAudio
+    | AgentReplyFinished
+    | AgentInterrupted
+    | BudgetMissed
+    | AcousticAnomaly
+    | TurnMetrics
+    | PipelineError
+)
