@@ -1,0 +1,116 @@
+"""Assertion context: negation, someone else, history, hypothetical, uncertainty."""
+
+import pytest
+
+from clinical_rules import PatientContext, assess
+
+
+def _excluded(a, concept):
+    return [f for f in a.excluded if f.rule_id == f"concept:{concept}"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no chest pain",
+        "I don't have any chest pain",
+        "there's no pain in my chest",
+        "I haven't got chest pain, just a cold",
+        "I'm not having chest pain",
+    ],
+)
+def test_negated_chest_pain_does_not_fire(rs, text):
+    a = assess([text], ruleset=rs)
+    assert not any(f.rule_id.startswith(("RF-CARDIAC", "URG-CHEST")) for f in a.reasons), a.explanation()
+    assert _excluded(a, "chest_pain")[0].assertion == "negated"
+
+
+def test_explicit_denial_i_can_breathe_fine(rs):
+    a = assess(["I can breathe fine, it's just a tickly cough"], ruleset=rs)
+    assert a.level == 5 and not a.escalate
+    assert _excluded(a, "breathing_difficulty")[0].assertion == "negated"
+
+
+def test_negation_does_not_reach_past_a_new_clause(rs):
+    # "no fever" must not negate the stiff neck, nor "hasn't had anything" the speech problem
+    a = assess(["I don't have a fever but my neck is really stiff and I have a headache"], ruleset=rs)
+    assert a.escalate and "RF-NEURO-003" in a.rule_ids
+    b = assess(["he hasn't had anything to drink and his speech is off"], ruleset=rs)
+    assert b.escalate and any(r.startswith("RF-STROKE") for r in b.rule_ids)
+
+
+def test_negation_window_is_limited(rs):
+    a = assess(
+        ["no I was fine all weekend at my sisters place until this afternoon when my face started drooping"],
+        ruleset=rs,
+    )
+    assert a.escalate
+
+
+def test_family_history_is_not_the_patient(rs):
+    a = assess(["my father had a stroke"], ruleset=rs)
+    assert a.level is None and not a.escalate
+    assert _excluded(a, "stroke_words")[0].assertion == "family"
+    b = assess(["my mum died of a heart attack, I have a sore throat"], ruleset=rs)
+    assert b.level == 5 and not b.escalate
+
+
+def test_someone_else_happening_now_is_counted(rs):
+    # a caller reporting for someone else now: that person is the patient
+    a = assess(["my father is having a stroke"], ruleset=rs)
+    assert a.escalate
+    b = assess(["my husband collapsed and he's not breathing"], ruleset=rs)
+    assert b.escalate and {f.assertion for f in b.reasons} == {"other_present"}
+    c = assess(["my son had a fit ten minutes ago"], ruleset=rs)  # children are the patient
+    assert c.escalate
+
+
+def test_calling_about_someone_else_reads_past_tense_as_the_patient(rs):
+    ctx = PatientContext(subject="other")
+    a = assess(["my dad had a stroke"], context=ctx, ruleset=rs)
+    assert a.escalate
+
+
+def test_history_is_not_current(rs):
+    a = assess(["I had a seizure years ago"], ruleset=rs)
+    assert a.level is None and not a.escalate
+    assert _excluded(a, "seizure")[0].assertion == "historical"
+    b = assess(["I had a heart attack five years ago and now I have a cold"], ruleset=rs)
+    assert b.level == 5
+
+
+def test_hypothetical_is_not_current(rs):
+    a = assess(["what should I do if I get chest pain"], ruleset=rs)
+    assert a.level is None and not a.escalate
+    assert _excluded(a, "chest_pain")[0].assertion == "hypothetical"
+    # but a hypothetical question does not hide a real symptom said next
+    b = assess(["what are the signs of a stroke my face is drooping"], ruleset=rs)
+    assert b.escalate
+
+
+def test_uncertain_counts_when_unsure_triage_up(rs):
+    a = assess(["I think I might be having a heart attack"], ruleset=rs)
+    assert a.escalate and a.reasons[0].assertion == "uncertain"
+    b = assess(["I'm not sure but maybe my arm is weak"], ruleset=rs)
+    assert b.escalate
+
+
+def test_pseudo_negations_keep_the_symptom(rs):
+    a = assess(["the bleeding won't stop"], ruleset=rs)
+    assert a.escalate
+    b = assess(["I took paracetamol but it didn't help the headache"], ruleset=rs)
+    assert "URG-HEAD-001" in b.rule_ids
+    c = assess(["I've never had a headache like this"], ruleset=rs)
+    assert c.escalate
+
+
+def test_explanation_names_rule_words_and_cue(rs):
+    a = assess(["no chest pain but my face is drooping"], ruleset=rs)
+    text = a.explanation()
+    assert "RF-STROKE-001" in text and "face is drooping" in text
+    assert "Chest pain" in text and "denied" in text and "'no'" in text
+    d = a.to_dict()
+    assert d["reasons"][0]["evidence_text"] == "face is drooping"
+    assert d["reasons"][0]["provenance"] and d["reasons"][0]["rule_version"] == "1"
+    start, end = d["reasons"][0]["start"], d["reasons"][0]["end"]
+    assert "no chest pain but my face is drooping"[start:end] == "face is drooping"
