@@ -9,8 +9,10 @@ from .models import (
     ClinicianAction,
     EscalationAlert,
     LatencySample,
+    NotificationDelivery,
     OutboxMessage,
     StateTransition,
+    TelemetryAggregate,
     TriageSession,
     Turn,
 )
@@ -153,10 +155,35 @@ class ClinicianActionAdmin(ReadOnlyAdmin):
     search_fields = ("session__id", "clinician__username", "reason")
 
 
+class DurationFilter(admin.SimpleListFilter):
+    """Latency bands, to find the slow tail of a stage quickly."""
+
+    title = "duration"
+    parameter_name = "duration"
+    BANDS = {
+        "lt200": ("< 200 ms", 0, 200),
+        "200-500": ("200-500 ms", 200, 500),
+        "500-1000": ("500 ms - 1 s", 500, 1000),
+        "1000-2000": ("1-2 s", 1000, 2000),
+        "gt2000": ("> 2 s", 2000, None),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _lo, _hi) in self.BANDS.items()]
+
+    def queryset(self, request, queryset):
+        band = self.BANDS.get(self.value() or "")
+        if band is None:
+            return queryset
+        _label, lo, hi = band
+        queryset = queryset.filter(duration_ms__gte=lo)
+        return queryset.filter(duration_ms__lt=hi) if hi is not None else queryset
+
+
 @admin.register(LatencySample)
 class LatencySampleAdmin(ReadOnlyAdmin):
     list_display = ("session", "turn_id", "stage", "duration_ms", "budget_ms", "budget_missed", "recorded_at")
-    list_filter = ("stage", "budget_missed", "recorded_at")
+    list_filter = ("stage", "budget_missed", "recorded_at", DurationFilter, "session__urgency_level")
     search_fields = ("session__id", "stage")
     date_hierarchy = "recorded_at"
 
@@ -178,6 +205,29 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(ReadOnlyAdmin):
-    list_display = ("topic", "key", "created_at", "dispatched_at", "attempts")
-    list_filter = ("topic", "dispatched_at")
+    list_display = ("topic", "key", "created_at", "dispatched_at", "processed_at", "attempts")
+    list_filter = ("topic", "dispatched_at", "processed_at")
     search_fields = ("key",)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("alert", "channel", "status", "attempts", "response_code", "created_at", "sent_at")
+    list_filter = ("channel", "status", "created_at")
+    search_fields = ("alert__session__id", "target")
+
+
+@admin.register(TelemetryAggregate)
+class TelemetryAggregateAdmin(ReadOnlyAdmin):
+    list_display = (
+        "bucket_start",
+        "bucket_seconds",
+        "metric",
+        "n",
+        "hits",
+        "p50_ms",
+        "p95_ms",
+        "computed_at",
+    )
+    list_filter = ("metric", "bucket_seconds", "bucket_start")
+    date_hierarchy = "bucket_start"

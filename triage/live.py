@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
+import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -18,18 +20,30 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from voice.pipeline import VoiceSession
 
 from clinical_rules import PatientContext, TriageInterview
 from voice import events as ev
+from voice.llm.chunker import split_clauses
+from voice.pipeline import VoiceSession
 
-from . import services
+from . import metrics, services
+from .dashboard.control import TAKE_OVER_TEXT, call_group
 from .runtime import get_runtime
 
 logger = logging.getLogger(__name__)
 
 RECONNECT_GRACE_SECONDS = 60.0
 DASHBOARD_GROUP = "dashboard"
+HOST = socket.gethostname()
+# Reply ids the host uses for what it says itself (clinician hand-over), clear of the pipeline's.
+HOST_REPLY_IDS = 0xFFFF0000
+_AGENT_OUTPUT = (
+    ev.AgentReplyStarted,
+    ev.AgentText,
+    ev.AgentAudio,
+    ev.AgentReplyFinished,
+    ev.AgentInterrupted,
+)
 
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 SendBytes = Callable[[bytes], Awaitable[None]]
@@ -108,6 +122,14 @@ class LiveCall:
         self._wall0 = dt.datetime.now(dt.UTC)
         self.budgets: dict[str, float] = {}
         self.ended = False
+        # Clinician take-over (see take_over): who, the reply in flight, replies muted since.
+        self.taken_over_by: str | None = None
+        self._current_reply: int | None = None
+        self._muted: set[int] = set()
+        self._cut_off: int | None = None
+        self._host_reply_ids = itertools.count(HOST_REPLY_IDS)
+        self._control: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     # --- registry ---------------------------------------------------------------------------
     @classmethod
@@ -120,7 +142,16 @@ class LiveCall:
         if call is None:
             call = cls(session_id, context)
             _calls[session_id] = call
-            await call._start()
+            # A reconnect while this start is still loading models waits for the same start.
+            call._starting = asyncio.ensure_future(call._start())
+        starting = getattr(call, "_starting", None)
+        if starting is not None:
+            try:
+                await asyncio.shield(starting)
+            except Exception:
+                if _calls.get(session_id) is call:  # a failed start must not block later tries
+                    _calls.pop(session_id)
+                raise
         return call
 
     @property
@@ -133,8 +164,15 @@ class LiveCall:
     async def _start(self) -> None:
         runtime = await get_runtime()
         self.budgets = dict(getattr(runtime.config, "budgets_ms", {}) or {})
-        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.session_id[:8]}")
+        self.start_recording()
         self.voice = VoiceSession(runtime, self.interview, self._on_event)
+
+    def start_recording(self) -> None:
+        """Start the ordered writer task and the control listener (group ``call.<id>``)."""
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.session_id[:8]}")
+        if self._control is None:
+            self._control = asyncio.create_task(self._listen_control(), name=f"control-{self.session_id[:8]}")
 
     async def begin(self) -> None:
         assert self.voice is not None
@@ -182,6 +220,13 @@ class LiveCall:
             await self._writes.put(None)
             if self._writer is not None:
                 await self._writer
+            if self._control is not None:
+                self._control.cancel()
+            try:
+                # The transcript is complete when the call ends, whether or not Celery is up.
+                await database_sync_to_async(services.flush_pending_turns)(self.session_id)
+            except Exception:
+                logger.exception("could not flush pending turns for session %s", self.session_id[:8])
             await database_sync_to_async(services.record_audit)(
                 self.session_id, "session_ended", {"reason": reason}
             )
@@ -189,10 +234,21 @@ class LiveCall:
 
     # --- outputs -----------------------------------------------------------------------------
     async def _on_event(self, event: ev.VoiceEvent) -> None:
+        if self.taken_over_by is not None and isinstance(event, _AGENT_OUTPUT) and self._mute(event):
+            return
         if isinstance(event, ev.AgentAudio):
             if self._send_bytes is not None:
                 await self._send_bytes(audio_frame(event.reply_id, event.pcm))
             return
+        metrics.observe(event)
+        if isinstance(event, ev.EscalationRaised):
+            # Straight to the dashboards, ahead of the database write: the clinician should
+            # see it while the patient is still talking.
+            self._spawn(self._push_alert(event))
+        elif isinstance(event, ev.AgentReplyStarted):
+            self._current_reply = event.reply_id
+        elif isinstance(event, ev.AgentReplyFinished) and self._current_reply == event.reply_id:
+            self._current_reply = None
         message = client_message(event)
         if message is not None and self._send_json is not None:
             try:
@@ -206,6 +262,7 @@ class LiveCall:
         while True:
             event = await self._writes.get()
             if event is None:
+                self._writes.task_done()
                 return
             try:
                 await database_sync_to_async(self._persist)(event)
@@ -215,6 +272,12 @@ class LiveCall:
                 logger.exception(
                     "failed to persist %s for session %s", type(event).__name__, self.session_id[:8]
                 )
+            finally:
+                self._writes.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every event queued so far is stored (tests, benchmarks, shutdown)."""
+        await self._writes.join()
 
     def _persist(self, event: ev.VoiceEvent) -> None:
         sid = self.session_id
@@ -300,3 +363,137 @@ class LiveCall:
             DASHBOARD_GROUP,
             {"type": "session.changed", "session_id": self.session_id, "event": type(event).__name__},
         )
+
+    # --- clinician side -----------------------------------------------------------------------
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _push_alert(self, event: ev.EscalationRaised) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            await layer.group_send(
+                DASHBOARD_GROUP,
+                {
+                    "type": "escalation.raised",
+                    "session_id": self.session_id,
+                    "turn_id": event.turn_id,
+                    "level": event.level,
+                    "disposition": event.disposition,
+                    "rule_ids": list(event.rule_ids),
+                    "reasons": [dict(r) for r in event.reasons],
+                    "on_partial": event.on_partial,
+                    "raised_mono": event.t,
+                    "raised_wall": self.wall(event.t).timestamp(),
+                    "host": HOST,
+                },
+            )
+        except Exception:  # the stored alert still reaches dashboards via session.changed
+            logger.exception("could not push alert for session %s", self.session_id[:8])
+
+    async def _listen_control(self) -> None:
+        """Messages for this call from any process: clinician take-over, server-side end."""
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        group = call_group(self.session_id)
+        while not self.ended:
+            channel = None
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(group, channel)
+                while not self.ended:
+                    message = await layer.receive(channel)
+                    match message.get("type"):
+                        case "call.take_over":
+                            await self.take_over(str(message.get("clinician") or "A clinician"))
+                        case "call.end":
+                            self._spawn(self.end(str(message.get("reason") or "ended_by_server")))
+            except asyncio.CancelledError:
+                return
+            except Exception:  # a channel-layer hiccup must not leave the call unreachable
+                if not self.ended:
+                    logger.warning("call control channel failed; listening again", exc_info=True)
+                    await asyncio.sleep(1.0)
+            finally:
+                if channel is not None:
+                    try:
+                        await layer.group_discard(group, channel)
+                    except BaseException:
+                        logger.debug("group_discard failed", exc_info=True)
+
+    async def take_over(self, clinician: str) -> bool:
+        """A clinician takes the call: the agent stops and tells the patient a clinician is joining.
+
+        Listening goes on (the patient's words are still transcribed, stored and checked by the
+        rules, so a new red flag still alerts the dashboard), but the agent says nothing more.
+        Uses ``VoiceSession.hand_over(text)`` when the pipeline has it; otherwise the agent's
+        output is muted here and the fixed text is spoken by this host."""
+        if self.ended or self.taken_over_by is not None:
+            return False
+        self.taken_over_by = clinician
+        hand_over = getattr(self.voice, "hand_over", None)
+        if callable(hand_over):
+            await hand_over(TAKE_OVER_TEXT)
+            return True
+        in_flight, self._current_reply = self._current_reply, None
+        if in_flight is not None:
+            self._muted.add(in_flight)
+            self._cut_off = in_flight
+            if self._send_json is not None:
+                await self._send_json({"type": "interrupt", "reply_id": in_flight})
+        if self._send_json is not None:
+            await self._send_json({"type": "clinician_joining", "text": TAKE_OVER_TEXT})
+        await self._speak(TAKE_OVER_TEXT, kind="clinician_joining")
+        return True
+
+    def _mute(self, event) -> bool:
+        """After a take-over without pipeline support: drop the agent's further output."""
+        reply_id = event.reply_id
+        if reply_id >= HOST_REPLY_IDS:
+            return False
+        if isinstance(event, ev.AgentReplyStarted):
+            self._muted.add(reply_id)
+            return True
+        if reply_id not in self._muted:
+            return False
+        # The reply cut off by the take-over is still recorded (interrupted); later ones never were heard.
+        if isinstance(event, ev.AgentReplyFinished) and reply_id == self._cut_off:
+            self._writes.put_nowait(
+                ev.AgentReplyFinished(
+                    event.reply_id, event.turn_id, event.text, True, event.fallback_used, event.t
+                )
+            )
+        return True
+
+    async def _speak(self, text: str, *, kind: str) -> None:
+        """Say fixed text from the host (cached Piper phrase), recorded as an agent 'script' turn."""
+        reply_id = next(self._host_reply_ids)
+        t0 = time.monotonic()
+        self._reply_started[reply_id] = t0
+        self._reply_source[reply_id] = "script"
+        pcm = b""
+        if self.voice is not None:
+            runtime = self.voice.runtime
+            try:
+                # The phrase cache holds clauses (the unit the pipeline speaks fixed text in).
+                clauses = split_clauses(text)
+                missing = [c for c in clauses if runtime.phrases.get(c) is None]
+                if missing:
+                    await asyncio.to_thread(runtime.warm_phrases, missing)
+                pcm = b"".join(runtime.phrases.get(c) or b"" for c in clauses)
+            except Exception:
+                logger.exception("could not synthesise the hand-over text")
+        if self._send_json is not None:
+            await self._send_json({"type": "agent_reply_start", "reply_id": reply_id, "kind": kind})
+            await self._send_json({"type": "agent_text", "reply_id": reply_id, "clause": 0, "text": text})
+        if self._send_bytes is not None and pcm:
+            step = 9600  # 200-300 ms per frame at the usual output rates
+            for i in range(0, len(pcm), step):
+                await self._send_bytes(audio_frame(reply_id, pcm[i : i + step]))
+        if self._send_json is not None:
+            await self._send_json({"type": "agent_reply_end", "reply_id": reply_id, "interrupted": False})
+        self._writes.put_nowait(ev.AgentReplyFinished(reply_id, 0, text, False, False, time.monotonic()))

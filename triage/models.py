@@ -63,6 +63,20 @@ class TriageSession(models.Model):
     last_activity_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=64, blank=True)
+    # Turn order is assigned when a turn is written to the outbox, before Celery stores the row.
+    turn_seq = models.PositiveIntegerField(default=0, editable=False)
+    taken_over_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    taken_over_at = models.DateTimeField(null=True, blank=True)
+    # Set when a clinician overrides the urgency: the rules' later assessments no longer change it.
+    urgency_overridden = models.BooleanField(default=False)
+    rules_urgency_level = models.PositiveSmallIntegerField(
+        choices=UrgencyLevel.choices,
+        null=True,
+        blank=True,
+        help_text="The rules' latest level (before any override)",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -114,6 +128,7 @@ class Turn(models.Model):
     reply_source = models.CharField(max_length=16, blank=True, help_text="llm / fallback / script / cached")
     interrupted = models.BooleanField(default=False)
     played_ms = models.FloatField(null=True, blank=True)
+    pipeline_turn_id = models.PositiveIntegerField(null=True, blank=True, help_text="voice pipeline turn id")
     # A retried recording task carries the same key and never duplicates a turn.
     idempotency_key = models.CharField(max_length=128, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -138,7 +153,7 @@ class StateTransition(models.Model):
         ordering = ["session", "at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.from_state} -> {self.to_state} ({self.cause})"
+        return f"{self.from_state} -> {self.to_state}"
 
 
 class EscalationAlert(models.Model):
@@ -164,7 +179,7 @@ class EscalationAlert(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Alert level {self.level} ({self.status})"
+        return f"Alert {self.pk} level {self.level} ({self.status})"
 
 
 class ClinicianAction(models.Model):
@@ -260,7 +275,13 @@ class OutboxMessage(models.Model):
     key = models.CharField(max_length=160, unique=True, help_text="Idempotency key")
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
-    dispatched_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    dispatched_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Last handed to the broker (or leased until, on retry)",
+    )
+    processed_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Handled by a task")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
 
@@ -269,3 +290,66 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} {self.key}"
+
+
+class NotificationDelivery(models.Model):
+    """One escalation notification on one channel: at most one successful send per (alert, channel)."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Paging webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (retries exhausted)"
+        SKIPPED = "skipped", "Skipped (channel not configured)"
+
+    alert = models.ForeignKey(EscalationAlert, on_delete=models.PROTECT, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    target = models.CharField(max_length=500, blank=True, help_text="Recipients or endpoint")
+    response_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["alert", "channel"], name="unique_alert_channel")]
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} {self.channel} {self.status}"
+
+
+class TelemetryAggregate(models.Model):
+    """Per time bucket figures computed by Celery beat for the dashboard charts.
+
+    metric: ``stage:<name>`` (n samples, hits = budget misses, p50/p95), ``interruption``
+    (n barge-ins, hits = stopped within budget), ``llm_fallback`` (n LLM-phrased replies,
+    hits = fallbacks), ``dropoff`` (n sessions ended, hits = abandoned)."""
+
+    bucket_start = models.DateTimeField(db_index=True)
+    bucket_seconds = models.PositiveIntegerField()
+    metric = models.CharField(max_length=48, db_index=True)
+    n = models.PositiveIntegerField(default=0)
+    hits = models.PositiveIntegerField(default=0)
+    p50_ms = models.FloatField(null=True, blank=True)
+    p95_ms = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["bucket_start", "metric"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket_start", "bucket_seconds", "metric"], name="unique_aggregate"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} @ {self.bucket_start:%Y-%m-%d %H:%M}"
+
+    @property
+    def rate(self) -> float | None:
+        return self.hits / self.n if self.n else None

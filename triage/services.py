@@ -221,8 +221,31 @@ def flush_pending_turns(session_id) -> int:
 
 
 def record_assessment(session_id, event: ev.AssessmentUpdated) -> bool:
-    """Store the urgency when it changes; returns True when it did."""
-    session = TriageSession.objects.only("urgency_level", "disposition").get(pk=session_id)
+    """Store the urgency when it changes; returns True when it did. After a clinician override
+    the rules' changes are still audited but no longer change the session's urgency."""
+    session = TriageSession.objects.only(
+        "urgency_level", "disposition", "urgency_overridden", "rules_urgency_level"
+    ).get(pk=session_id)
+    if session.urgency_overridden:
+        if event.level is None or event.level == session.rules_urgency_level:
+            return False
+        with transaction.atomic():
+            TriageSession.objects.filter(pk=session_id).update(rules_urgency_level=event.level)
+            append_event(
+                session_id,
+                "urgency_changed",
+                {
+                    "from": session.rules_urgency_level,
+                    "to": event.level,
+                    "disposition": event.disposition,
+                    "on_partial": event.on_partial,
+                    "reasons": list(event.reasons),
+                    "turn_id": event.turn_id,
+                    "applied": False,  # a clinician's override stands
+                },
+                actor="rules",
+            )
+        return False
     if event.level is None or (
         session.urgency_level == event.level and session.disposition == (event.disposition or "")
     ):
@@ -230,6 +253,7 @@ def record_assessment(session_id, event: ev.AssessmentUpdated) -> bool:
     with transaction.atomic():
         TriageSession.objects.filter(pk=session_id).update(
             urgency_level=event.level,
+            rules_urgency_level=event.level,
             disposition=event.disposition or "",
             ruleset_version=str(event.detail.get("ruleset_version", ""))[:32],
         )

@@ -105,7 +105,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            # redis-py >= 6 reads with a 5 s socket timeout by default, exactly channels-redis's
+            # BZPOPMIN wait: an idle consumer's read then times out and the socket dies.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "capacity": 1500,
+                "expiry": 30,
+            },
         }
     }
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
@@ -196,7 +202,44 @@ TRIAGE = {
     "MAX_TEXT_MESSAGE_BYTES": int(os.environ.get("TRIAGE_MAX_TEXT_MESSAGE_BYTES", "4096")),
     "MAX_AUDIO_FRAME_BYTES": int(os.environ.get("TRIAGE_MAX_AUDIO_FRAME_BYTES", "9600")),
     "MAX_MESSAGES_PER_SECOND": int(os.environ.get("TRIAGE_MAX_MESSAGES_PER_SECOND", "200")),
+    # --- clinician side (docs/clinician.md) ---
+    # Links in notifications point here (the dashboard and the review page).
+    "PUBLIC_BASE_URL": os.environ.get("TRIAGE_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+    # HMAC-SHA256 of the webhook body, sent as X-Triage-Signature when set.
+    "ESCALATION_WEBHOOK_SECRET": os.environ.get("TRIAGE_ESCALATION_WEBHOOK_SECRET", ""),
+    "NOTIFY_TIMEOUT_SECONDS": float(os.environ.get("TRIAGE_NOTIFY_TIMEOUT_SECONDS", "5")),
+    "NOTIFY_MAX_RETRIES": int(os.environ.get("TRIAGE_NOTIFY_MAX_RETRIES", "8")),
+    "NOTIFY_BACKOFF_SECONDS": float(os.environ.get("TRIAGE_NOTIFY_BACKOFF_SECONDS", "2")),
+    "NOTIFY_BACKOFF_MAX_SECONDS": float(os.environ.get("TRIAGE_NOTIFY_BACKOFF_MAX_SECONDS", "300")),
+    # The outbox sweep republishes messages not handled this long after they were published.
+    "OUTBOX_REDELIVER_AFTER_SECONDS": float(os.environ.get("TRIAGE_OUTBOX_REDELIVER_AFTER_SECONDS", "120")),
+    "OUTBOX_SWEEP_SECONDS": float(os.environ.get("TRIAGE_OUTBOX_SWEEP_SECONDS", "10")),
+    "OUTBOX_SWEEP_BATCH": int(os.environ.get("TRIAGE_OUTBOX_SWEEP_BATCH", "500")),
+    # No activity for this long: Celery beat closes the session as abandoned (a drop-off).
+    "ABANDON_AFTER_SECONDS": float(os.environ.get("TRIAGE_ABANDON_AFTER_SECONDS", str(15 * 60))),
+    "ABANDON_CHECK_SECONDS": float(os.environ.get("TRIAGE_ABANDON_CHECK_SECONDS", "60")),
+    "TELEMETRY_BUCKET_SECONDS": int(os.environ.get("TRIAGE_TELEMETRY_BUCKET_SECONDS", "300")),
+    "TELEMETRY_RECOMPUTE_SECONDS": float(os.environ.get("TRIAGE_TELEMETRY_RECOMPUTE_SECONDS", "60")),
 }
+
+# /metrics: a Prometheus bearer token, or a staff login (docs/metrics.md).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# Celery beat (run `celery -A triage beat`, or `worker -B` for one small host).
+CELERY_BEAT_SCHEDULE = {
+    "sweep-outbox": {"task": "triage.sweep_outbox", "schedule": TRIAGE["OUTBOX_SWEEP_SECONDS"]},
+    "close-abandoned-sessions": {
+        "task": "triage.close_abandoned_sessions",
+        "schedule": TRIAGE["ABANDON_CHECK_SECONDS"],
+    },
+    "telemetry-aggregates": {
+        "task": "triage.compute_telemetry_aggregates",
+        "schedule": TRIAGE["TELEMETRY_RECOMPUTE_SECONDS"],
+    },
+}
+# A dead broker must fail a publish quickly (the outbox keeps the message for the sweep).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
+from .dashboard.urls import urlpatterns as clinician_urlpatterns
+from .metrics import metrics_view
 
 urlpatterns = [
     path("", views.intake, name="intake"),
@@ -11,4 +13,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
+    *clinician_urlpatterns,
 ]

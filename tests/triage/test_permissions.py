@@ -1,0 +1,161 @@
+"""Permission matrix over every clinician page, API, action and socket.
+
+Subjects: anonymous, a patient token (the session's own), another patient's token, a signed-in
+user without the clinician permission, a clinician, an admin. A patient token is never a
+credential on the clinician side, whether it comes as a query parameter, a bearer header or a
+cookie; and one patient's token only ever opens that patient's session.
+"""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from tests.triage.clinician_support import make_admin, make_clinician, make_plain_user, ws_headers
+from triage import services
+from triage.asgi import application
+from triage.models import TriageSession
+from voice import events as ev
+
+# HTTP checks run inside a test transaction; the socket checks need committed rows (the
+# consumer reads them from another thread).
+pytestmark = pytest.mark.django_db
+
+SUBJECTS = ["anonymous", "patient_token", "other_patient_token", "no_permission", "clinician", "admin"]
+
+
+@pytest.fixture
+def world():
+    a, token_a = services.create_session(subject="self", age_band="18_to_64", pregnant=None, consent=True)
+    b, token_b = services.create_session(subject="child", age_band="2_to_11", pregnant=None, consent=True)
+    alert = services.record_escalation(
+        a.pk,
+        ev.EscalationRaised(1, 1, "call_emergency_services", ("x",), ({"rule_id": "x"},), "Call.", True, 1.0),
+    )
+    users = {"no_permission": make_plain_user(), "clinician": make_clinician(), "admin": make_admin()}
+    return {"a": a, "token_a": token_a, "b": b, "token_b": token_b, "alert": alert, "users": users}
+
+
+def client_for(subject: str, world) -> tuple[Client, dict]:
+    """A test client and extra request headers that carry the subject's credential."""
+    client = Client()
+    headers = {}
+    if subject in world["users"]:
+        client.force_login(world["users"][subject])
+    elif subject in ("patient_token", "other_patient_token"):
+        token = world["token_a"] if subject == "patient_token" else world["token_b"]
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        client.cookies["token"] = token
+    return client, headers
+
+
+def pages(world) -> list[tuple[str, str, bool]]:
+    """(method, url, is_api). Every clinician page and API, pointed at patient A's data."""
+    a = world["a"].pk
+    return [
+        ("get", "/dashboard/", False),
+        ("get", "/dashboard/telemetry/", False),
+        ("get", "/review/", False),
+        ("get", f"/review/{a}/", False),
+        ("get", "/dashboard/api/sessions", True),
+        ("get", f"/dashboard/api/sessions/{a}", True),
+        ("get", "/dashboard/telemetry/data", True),
+    ]
+
+
+def actions(world) -> list[tuple[str, dict]]:
+    a = world["a"].pk
+    return [
+        (f"/dashboard/alerts/{world['alert'].pk}/acknowledge", {}),
+        (f"/dashboard/sessions/{a}/take-over", {}),
+        (f"/dashboard/sessions/{a}/urgency", {"level": 3, "reason": "Seen on video, stable."}),
+    ]
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_pages_and_apis(subject, world):
+    client, headers = client_for(subject, world)
+    for method, url, is_api in pages(world):
+        for query in ("", f"?token={world['token_a']}"):
+            response = getattr(client, method)(url + query, **headers)
+            if subject in ("clinician", "admin"):
+                assert response.status_code == 200, (subject, url)
+            elif subject == "no_permission":
+                assert response.status_code == 403, (subject, url)
+            elif is_api:
+                assert response.status_code == 401, (subject, url)
+            else:
+                assert response.status_code == 302 and "/accounts/login/" in response["Location"], (
+                    subject,
+                    url,
+                )
+            if subject not in ("clinician", "admin"):
+                body = response.content.decode(errors="replace")
+                assert str(world["a"].pk) not in body and "call_emergency_services" not in body
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_actions(subject, world):
+    client, headers = client_for(subject, world)
+    for url, data in actions(world):
+        response = client.post(url, data, HTTP_ACCEPT="application/json", **headers)
+        if subject in ("clinician", "admin"):
+            assert response.status_code == 200, (subject, url, response.content)
+            world["a"].refresh_from_db()
+            # Reset what the action changed so the next subject starts from the same state.
+            TriageSession.objects.filter(pk=world["a"].pk).update(status="escalated", taken_over_by=None)
+            world["alert"].__class__.objects.filter(pk=world["alert"].pk).update(status="open")
+        else:
+            expected = 403 if subject == "no_permission" else 401
+            assert response.status_code == expected, (subject, url)
+    if subject not in ("clinician", "admin"):
+        world["a"].refresh_from_db()
+        assert world["a"].taken_over_by_id is None and world["a"].urgency_level == 1
+        assert not world["a"].clinician_actions.exists()
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_metrics_endpoint(subject, world, settings):
+    settings.METRICS_TOKEN = "scrape-token-123"
+    client, headers = client_for(subject, world)
+    response = client.get("/metrics", **headers)
+    if subject == "admin":  # staff
+        assert response.status_code == 200 and b"triage_escalations_total" in response.content
+    elif subject in ("no_permission", "clinician"):
+        assert response.status_code == 403
+    else:
+        assert response.status_code == 401
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123").status_code == 200
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("subject", SUBJECTS)
+async def test_dashboard_socket(subject, world):
+    user = world["users"].get(subject)
+    extra = []
+    path = "/ws/dashboard/"
+    if subject in ("patient_token", "other_patient_token"):
+        token = world["token_a"] if subject == "patient_token" else world["token_b"]
+        path += f"?token={token}"
+        extra = [(b"authorization", f"Bearer {token}".encode()), (b"cookie", f"token={token}".encode())]
+    headers = await database_sync_to_async(ws_headers)(user, extra)
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected  # accepted so the client can read why it is refused
+    first = await communicator.receive_json_from(timeout=10)
+    if subject in ("clinician", "admin"):
+        assert first["type"] == "snapshot"
+        assert str(world["a"].pk) in {row["id"] for row in first["sessions"]}
+        await communicator.disconnect()
+    else:
+        assert first == {"type": "error", "code": "forbidden", "message": "Clinician login required."}
+        closed = await communicator.receive_output(timeout=10)
+        assert closed == {"type": "websocket.close", "code": 4403}
+
+
+def test_a_patient_token_opens_only_its_own_session(world):
+    assert TriageSession.for_token(world["token_a"]).pk == world["a"].pk
+    assert TriageSession.for_token(world["token_b"]).pk == world["b"].pk
+    assert TriageSession.for_token(world["token_a"][:-1] + "x") is None
+    assert TriageSession.for_token(str(world["a"].pk)) is None  # a session id is not a token

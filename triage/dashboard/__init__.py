@@ -1,0 +1,1 @@
+"""Clinician side: live dashboard, alert actions, transcript review and telemetry views."""
