@@ -27,6 +27,7 @@ class Transcription:
     no_speech_prob: float
     words: tuple[tuple[str, float, float], ...] = ()  # (word, start_s, end_s) when available
     duration_s: float = 0.0  # inference time
+    word_probs: tuple[float, ...] = ()  # per-word probability, parallel to ``words`` when available
 
 
 class SpeechRecognizer(Protocol):

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import pytest
+
+from voice.endpointing import (
+    BargeInConfig,
+    BargeInDetector,
+    Completion,
+    EndpointConfig,
+    EndpointPolicy,
+    classify_completion,
+    is_backchannel,
+)
+
+C, INC, U = Completion.COMPLETE, Completion.INCOMPLETE, Completion.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I have a pain in my chest.", C),
+        ("Yes.", C),
+        ("No, I don't have any allergies.", C),
+        ("It started yesterday evening", C),
+        ("I've been throwing up", C),  # phrasal particle, not a preposition
+        ("It hurts when I breathe in.", C),
+        ("The pain kicked in", C),
+        ("I have a pain in", INC),
+        ("Not really.", C),
+        ("Yes I do.", C),  # short answer ending in an auxiliary
+        ("Is it serious?", C),
+        ("I have a pain in my", INC),
+        ("I have a pain in my...", INC),
+        ("Um", INC),
+        ("uh", INC),
+        ("Um...", INC),
+        ("I took some ibuprofen but", INC),
+        ("and", INC),
+        ("because", INC),
+        ("so", INC),
+        ("It's been about", INC),
+        ("The pain goes down the", INC),
+        ("I think it's", INC),
+        ("My chest feels", INC),
+        ("I've been feeling", INC),
+        ("The pain is", INC),
+        ("I can't really", INC),
+        ("I have a fever,", INC),
+        ("If I walk up the stairs", INC),
+        ("If I walk up the stairs, I get short of breath.", C),
+        ("It feels like, you know", INC),
+        ("", U),
+        (None, U),
+        ("...", U),
+    ],
+)
+def test_classify_completion(text, expected):
+    assert classify_completion(text) is expected
+
+
+def test_complete_sentence_ends_after_short_silence():
+    policy = EndpointPolicy()
+    text = "I have a pain in my chest."
+    assert not policy.decide(silence_ms=200, transcript=text).end
+    decision = policy.decide(silence_ms=400, transcript=text)
+    assert decision.end and decision.reason == "complete_sentence"
+
+
+@pytest.mark.parametrize("text", ["I have a pain in my", "Um", "and", "because", "It started when I was"])
+def test_hesitation_waits_for_the_long_silence(text):
+    policy = EndpointPolicy()
+    for silence in (400, 700, 1000, 1290):
+        decision = policy.decide(silence_ms=silence, transcript=text)
+        assert not decision.end and decision.reason == "incomplete"
+    decision = policy.decide(silence_ms=1300, transcript=text)
+    assert decision.end and decision.reason == "long_silence"
+
+
+def test_no_fresh_transcript_only_ends_on_long_silence():
+    policy = EndpointPolicy()
+    assert policy.decide(silence_ms=900, transcript=None).reason == "unknown"
+    assert policy.decide(silence_ms=1300, transcript=None).end
+
+
+def test_guessed_last_word_needs_a_longer_silence():
+    policy = EndpointPolicy()
+    guess = "The pain goes down, Mike."  # tiny.en finishing "The pain goes down my ..."
+    assert not policy.decide(silence_ms=500, transcript=guess, last_word_prob=0.66).end
+    assert policy.decide(silence_ms=500, transcript=guess, last_word_prob=0.66).reason == "uncertain"
+    late = policy.decide(silence_ms=800, transcript=guess, last_word_prob=0.66)
+    assert late.end and late.reason == "complete_uncertain"
+    assert policy.decide(silence_ms=400, transcript="I have a pain in my chest.", last_word_prob=0.99).end
+
+
+def test_short_answers_have_a_lower_confidence_bar():
+    policy = EndpointPolicy()
+    assert policy.decide(silence_ms=400, transcript="Yes.", last_word_prob=0.7).end
+    assert not policy.decide(silence_ms=400, transcript="Yeah.", last_word_prob=0.14).end  # a misheard "uh"
+
+
+def test_max_turn_and_configurable_thresholds():
+    policy = EndpointPolicy(EndpointConfig(complete_silence_ms=300, long_silence_ms=1000, max_turn_ms=5000))
+    assert policy.decide(silence_ms=300, transcript="Yes.").end
+    assert policy.decide(silence_ms=1000, transcript="and").end
+    speaking = policy.decide(silence_ms=0, transcript="and so on and", turn_ms=5000)
+    assert speaking.end and speaking.reason == "max_turn"
+    assert policy.decide(silence_ms=0, transcript="Yes.", turn_ms=100).reason == "speaking"
+
+
+# --- backchannels and barge-in ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "uh-huh",
+        "Uh-huh.",
+        "okay",
+        "OK.",
+        "mm",
+        "Mm-hmm.",
+        "yeah",
+        "Yeah, right.",
+        "right",
+        "",
+        "  ",
+        None,
+        "[cough]",
+        "(coughing)",
+        "*sighs*",
+        "Thank you.",
+        "I see.",
+    ],
+)
+def test_backchannels(text):
+    assert is_backchannel(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["no", "wait", "stop", "I can't breathe", "Sorry, I meant my left arm", "yeah but it hurts"]
+)
+def test_not_backchannels(text):
+    assert not is_backchannel(text)
+
+
+def test_long_runs_of_backchannel_words_are_talk():
+    assert is_backchannel("yeah yeah okay")
+    assert not is_backchannel("yeah yeah okay right sure")
+
+
+def test_barge_in_on_words_immediately():
+    gate = BargeInDetector()
+    assert not gate.update(voiced_ms=100)
+    assert gate.update(voiced_ms=160, partial_text="Wait, I")
+    assert gate.declared and gate.reason == "words"
+    assert not gate.update(voiced_ms=400, partial_text="Wait, I have"), "declared only once"
+
+
+def test_barge_in_on_duration_without_words():
+    gate = BargeInDetector(BargeInConfig(min_speech_ms=600))
+    assert not gate.update(voiced_ms=580)
+    assert gate.update(voiced_ms=600)
+    assert gate.reason == "duration"
+
+
+def test_backchannel_does_not_barge_in_unless_it_goes_on():
+    gate = BargeInDetector(BargeInConfig(min_speech_ms=600, max_backchannel_ms=1500))
+    assert not gate.update(voiced_ms=300, partial_text="uh-huh")
+    assert not gate.update(voiced_ms=800), "a heard backchannel raises the bar above min_speech_ms"
+    assert not gate.update(voiced_ms=1400, partial_text="")  # a cough: no words
+    assert gate.update(voiced_ms=1500)
+    assert gate.reason == "long_backchannel"
+    gate.reset()
+    assert not gate.declared
+    assert gate.update(voiced_ms=100, partial_text="okay so actually the pain moved")
+
+
+# --- evaluation with the real chain -------------------------------------------------------
+
+
+@pytest.mark.models
+def test_endpointing_on_hesitant_speech_with_real_asr(utterance_with_pauses, tiny_recognizer):
+    """Real Piper speech, VAD, segmenter and tiny.en, with ASR latency modelled as 100 ms
+    (the hardest case for cut-offs: the transcript is back while the pause is young)."""
+    import functools
+
+    from voice.endpointing_eval import simulate
+    from voice.vad import SegmenterConfig
+
+    transcribe = functools.partial(tiny_recognizer.transcribe, word_timestamps=True)
+    kw = dict(policy=EndpointPolicy(), segmenter_config=SegmenterConfig(), asr_latency_s=0.1)
+
+    hesitant = simulate(utterance_with_pauses("I have a pain in my", 600, "chest."), transcribe, **kw)
+    assert not hesitant.false_cutoff
+    assert hesitant.reason == "complete_sentence"
+    assert 300 <= hesitant.delay_ms <= 700
+
+    filler = simulate(utterance_with_pauses("Um,", 700, "I think it started yesterday."), transcribe, **kw)
+    assert not filler.false_cutoff and filler.delay_ms <= 700

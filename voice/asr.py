@@ -1,0 +1,478 @@
+"""Speech recognition with faster-whisper: a shared, thread-safe recognizer and a
+per-turn streaming transcriber (partials by local agreement, then a final pass).
+
+Whisper pads every input to 30 s, so one decode costs about the same for 1 s or 8 s of
+audio. Partials are therefore rationed: at most one every ``partial_interval_ms`` of new
+audio, never two in flight for the same turn (a due partial is skipped and counted while
+the CPU is behind), and once the turn is long only the audio after the committed words
+is decoded, with those words passed as the prompt, so decoder cost stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from voice.events import FinalTranscript, PartialTranscript
+from voice.interfaces import SpeechRecognizer, Transcription
+
+if TYPE_CHECKING:
+    from voice.provisioning import ModelSettings
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+NO_WORDS_LOGPROB = -10.0  # avg_logprob reported when the decoder produced no tokens
+_MIN_DECODE_S = 0.1  # shorter audio is not worth a decode (Whisper hallucinates on it)
+_WINDOW_S = 30.0  # Whisper's fixed input window
+
+
+class WhisperRecognizer:
+    """``SpeechRecognizer`` over one loaded faster-whisper model, shared by all sessions.
+
+    Thread-safe: CTranslate2 serialises calls per worker, so several threads may call
+    :meth:`transcribe` at once. ``cpu_threads`` is the intra-op thread count of one decode
+    and ``num_workers`` the number of decodes that truly run in parallel; keep
+    ``cpu_threads * num_workers`` at or below the cores you give ASR (2 x 1 on a 2-core
+    box). On CUDA use ``device="cuda", compute_type="float16"`` and raise ``num_workers``.
+    """
+
+    sample_rate = SAMPLE_RATE
+    supports_partial = True  # understands transcribe(..., partial=True)
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        cpu_threads: int = 2,
+        num_workers: int = 1,
+        language: str | None = "en",
+        beam_size: int = 1,
+    ) -> None:
+        from faster_whisper import WhisperModel  # heavy import: only when a model is loaded
+
+        self.model_dir = Path(model_dir)
+        self.device = device
+        self.compute_type = compute_type
+        self.final_beam_size = beam_size  # final pass; partials are always greedy
+        self._model = WhisperModel(
+            str(self.model_dir),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=num_workers,
+            local_files_only=True,
+        )
+        # English-only checkpoints (*.en) accept nothing but "en".
+        self.language = "en" if not self._model.model.is_multilingual else language
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings | None = None, **kwargs) -> WhisperRecognizer:
+        """Load the model ``settings.asr_model`` names (default: from the environment)."""
+        from voice.provisioning import ModelSettings, asr_model_dir
+
+        return cls(asr_model_dir(settings or ModelSettings.from_env()), **kwargs)
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        prompt: str | None = None,
+        partial: bool = False,
+        word_timestamps: bool | None = None,
+    ) -> Transcription:
+        """Blocking decode of float32 16 kHz mono audio.
+
+        ``partial=True``: greedy, no timestamp tokens (word timings on request: the
+        streaming transcriber uses them to slide its window). Otherwise the final
+        settings (``final_beam_size``). One temperature only: the fallback ladder would multiply
+        the worst-case latency for little gain on short turns.
+        """
+        started = time.perf_counter()
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.size < _MIN_DECODE_S * SAMPLE_RATE:
+            return Transcription("", NO_WORDS_LOGPROB, 1.0, (), time.perf_counter() - started)
+        want_words = bool(word_timestamps)
+        segments, _info = self._model.transcribe(
+            audio,
+            language=self.language,
+            beam_size=1 if partial else self.final_beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            initial_prompt=prompt or None,
+            without_timestamps=True,
+            word_timestamps=want_words,
+            vad_filter=False,  # our own VAD already cut the turn
+            no_speech_threshold=None,  # keep every segment; callers judge no_speech_prob
+            log_prob_threshold=None,
+            compression_ratio_threshold=None,
+        )
+        if audio.size <= _WINDOW_S * SAMPLE_RATE:
+            # One 30 s window decoded without timestamp tokens yields one segment. Stop there:
+            # with word timings faster-whisper would seek to the last word and decode the
+            # trailing silence again (a second full pass that only yields "Thank you.").
+            segments = list(itertools.islice(segments, 1))
+        else:
+            segments = [s for i, s in enumerate(segments) if i == 0 or not _trailing_hallucination(s)]
+        texts: list[str] = []
+        words: list[tuple[str, float, float]] = []
+        probs: list[float] = []
+        weighted = 0.0
+        tokens = 0
+        no_speech = []
+        for seg in segments:
+            texts.append(seg.text.strip())
+            n = max(1, len(seg.tokens))
+            weighted += seg.avg_logprob * n
+            tokens += n
+            no_speech.append(seg.no_speech_prob)
+            for w in seg.words or ():
+                words.append((w.word.strip(), float(w.start), float(w.end)))
+                probs.append(float(w.probability))
+        return Transcription(
+            text=" ".join(t for t in texts if t),
+            avg_logprob=weighted / tokens if tokens else NO_WORDS_LOGPROB,
+            no_speech_prob=float(np.mean(no_speech)) if no_speech else 1.0,
+            words=tuple(words),
+            duration_s=time.perf_counter() - started,
+            word_probs=tuple(probs),
+        )
+
+
+def _trailing_hallucination(seg) -> bool:
+    """A later segment decoded from the silence after the speech ("Thank you.", " .").
+
+    With word timings faster-whisper seeks to the last word's end and decodes the rest
+    of the window again; on trailing silence that yields Whisper's stock hallucinations,
+    recognisable by a high no-speech probability and a low log-probability.
+    """
+    if not any(c.isalnum() for c in seg.text):
+        return True
+    return seg.no_speech_prob > 0.3 and seg.avg_logprob < -0.5
+
+
+# --- local agreement --------------------------------------------------------------------
+
+
+def _norm(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalnum() or c == "'")
+
+
+class LocalAgreement:
+    """Commits a word once two consecutive hypotheses agree on it (LocalAgreement-2).
+
+    Hypotheses are word lists for the current *window* (audio after the window start,
+    decoded with the words committed before the window as prompt). Committed words never
+    change; ``text`` is committed words plus the latest hypothesis' uncommitted tail.
+    """
+
+    def __init__(self) -> None:
+        self.committed: list[str] = []
+        self.window_base = 0  # committed words that lie before the current window
+        self._prev: list[str] | None = None
+        self.tail: list[str] = []
+
+    @property
+    def in_window(self) -> int:
+        return len(self.committed) - self.window_base
+
+    def update(self, hyp: list[str]) -> list[str]:
+        """Feed one hypothesis (window-relative words); return the newly committed words."""
+        cw = self.in_window
+        prev, self._prev = self._prev, hyp
+        new: list[str] = []
+        if prev is not None:
+            agree = 0
+            for a, b in zip(prev, hyp, strict=False):
+                if _norm(a) != _norm(b) or not _norm(b):
+                    break
+                agree += 1
+            if agree > cw:
+                new = hyp[cw:agree]
+                self.committed.extend(new)
+        self.tail = hyp[self.in_window :]
+        return new
+
+    def force_commit(self, hyp: list[str], keep: int) -> None:
+        """Commit all but the last ``keep`` words of ``hyp`` (window about to overflow)."""
+        cw = self.in_window
+        upto = max(cw, len(hyp) - keep)
+        self.committed.extend(hyp[cw:upto])
+        self.tail = hyp[upto:]
+
+    def slide(self, remaining_hyp: list[str]) -> None:
+        """Start a new window right after the committed words."""
+        self.window_base = len(self.committed)
+        self._prev = remaining_hyp
+        self.tail = list(remaining_hyp)
+
+    @property
+    def stable_text(self) -> str:
+        return " ".join(self.committed)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.committed + self.tail)
+
+
+# --- streaming transcriber --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingConfig:
+    partial_interval_ms: float = 400.0  # at most one partial per this much new audio
+    min_audio_ms: float = 400.0  # no partial before this much turn audio
+    max_window_s: float = 8.0  # beyond this, slide the window past the committed words
+    hard_window_s: float = 24.0  # never decode more than this (Whisper's window is 30 s)
+    final_prompt: str | None = None  # optional domain prompt for the final pass
+
+
+_default_executor: ThreadPoolExecutor | None = None
+_default_lock = threading.Lock()
+
+
+def default_executor() -> ThreadPoolExecutor:
+    """One ASR thread per process unless the pipeline passes its own bounded executor."""
+    global _default_executor
+    with _default_lock:
+        if _default_executor is None:
+            _default_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
+        return _default_executor
+
+
+@dataclass(slots=True)
+class TranscriberStats:
+    partial_decodes: int = 0
+    skipped: int = 0  # partials that were due while the previous decode still ran
+    partial_decode_s: float = 0.0  # total inference time of partials
+    final_decode_s: float | None = None
+    final_reused: bool = False  # the final reused a speculative decode of the same audio
+
+
+class StreamingTranscriber:
+    """One turn's transcription. Use from the event loop thread only.
+
+    ``push`` audio as the segmenter produces it (16 kHz float32, the turn's audio from its
+    pre-roll on); partial decodes are scheduled on ``executor`` and reported through
+    ``on_partial`` (called on the loop) and :attr:`latest`. At a pause the pipeline may
+    call :meth:`speculative_final` (the endpoint policy needs fresh words); :meth:`final`
+    reuses that result when no audio came after it, else decodes the whole turn.
+    """
+
+    def __init__(
+        self,
+        recognizer: SpeechRecognizer,
+        *,
+        turn_id: int,
+        executor: Executor | None = None,
+        config: StreamingConfig | None = None,
+        on_partial: Callable[[PartialTranscript], None] | None = None,
+        audio_start: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recognizer = recognizer
+        self.turn_id = turn_id
+        self.executor = executor or default_executor()
+        self.config = config or StreamingConfig()
+        self.on_partial = on_partial
+        self.audio_start = audio_start  # session time of the first pushed sample, if known
+        self.clock = clock
+        self.stats = TranscriberStats()
+        self.latest: PartialTranscript | None = None
+        self._rate = getattr(recognizer, "sample_rate", SAMPLE_RATE)
+        self._partial_kwargs = {"partial": True} if getattr(recognizer, "supports_partial", False) else {}
+        self._buf = np.zeros(self._rate * 8, dtype=np.float32)
+        self._n = 0
+        self._window_start = 0  # sample index where the partial window starts
+        self._agreement = LocalAgreement()
+        self._inflight: asyncio.Future | None = None
+        self._next_due = int(self.config.min_audio_ms * self._rate / 1000)
+        self._interval = max(1, int(self.config.partial_interval_ms * self._rate / 1000))
+        self._closed = False
+        self._speculative: tuple[int, asyncio.Future] | None = None
+
+    # -- feeding --
+
+    @property
+    def audio(self) -> np.ndarray:
+        return self._buf[: self._n]
+
+    def push(self, audio: np.ndarray) -> None:
+        if self._closed:
+            return
+        audio = np.asarray(audio, dtype=np.float32)
+        need = self._n + audio.size
+        if need > self._buf.size:
+            grown = np.empty(max(need, self._buf.size * 2), dtype=np.float32)
+            grown[: self._n] = self._buf[: self._n]
+            self._buf = grown
+        self._buf[self._n : need] = audio
+        self._n = need
+        if self._n < self._next_due:
+            return
+        if self._inflight is not None and not self._inflight.done():
+            # CPU behind: drop the due partial(s) rather than queue decodes of stale audio.
+            while self._n >= self._next_due:
+                self.stats.skipped += 1
+                self._next_due += self._interval
+            return
+        self._start_partial()
+
+    def _start_partial(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        hard = int(cfg.hard_window_s * self._rate)
+        if self._n - self._window_start > hard:
+            self._window_start = self._n - hard  # cap: bounded cost even if nothing commits
+        window = self._buf[self._window_start : self._n].copy()
+        prompt = " ".join(self._agreement.committed[: self._agreement.window_base]) or None
+        self._next_due = self._n + self._interval
+        kwargs = dict(self._partial_kwargs)
+        if kwargs:
+            # Word timings add ~5-10% CPU per decode: only ask when the window may slide.
+            kwargs["word_timestamps"] = window.size / self._rate > cfg.max_window_s
+        call = _Call(self.recognizer, window, prompt, kwargs)
+        fut = loop.run_in_executor(self.executor, call)
+        self._inflight = fut
+        fut.add_done_callback(lambda f, start=self._window_start, n=self._n: self._on_partial(f, start, n))
+
+    def _on_partial(self, fut: asyncio.Future, window_start: int, n: int) -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            log.warning("partial ASR decode failed: %s", type(exc).__name__)
+            return
+        result: Transcription = fut.result()
+        self.stats.partial_decodes += 1
+        self.stats.partial_decode_s += result.duration_s
+        if self._closed or window_start != self._window_start:
+            return  # turn finished, or the window moved while this decode ran
+        if result.words:
+            hyp = [w for w, _, _ in result.words if w]
+        else:
+            hyp = result.text.split()
+        agreement = self._agreement
+        agreement.update(hyp)
+        self._maybe_slide(result, hyp, window_start, n)
+        event = PartialTranscript(
+            turn_id=self.turn_id,
+            text=agreement.text,
+            stable_text=agreement.stable_text,
+            avg_logprob=result.avg_logprob,
+            no_speech_prob=result.no_speech_prob,
+            t=self.clock(),
+        )
+        previous = self.latest
+        self.latest = event
+        if previous is None or (previous.text, previous.stable_text) != (event.text, event.stable_text):
+            if self.on_partial is not None:
+                self.on_partial(event)
+
+    def _maybe_slide(self, result: Transcription, hyp: list[str], window_start: int, n: int) -> None:
+        cfg = self.config
+        agreement = self._agreement
+        window_s = (n - window_start) / self._rate
+        if window_s <= cfg.max_window_s or not result.words or len(result.words) != len(hyp):
+            return
+        cw = agreement.in_window
+        if cw == 0 and window_s > cfg.hard_window_s * 0.8:
+            agreement.force_commit(hyp, keep=2)
+            cw = agreement.in_window
+        if cw == 0 or cw > len(hyp):
+            return
+        # Cut between the last committed word and the next one (timestamps are ±0.1 s).
+        end = result.words[cw - 1][2]
+        cut = (end + result.words[cw][1]) / 2 if cw < len(hyp) else end + 0.05
+        self._window_start = window_start + int(cut * self._rate)
+        agreement.slide(hyp[cw:])
+
+    async def wait_idle(self) -> None:
+        """Wait for the partial decode in flight, if any (tests, orderly shutdown)."""
+        if self._inflight is not None:
+            await asyncio.wait([self._inflight])
+
+    # -- end of turn --
+
+    async def speculative_final(self) -> Transcription:
+        """Final-quality decode of the audio so far (for the endpoint policy at a pause).
+
+        Concurrent calls for the same amount of audio share one decode.
+        """
+        if self._speculative is not None and self._speculative[0] == self._n:
+            return await asyncio.shield(self._speculative[1])
+        loop = asyncio.get_running_loop()
+        # Word probabilities let the endpoint policy distrust a guessed last word.
+        kwargs = {"word_timestamps": True} if self._partial_kwargs else {}
+        call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, kwargs)
+        fut = loop.run_in_executor(self.executor, call)
+        self._speculative = (self._n, fut)
+        return await asyncio.shield(fut)
+
+    def speculative_covers(self, speech_end: float) -> bool:
+        """Whether the last speculative decode included audio up to ``speech_end``."""
+        if self._speculative is None:
+            return False
+        n = self._speculative[0]
+        if n == self._n:
+            return True
+        return self.audio_start is not None and self.audio_start + n / self._rate >= speech_end
+
+    async def final(self, *, speech_start: float, speech_end: float) -> FinalTranscript:
+        """Close the turn and return its transcript (reusing a speculative decode if it
+        already covered the speech)."""
+        self._closed = True
+        result: Transcription | None = None
+        if self._speculative is not None and self.speculative_covers(speech_end):
+            fut = self._speculative[1]
+            await asyncio.wait([fut])
+            if not fut.cancelled() and fut.exception() is None:
+                result = fut.result()
+                self.stats.final_reused = True
+        if result is None:
+            loop = asyncio.get_running_loop()
+            call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, {})
+            result = await loop.run_in_executor(self.executor, call)
+        self.stats.final_decode_s = result.duration_s
+        return FinalTranscript(
+            turn_id=self.turn_id,
+            text=result.text,
+            avg_logprob=result.avg_logprob,
+            no_speech_prob=result.no_speech_prob,
+            speech_start=speech_start,
+            speech_end=speech_end,
+            t=self.clock(),
+        )
+
+    def close(self) -> None:
+        """Abandon the turn: late partial results are dropped."""
+        self._closed = True
+
+
+class _Call:
+    """A picklable-free closure for the executor (keeps the lambda out of tracebacks)."""
+
+    __slots__ = ("recognizer", "audio", "prompt", "kwargs")
+
+    def __init__(
+        self, recognizer: SpeechRecognizer, audio: np.ndarray, prompt: str | None, kwargs: dict
+    ) -> None:
+        self.recognizer = recognizer
+        self.audio = audio
+        self.prompt = prompt
+        self.kwargs = kwargs
+
+    def __call__(self) -> Transcription:
+        return self.recognizer.transcribe(self.audio, prompt=self.prompt, **self.kwargs)

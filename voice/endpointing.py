@@ -1,0 +1,249 @@
+"""Turn-taking decisions: when has the patient finished (``EndpointPolicy``), and is the
+speech heard over the agent a real interruption or a backchannel (``BargeInDetector``).
+
+Both are pure, synchronous and cheap: the pipeline calls them on every frame. See
+docs/voice-turn-taking.md for the policy and the measurements behind the defaults.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+# --- transcript completeness ------------------------------------------------------------
+
+
+class Completion(enum.Enum):
+    COMPLETE = "complete"  # sounds like a finished sentence or answer
+    INCOMPLETE = "incomplete"  # trails off: filler, conjunction, preposition, open clause
+    UNKNOWN = "unknown"  # no words (yet): cannot tell
+
+
+HESITATIONS = frozenset(
+    "um umm uh uhh uhm er erm ah eh hmm hm mm mmm well like".split() + ["you know", "i mean"]
+)
+CONJUNCTIONS = frozenset(
+    "and but or nor so because cause cuz then than plus whereas unless although if when while "
+    "which who whose where whether".split()
+)
+DETERMINERS = frozenset("a an the my your his our their its every each another".split())
+# Prepositions that usually need an object. Particles that often end a phrasal verb in
+# patients' speech ("throwing up", "passed out", "had this before") are left out.
+PREPOSITIONS = frozenset(
+    "about above across against among as at behind below beneath beside besides between beyond by "
+    "during except for from in into near of on onto per through throughout till to toward towards "
+    "under underneath until upon via with within without like".split()
+)
+AUXILIARIES = frozenset(
+    "am is are was were be been being have has had do does did will would can could should shall "
+    "may might must".split()
+)
+# Subjects and verbs that need a complement ("it's ...", "I feel ...", "I'm having ...").
+OPEN_ENDINGS = frozenset(
+    "i i'm im i've ive i'd i'll it's there's he's she's they're we're you're we they he she "
+    "feel feels felt feeling seem seems seemed getting gets having very quite extremely want "
+    "wanted need needed going".split()
+)
+PRONOUNS = frozenset("i you he she it we they that there".split())
+# "in"/"on" after these verbs is a particle that ends the phrase ("breathe in", "it kicked in").
+PHRASAL_IN_ON = frozenset(
+    "breathe breathing breathed come comes came coming kick kicks kicked set sets setting sink sank "
+    "give gives gave giving check checked log logged move moving moved carry carried hold holding turn "
+    "turned put go goes going went keep keeps kept get got".split()
+)
+# A clause opened by one of these is waiting for its main clause until a comma appears.
+OPEN_CLAUSE_STARTERS = frozenset("if although unless whereas whether".split())
+_TRAILING_OFF = ("...", "…", ",", "-", "—", "–", ":", ";")
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)*(?:-[a-z0-9]+)*")
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-cased words without punctuation ("I'm" -> "i'm", "uh-huh" stays one word)."""
+    return [w.replace("’", "'") for w in _WORD.findall(text.lower())]
+
+
+def classify_completion(text: str | None) -> Completion:
+    """Does ``text`` sound like a finished utterance? Lexical, no model: a few µs."""
+    if not text:
+        return Completion.UNKNOWN
+    words = words_of(text)
+    if not words:
+        return Completion.UNKNOWN
+    last = words[-1]
+    last_two = " ".join(words[-2:])
+    if last in HESITATIONS or last_two in HESITATIONS:
+        return Completion.INCOMPLETE
+    particle = last in ("in", "on") and len(words) > 1 and words[-2] in PHRASAL_IN_ON
+    if last in CONJUNCTIONS or last in DETERMINERS or last in OPEN_ENDINGS:
+        return Completion.INCOMPLETE
+    if last in PREPOSITIONS and not particle:
+        return Completion.INCOMPLETE
+    if last == "really" and (len(words) < 2 or words[-2] != "not"):
+        return Completion.INCOMPLETE  # "I can't really ..." (but "not really" is an answer)
+    if last in AUXILIARIES:
+        # "Yes I do." / "It is." are whole short answers; "the pain is" is not.
+        short_answer = len(words) <= 3 and len(words) >= 2 and words[-2] in PRONOUNS
+        if not short_answer:
+            return Completion.INCOMPLETE
+    stripped = text.rstrip()
+    if stripped.endswith(_TRAILING_OFF):
+        return Completion.INCOMPLETE
+    if words[0] in OPEN_CLAUSE_STARTERS and "," not in text and not stripped.endswith("?") and len(words) > 1:
+        return Completion.INCOMPLETE
+    return Completion.COMPLETE
+
+
+SHORT_ANSWERS = frozenset(
+    "yes no yeah yep yup nope nah okay ok sure correct right never always sometimes".split()
+    + ["not really", "i don't know", "i'm not sure", "yes please", "no thanks", "no thank you"]
+)
+
+
+def is_short_answer(text: str | None) -> bool:
+    words = words_of(text or "")
+    return bool(words) and " ".join(words) in SHORT_ANSWERS
+
+
+# --- end of turn ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    complete_silence_ms: float = 400.0  # silence that ends a complete-sounding turn
+    # Whisper tends to "finish" a sentence cut at a hesitation with a guessed word
+    # ("in my" -> "in mind."); such guesses come with a low probability. A complete-looking
+    # transcript whose last word is below ``min_last_word_prob`` needs this longer silence.
+    uncertain_silence_ms: float = 800.0
+    min_last_word_prob: float = 0.9
+    # A bare "yes" / "no" is the most common answer and often scores lower; a filler
+    # misheard as "yeah" scores far lower still (~0.1), so the bar is lower for them.
+    min_short_answer_prob: float = 0.5
+    long_silence_ms: float = 1300.0  # silence that ends any turn (hesitation or not)
+    max_turn_ms: float = 30_000.0  # cap on one turn, silence or not (Whisper windows are 30 s)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointDecision:
+    end: bool
+    # end: complete_sentence / complete_uncertain / long_silence / max_turn;
+    # wait: speaking / incomplete / unknown / uncertain / complete (silence still short)
+    reason: str
+    completion: Completion
+
+
+class EndpointPolicy:
+    """Decides end of turn from the silence so far and the freshest transcript.
+
+    ``transcript`` must describe the audio up to the current pause (a speculative final
+    decoded after the pause began); pass ``None`` while that decode is still running: a
+    stale partial that lacks the last words could look complete and cut the patient off.
+    """
+
+    def __init__(self, config: EndpointConfig | None = None) -> None:
+        self.config = config or EndpointConfig()
+
+    def decide(
+        self,
+        *,
+        silence_ms: float,
+        transcript: str | None,
+        turn_ms: float = 0.0,
+        last_word_prob: float | None = None,
+    ) -> EndpointDecision:
+        """``last_word_prob``: ASR probability of the transcript's last word, if known."""
+        cfg = self.config
+        completion = classify_completion(transcript)
+        if turn_ms >= cfg.max_turn_ms:
+            return EndpointDecision(True, "max_turn", completion)
+        if silence_ms <= 0:
+            return EndpointDecision(False, "speaking", completion)
+        if silence_ms >= cfg.long_silence_ms:
+            return EndpointDecision(True, "long_silence", completion)
+        if completion is Completion.COMPLETE:
+            bar = cfg.min_short_answer_prob if is_short_answer(transcript) else cfg.min_last_word_prob
+            sure = last_word_prob is None or last_word_prob >= bar
+            if silence_ms >= (cfg.complete_silence_ms if sure else cfg.uncertain_silence_ms):
+                return EndpointDecision(
+                    True, "complete_sentence" if sure else "complete_uncertain", completion
+                )
+            if not sure:
+                return EndpointDecision(False, "uncertain", completion)
+        return EndpointDecision(False, completion.value, completion)
+
+
+# --- backchannels and barge-in ----------------------------------------------------------
+
+BACKCHANNELS = frozenset(
+    "uh-huh uh huh uhhuh mhm mm-hmm mmhmm mm-hm mm hmm hm mmm um uh ah oh okay ok k yeah yep yup yes "
+    "ya right alright sure cool fine good great thanks thank you i see got it gotcha aha ah-ha".split()
+)
+# Whisper writes non-speech as "[cough]", "(coughing)", "*sighs*", or a lone "♪".
+_NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫]")
+
+
+def is_backchannel(text: str | None, max_words: int = 4) -> bool:
+    """True for listener noises that must not interrupt the agent.
+
+    "uh-huh", "okay", "mm", "yeah right", "thank you", a cough (Whisper returns an empty or
+    bracketed non-word transcript for it) -> True. "no", "wait", "stop", "I can't breathe"
+    -> False. Long runs ("yeah yeah okay right sure") stop counting after ``max_words``.
+    """
+    if text is None:
+        return True
+    words = words_of(_NON_SPEECH.sub(" ", text))
+    if not words:
+        return True
+    return len(words) <= max_words and all(w in BACKCHANNELS for w in words)
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInConfig:
+    min_speech_ms: float = 600.0  # voiced speech without any words heard -> interrupt
+    max_backchannel_ms: float = 1500.0  # a "backchannel" this long is someone talking over us
+    backchannel_words: int = 4
+
+
+@dataclass
+class BargeInDetector:
+    """Onset gate for barge-in while the agent is speaking.
+
+    Per overlapping speech burst: call :meth:`reset` at its ``SpeechStarted``, then
+    :meth:`update` on every frame (voiced time so far) and whenever a partial transcript
+    of the burst arrives. It returns True exactly once, when the burst becomes a real
+    interruption:
+
+    - a partial with real words ("wait", "no", "I can't breathe") -> at once;
+    - no partial yet (ASR behind) -> after ``min_speech_ms`` of voiced speech;
+    - a backchannel partial ("uh-huh", "okay", "yeah") or one with no words (a cough,
+      noise) -> only if the burst goes on for ``max_backchannel_ms``.
+    """
+
+    config: BargeInConfig = field(default_factory=BargeInConfig)
+    declared: bool = False
+    reason: str | None = None
+    _heard_backchannel: bool = False
+
+    def reset(self) -> None:
+        self.declared = False
+        self.reason = None
+        self._heard_backchannel = False
+
+    def update(self, *, voiced_ms: float, partial_text: str | None = None) -> bool:
+        if self.declared:
+            return False
+        cfg = self.config
+        if partial_text is not None:
+            # An empty partial means ASR heard no words (noise, a cough): same as a backchannel.
+            if not is_backchannel(partial_text, cfg.backchannel_words):
+                return self._declare("words")
+            self._heard_backchannel = True
+        limit = cfg.max_backchannel_ms if self._heard_backchannel else cfg.min_speech_ms
+        if voiced_ms >= limit:
+            return self._declare("long_backchannel" if self._heard_backchannel else "duration")
+        return False
+
+    def _declare(self, reason: str) -> bool:
+        self.declared = True
+        self.reason = reason
+        return True
