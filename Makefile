@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-fast lint format bench models-check vllm migrate clean
+.PHONY: install run test lint format bench bench-quick models-check vllm migrate clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -46,8 +46,12 @@ format: install
 models-check: install
 	$(PY) manage.py models_check
 
+# Latency benchmark with the real models: prints a table, writes bench-results/*.json.
 bench: install
-	$(PY) -m voice.bench
+	$(PY) -m voice.bench $(BENCH_ARGS)
+
+bench-quick: install
+	$(PY) -m voice.bench --quick --repeats 1 --turns 4 --sessions 2 $(BENCH_ARGS)
 
 vllm:
 	bash tools/vllm/setup.sh

@@ -129,8 +129,6 @@ async def test_spoken_red_flag_alerts_the_dashboard_while_the_patient_talks_then
     )
     # The whole path, loosely: speech recognition speed depends on the machine (bench measures it).
     assert spoken_s < LOOSE_SPOKEN_S, f"alert {spoken_s:.2f}s after the red-flag words (bar 1 s)"
-    if alert["on_partial"]:
-        assert received < tail_sent + 0.5, "an alert raised on a partial arrives while the patient talks"
 
     # Take over from the dashboard: the agent stops and tells the patient a clinician is joining.
     @database_sync_to_async

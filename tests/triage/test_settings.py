@@ -16,9 +16,15 @@ PROBE = (
 
 
 def run(env_overrides: dict, *args: str, tmp_path=None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "SECRET_KEY"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "SECRET_KEY"}
+    }
     env.update({"DJANGO_SETTINGS_MODULE": "triage.settings", **env_overrides})
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_embedded_default_needs_no_services(tmp_path):
@@ -32,7 +38,9 @@ def test_embedded_default_needs_no_services(tmp_path):
 
 
 def test_redis_url_switches_on_channels_redis_and_a_celery_broker():
-    result = run({"REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "postgres://u@127.0.0.1/db"}, "-c", PROBE)
+    result = run(
+        {"REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "postgres://u@127.0.0.1/db"}, "-c", PROBE
+    )
     config = json.loads(result.stdout)
     assert config["layer"] == "channels_redis.core.RedisChannelLayer"
     assert config["broker"] == "redis://127.0.0.1:6379/3" and config["eager"] is False

@@ -56,7 +56,10 @@ class Collector:
         try:
             return await asyncio.wait_for(loop(), timeout)
         except TimeoutError:
-            seen = [(e["type"], e.get("state") or e.get("reply_id") or e.get("text", "")) for e in self.events[-40:]]
+            seen = [
+                (e["type"], e.get("state") or e.get("reply_id") or e.get("text", ""))
+                for e in self.events[-40:]
+            ]
             raise AssertionError(f"timed out after {timeout} s; last events: {seen}") from None
 
 

@@ -1,0 +1,108 @@
+"""Pipeline configuration: one dataclass, overridable from ``VOICE_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# Per-stage latency budgets in ms. Keys are the stage names TurnMetrics reports
+# (voice.telemetry.STAGES); a measured value above its budget is a BudgetMissed event.
+DEFAULT_BUDGETS_MS: dict[str, float] = {
+    "endpoint": 500.0,  # end of speech -> end-of-turn decision
+    "asr_final": 900.0,  # end of speech -> final transcript
+    "llm_first_token": 400.0,  # generation start -> first token
+    "first_clause": 700.0,  # generation start -> first complete, validated clause
+    "tts_first_audio": 250.0,  # synthesis start -> first audio of a clause
+    "response_onset": 400.0,  # end of speech -> first agent audio byte out
+    "answer_onset": 800.0,  # end of speech -> first audio of the clause carrying the prompt
+}
+
+DEFAULT_ACKNOWLEDGEMENTS: tuple[str, ...] = ("Okay.", "I see.", "Thank you.", "Got it.")
+
+
+@dataclass
+class PipelineConfig:
+    # input audio
+    sample_rate: int = 16000
+    frame_ms: int = 20
+    vad_aggressiveness: int = 2
+    # output audio
+    output_sample_rate: int = 16000
+    audio_chunk_ms: int = 100  # AgentAudio chunk length (<= 100 ms)
+    playback_report_timeout_ms: int = 800  # wait this long for the client's report after a barge-in
+    # endpointing (see voice.endpointing.EndpointPolicy)
+    vad_hangover_ms: int = 200  # voiced -> pause after this much unvoiced audio
+    # Voiced time (within 200 ms) that resumes a paused turn. webrtcvad (mode 2) marks
+    # isolated 4-frame (80 ms) blips in a quiet noise floor after speech; at 80 ms each blip
+    # "resumed" the turn, cancelled speculation and counted as talking over the agent.
+    vad_resume_ms: int = 100
+    endpoint_complete_ms: int = 400  # silence that ends a turn whose words look complete
+    endpoint_incomplete_ms: int = 1300  # silence that ends any turn (hesitation or not)
+    max_turn_ms: int = 30000
+    # ASR
+    asr_model: str | None = None  # None: ModelSettings decides (TRIAGE_ASR_MODEL, default tiny.en)
+    asr_beam_size: int = 1  # final pass; partials are always greedy
+    asr_cpu_threads: int = 2  # intra-op threads of one decode
+    asr_num_workers: int = 1  # decodes that truly run in parallel (CTranslate2 workers)
+    # New speech between two partial decodes. A decode costs the same for any length (Whisper
+    # pads to 30 s) and the pause decode waits for one in flight: fewer partials, faster finals.
+    partial_interval_ms: int = 800
+    # LLM
+    llm_backend: str = "llama_cpp"  # llama_cpp / vllm / none (guardrail's scripted text only)
+    llm_max_tokens: int = 64
+    llm_temperature: float = 0.2
+    # behaviour
+    speculation: bool = True  # final ASR + reply generation at the first pause
+    barge_in: bool = True
+    barge_in_min_ms: int = 800  # voiced speech over the agent, no words heard yet -> barge-in
+    barge_in_min_logprob: float = -0.6  # less confident decodes of overlapping speech are "no words"
+    barge_in_max_no_speech: float = 0.6
+    interrupt_emergency_script: bool = False  # an emergency script is spoken to the end
+    acknowledgements: tuple[str, ...] = DEFAULT_ACKNOWLEDGEMENTS
+    # compute
+    compute_workers: int = 2
+    session_queue_limit: int = 4
+    budgets_ms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS_MS))
+
+    def __post_init__(self) -> None:
+        if self.frame_ms not in (10, 20, 30):
+            raise ValueError("frame_ms must be 10, 20 or 30 (webrtcvad)")
+        if not 0 < self.audio_chunk_ms <= 100:
+            raise ValueError("audio_chunk_ms must be in (0, 100]")
+        if self.sample_rate != 16000:
+            raise ValueError("input audio is 16 kHz mono s16le")
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.sample_rate * self.frame_ms // 1000 * 2
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> PipelineConfig:
+        """``VOICE_<FIELD>`` for scalar fields (e.g. VOICE_SPECULATION=0, VOICE_LLM_BACKEND=vllm),
+        ``VOICE_BUDGET_<STAGE>_MS`` for budgets, ``VOICE_ACKNOWLEDGEMENTS`` as ``|``-separated text."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = "VOICE_" + f.name.upper()
+            if f.name == "budgets_ms" or key not in env:
+                continue
+            raw = env[key]
+            if f.name == "acknowledgements":
+                values[f.name] = tuple(p.strip() for p in raw.split("|") if p.strip())
+            elif f.type in ("bool", bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif f.type in ("int", int):
+                values[f.name] = int(raw)
+            elif f.type in ("float", float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        budgets = dict(DEFAULT_BUDGETS_MS)
+        for stage in DEFAULT_BUDGETS_MS:
+            key = f"VOICE_BUDGET_{stage.upper()}_MS"
+            if key in env:
+                budgets[stage] = float(env[key])
+        values["budgets_ms"] = budgets
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,1054 @@
+"""``VoiceSession``: one duplex voice conversation, event driven.
+
+    audio in ─► VAD ─► segmenter ─► streaming ASR (partials, speculative final)
+                 │          │                 │
+                 │          └─► endpoint ◄────┘ ─► EndOfTurn ─► policy ─► reply
+                 └─► barge-in gate (while the agent speaks)        (ack + guarded LLM / script)
+                                                                        │
+                       outbox ◄── AgentText / AgentAudio ◄── TTS ◄──────┘
+
+``feed_audio`` does only cheap per-frame work (VAD ~3 µs, segmentation, endpoint and
+barge-in decisions) on the event loop; every model call runs on the shared compute pool
+(``voice.compute``) or the LLM backend's own thread, as a task that can be cancelled.
+Events leave in order through one outbox task, so a slow host never stalls the audio path.
+
+Speculation: at the first pause the final ASR pass runs at once (the endpoint policy
+needs those words anyway), and as soon as it is back the policy is run on a *copy* and
+the reply is generated and synthesized behind a closed gate. If the endpoint confirms and
+the real policy asks the same thing, the gate opens and audio flows at once; if the
+patient goes on, the reply is cancelled and never heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voice.audio import AcousticMonitor, FrameBuffer, pcm16_to_float32
+from voice.compute import Skipped
+from voice.config import PipelineConfig
+from voice.endpointing import BargeInConfig, BargeInDetector, EndpointConfig, EndpointPolicy, words_of
+from voice.events import (
+    AgentAudio,
+    AgentInterrupted,
+    AgentReplyFinished,
+    AgentReplyStarted,
+    AgentText,
+    AssessmentUpdated,
+    EndOfTurn,
+    EscalationRaised,
+    FinalTranscript,
+    PartialTranscript,
+    PipelineError,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    StateChanged,
+    VoiceEvent,
+)
+from voice.interfaces import DialoguePolicy, Prompt, Transcription
+from voice.llm.chunker import split_clauses
+from voice.pipeline_output import Outbox
+from voice.pipeline_reply import ClauseItem, Reply, ReplyContext
+from voice.state import TurnState, TurnStateMachine
+from voice.telemetry import TurnTelemetry
+from voice.tts import ClauseSpeaker, pcm_ms
+from voice.vad import SegmenterConfig, SpeechSegmenter, WebRtcVad
+
+log = logging.getLogger(__name__)
+
+S = TurnState
+_MAX_AUDIO_LAG_S = 2.0
+Emit = Callable[[VoiceEvent], Awaitable[None]]
+
+
+@dataclass
+class SessionStats:
+    """Counters for the bench and the host's metrics (no transcript content)."""
+
+    turns: int = 0
+    replies: int = 0
+    overlaps: int = 0  # speech bursts that began while the agent spoke
+    backchannels_ignored: int = 0  # ... and were judged listener noise (agent went on)
+    barge_ins: int = 0
+    barge_in_reasons: dict[str, int] = field(default_factory=dict)
+    speculations: int = 0  # speculative replies started
+    speculations_used: int = 0
+    speculations_discarded: int = 0
+    noise_turns: int = 0  # bursts the recognizer found no words in
+    partials: int = 0
+    escalations: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _StaticPrompt:
+    kind: str
+    text: str
+    fixed: bool = True
+    rule_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class _Speculation:
+    epoch: int
+    transcript: Transcription
+    decoded_at: float
+    prompt: Any
+    assessment: Any
+    reply: Reply | None
+
+
+@dataclass
+class _Turn:
+    turn_id: int
+    speech_start: float
+    overlap: bool  # began while the agent was speaking and is not (yet) an interruption
+    transcriber: Any
+    epoch: int = 0  # bumped at every pause and resume
+    ended: bool = False
+    barge_in: bool = False
+    pause_decode: asyncio.Task | None = None
+    pause_epoch: int = -1
+    pause_result: Transcription | None = None
+    pause_started: float | None = None
+    pause_done: float | None = None
+    spec: _Speculation | None = None
+    spec_task: asyncio.Task | None = None
+    latest_partial: str | None = None
+
+
+class VoiceSession:
+    """One patient conversation. See the module docstring; the public API is
+    ``start``, ``feed_audio``, ``playback_report``, ``end`` and ``state``."""
+
+    def __init__(
+        self,
+        runtime,
+        policy: DialoguePolicy,
+        emit: Emit,
+        config: PipelineConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        name: str | None = None,
+    ):
+        self.runtime = runtime
+        self.policy = policy
+        self.config = cfg = config or runtime.config
+        self.clock = clock
+        self.stats = SessionStats()
+        self._sm = TurnStateMachine()
+        self._outbox = Outbox(emit, on_sent=self._on_sent)
+        self._compute = runtime.compute.session(name)
+        self._asr_executor = self._compute.executor(
+            lambda fn: "partial" if getattr(fn, "kwargs", {}).get("partial") else None
+        )
+        self._frame_s = cfg.frame_ms / 1000.0
+        self._frames = FrameBuffer(cfg.sample_rate, cfg.frame_ms)
+        self._vad = WebRtcVad(cfg.sample_rate, cfg.frame_ms, cfg.vad_aggressiveness)
+        self._seg = SpeechSegmenter(
+            SegmenterConfig(
+                sample_rate=cfg.sample_rate,
+                frame_ms=cfg.frame_ms,
+                hangover_ms=cfg.vad_hangover_ms,
+                resume_voiced_ms=cfg.vad_resume_ms,
+            )
+        )
+        self._endpoint = EndpointPolicy(
+            EndpointConfig(
+                complete_silence_ms=cfg.endpoint_complete_ms,
+                long_silence_ms=cfg.endpoint_incomplete_ms,
+                max_turn_ms=cfg.max_turn_ms,
+            )
+        )
+        self._barge = BargeInDetector(BargeInConfig(min_speech_ms=cfg.barge_in_min_ms))
+        self._acoustic = AcousticMonitor()
+        self._speaker = ClauseSpeaker(
+            runtime.synthesizer,
+            runtime.phrases,
+            self._compute,
+            out_rate=cfg.output_sample_rate,
+            chunk_ms=cfg.audio_chunk_ms,
+        )
+        self._reply_ids = itertools.count(1)
+        self._acks = itertools.cycle(cfg.acknowledgements or ("Okay.",))
+        self._turn: _Turn | None = None
+        self._reply: Reply | None = None  # the reply being spoken (gate open)
+        self._pending: Reply | None = None  # reply of the current user turn, before its audio starts
+        self._telemetry: dict[int, TurnTelemetry] = {}
+        self._playback_end = 0.0  # session-clock estimate of when the host's playback ends
+        self._playback_start: dict[int, float] = {}
+        self._played: dict[int, float] = {}
+        self._played_at: dict[int, float] = {}
+        self._played_event: dict[int, asyncio.Event] = {}
+        self._next_audio_t: float | None = None
+        self._last_frame_end = 0.0
+        self._escalated = False
+        self._script_due: Prompt | None = None  # emergency script to speak at the next pause
+        self._tasks: set[asyncio.Task] = set()
+        self._open_replies: dict[int, Reply] = {}  # opened (AgentReplyStarted) and not finished
+        self._started = False
+        self._ended = False
+        self._history: list[tuple[str, str]] = []  # (speaker, text) as heard
+
+    # --- public API -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._sm.state.value
+
+    @property
+    def transcript(self) -> list[tuple[str, str]]:
+        """The conversation as heard: patient finals and the agent text actually played."""
+        return list(self._history)
+
+    async def start(self) -> None:
+        """Start the outbox and greet (``policy.opening()``, a cached phrase)."""
+        if self._started:
+            return
+        self._started = True
+        self._outbox.start()
+        opening = self.policy.opening()
+        if opening is None or not opening.text.strip():
+            self._set_state(S.LISTENING, "session_start")
+            return
+        self._set_state(S.AGENT_SPEAKING, "greeting")
+        self._open(self._make_reply(0, opening, None, None))
+
+    async def feed_audio(self, pcm: bytes) -> None:
+        """16 kHz s16le mono, any length; frames are processed now, inference is scheduled."""
+        if self._ended:
+            return
+        if not self._started:
+            await self.start()
+        if self._sm.state is S.IDLE:
+            self._set_state(S.LISTENING, "audio")
+        frames = list(self._frames.push(pcm))
+        if not frames:
+            return
+        now = self.clock()
+        for frame in frames:
+            # Capture time of the frame: the audio is contiguous, so it is the previous
+            # frame's end; frames that waited (network, a busy loop) keep their earlier
+            # time. Audio can never be newer than its arrival: if it comes in faster than
+            # real time (a file, --fast), the timeline is pulled back to the clock.
+            # A timeline more than 2 s behind means the client stopped sending for a while
+            # (muted, reconnected): start again from the clock.
+            t = self._next_audio_t if self._next_audio_t is not None else now - self._frame_s
+            if t + self._frame_s > now or now - t > _MAX_AUDIO_LAG_S:
+                t = now - self._frame_s
+            self._next_audio_t = t + self._frame_s
+            try:
+                self._on_frame(frame, t)
+            except Exception as exc:  # a bug in a cheap stage must not kill the session
+                log.exception("frame processing failed")
+                self._put(PipelineError("audio_in", type(exc).__name__, str(exc), self.clock()))
+
+    async def playback_report(self, reply_id: int, played_ms: float) -> None:
+        """The host says how much of reply ``reply_id`` the patient actually heard."""
+        self._played[reply_id] = max(self._played.get(reply_id, 0.0), float(played_ms))
+        self._played_at[reply_id] = self.clock()
+        ev = self._played_event.get(reply_id)
+        if ev is not None:
+            ev.set()
+
+    async def end(self, reason: str = "ended") -> None:
+        """Cancel everything, deliver what is queued, emit the final state 'ended'."""
+        if self._ended:
+            return
+        self._ended = True
+        for reply in (self._pending, self._reply):
+            if reply is not None:
+                reply.cancel()
+        if self._turn is not None:
+            self._drop_turn_work(self._turn)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Every AgentReplyStarted gets its AgentReplyFinished, with what was heard of it.
+        for reply in list(self._open_replies.values()):
+            played = self._played.get(reply.reply_id)
+            if played is None:
+                played = self._estimate_played(reply)
+            self._finish_reply(reply, interrupted=True, text=reply.timeline.text_played(played), final=True)
+        self._reply = self._pending = None
+        if not self._started:
+            self._outbox.start()
+            self._started = True
+        self._set_state(S.ENDED, reason, force=True)
+        self._compute.close()
+        await self._outbox.close()
+
+    async def wait_idle(self) -> None:
+        """Test/bench helper: wait until queued events are delivered."""
+        await self._outbox.drain()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _put(self, event: VoiceEvent) -> None:
+        self._outbox.put(event)
+
+    def _spawn(self, coro, stage: str) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(self._guard(coro, stage), name=f"voice-{stage}")
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if t.cancelled():
+                coro.close()  # cancelled before it ran: close it quietly
+
+        task.add_done_callback(done)
+        return task
+
+    async def _guard(self, coro, stage: str):
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Skipped:
+            return None
+        except Exception as exc:
+            log.exception("voice stage %s failed", stage)
+            self._put(PipelineError(stage, type(exc).__name__, str(exc)[:200], self.clock()))
+            return None
+
+    def _set_state(self, target: TurnState, cause: str, *, turn_id: int | None = None, force: bool = False):
+        """Validated transition. Escalation is sticky: only 'ended' leaves it."""
+        current = self._sm.state
+        if current is target:
+            return
+        if current is S.ESCALATED and target is not S.ENDED:
+            return
+        if current is S.ENDED:
+            return
+        if force and not self._sm.can(target):
+            return
+        tid = turn_id if turn_id is not None else (self._turn.turn_id if self._turn else self._seg.turn_id)
+        self._put(self._sm.transition(target, cause=cause, t=self.clock(), turn_id=tid))
+
+    def _tel(self, turn_id: int) -> TurnTelemetry:
+        tel = self._telemetry.get(turn_id)
+        if tel is None:
+            tel = self._telemetry[turn_id] = TurnTelemetry(turn_id, self.config.budgets_ms)
+        return tel
+
+    def _mark(self, turn_id: int, name: str, t: float, *, overwrite: bool = False) -> None:
+        for miss in self._tel(turn_id).mark(name, t, overwrite=overwrite):
+            self._put(miss)
+
+    def _on_sent(self, event: VoiceEvent) -> None:
+        """Outbox callback: the host has this event now. Tracks the playback estimate."""
+        if not isinstance(event, AgentAudio):
+            return
+        now = self.clock()
+        start = max(self._playback_end, now)
+        self._playback_end = start + pcm_ms(event.pcm, event.sample_rate) / 1000.0
+        if event.reply_id not in self._playback_start:
+            self._playback_start[event.reply_id] = start
+            reply = self._reply
+            if reply is not None and reply.reply_id == event.reply_id:
+                self._mark(reply.turn_id, "first_audio_out", now)
+        reply = self._reply
+        if (
+            reply is not None
+            and reply.reply_id == event.reply_id
+            and event.clause_index == reply.ctx.answer_index
+        ):
+            self._mark(reply.turn_id, "answer_audio_out", now)
+
+    # --- audio in -------------------------------------------------------------------------
+
+    def _on_frame(self, frame: bytes, t: float) -> None:
+        is_speech = self._vad.is_speech(frame)
+        self._last_frame_end = t + self._frame_s
+        turn_for_acoustics = self._turn.turn_id if self._turn else self._seg.turn_id
+        for anomaly in self._acoustic.feed(
+            pcm16_to_float32(frame), is_speech=is_speech, t=t, turn_id=turn_for_acoustics
+        ):
+            self._put(anomaly)
+        for ev in self._seg.feed(frame, is_speech, t):
+            if isinstance(ev, SpeechStarted):
+                self._on_speech_started(ev)
+            elif isinstance(ev, SpeechPaused):
+                self._on_speech_paused(ev)
+            elif isinstance(ev, SpeechResumed):
+                self._on_speech_resumed(ev)
+        turn = self._turn
+        if turn is None or turn.ended or not self._seg.in_turn:
+            return
+        if self._seg.state == SpeechSegmenter.SPEAKING:
+            # Silence in a pause is held back (the segmenter keeps it) and handed over if the
+            # patient resumes: partial decodes of silence would only delay the pause decode.
+            turn.transcriber.push(self._seg.take_new_audio())
+        if turn.overlap and self._seg.state == SpeechSegmenter.SPEAKING:
+            if self._barge.update(voiced_ms=self._seg.voiced_ms):
+                self._interrupt(turn, self._barge.reason or "duration")
+        self._check_endpoint(self._last_frame_end)
+
+    def _new_transcriber(self, turn_id: int):
+        from voice.asr import StreamingConfig, StreamingTranscriber
+
+        return StreamingTranscriber(
+            self.runtime.recognizer,
+            turn_id=turn_id,
+            executor=self._asr_executor,
+            config=StreamingConfig(partial_interval_ms=self.config.partial_interval_ms),
+            on_partial=lambda p, tid=turn_id: self._on_partial(tid, p),
+            audio_start=self._seg.audio_start,
+            clock=self.clock,
+        )
+
+    def _on_speech_started(self, ev: SpeechStarted) -> None:
+        state = self._sm.state
+        agent_talking = self._reply is not None and not self._reply.cancelled
+        overlap = agent_talking and state in (S.AGENT_SPEAKING, S.ESCALATED)
+        if state is S.THINKING and self._pending is not None:
+            # The patient went on after the endpoint, before any audio: drop that reply.
+            self._abandon(self._pending)
+            self._pending = None
+        self._turn = _Turn(ev.turn_id, ev.t, overlap, self._new_transcriber(ev.turn_id))
+        self._mark(ev.turn_id, "speech_start", ev.t)
+        self._put(ev)
+        if overlap:
+            self.stats.overlaps += 1
+            self._barge.reset()
+        else:
+            self._set_state(S.USER_SPEAKING, "speech_started", turn_id=ev.turn_id)
+
+    def _on_speech_paused(self, ev: SpeechPaused) -> None:
+        turn = self._turn
+        self._put(ev)
+        if turn is None or turn.ended:
+            return
+        turn.epoch += 1
+        if self._script_due is not None and not turn.overlap:
+            self._end_of_turn(turn, "escalation")
+            return
+        # Final-quality decode of the turn so far: the endpoint policy needs fresh words, an
+        # overlapping burst needs judging, and with speculation it is the final pass itself.
+        turn.pause_epoch = turn.epoch
+        turn.pause_result = None
+        turn.pause_started = self.clock()
+        turn.pause_decode = self._spawn(self._pause_decode(turn, turn.epoch), "asr_final")
+
+    def _on_speech_resumed(self, ev: SpeechResumed) -> None:
+        turn = self._turn
+        self._put(ev)
+        if turn is None or turn.ended:
+            return
+        turn.epoch += 1
+        self._cancel_speculation(turn)
+
+    def _cancel_speculation(self, turn: _Turn) -> None:
+        if turn.spec_task is not None:
+            turn.spec_task.cancel()
+            turn.spec_task = None
+        if turn.spec is not None:
+            if turn.spec.reply is not None:
+                turn.spec.reply.cancel()  # never opened: not a sound of it was sent
+                self.stats.speculations_discarded += 1
+            turn.spec = None
+
+    def _drop_turn_work(self, turn: _Turn) -> None:
+        self._cancel_speculation(turn)
+        if turn.pause_decode is not None:
+            turn.pause_decode.cancel()
+        turn.transcriber.close()
+
+    # --- ASR results ----------------------------------------------------------------------
+
+    def _on_partial(self, turn_id: int, partial: PartialTranscript) -> None:
+        turn = self._turn
+        if turn is None or turn.turn_id != turn_id or turn.ended or self._ended:
+            return
+        turn.latest_partial = partial.text
+        if turn.overlap:
+            # Over the agent only the barge-in gate sees it (a backchannel is not a turn).
+            # A one-word partial of a cut-off burst is often a hallucination ("Mm-h..." ->
+            # "And"), and once the burst has paused the decode of all of it is on its way:
+            # so only partials of two or more words, while still speaking, count as words.
+            heard = self._reliable_words(partial.text, partial.avg_logprob, partial.no_speech_prob)
+            if self._seg.state == SpeechSegmenter.SPEAKING and len(words_of(heard)) >= 2:
+                if self._barge.update(voiced_ms=self._seg.voiced_ms, partial_text=heard):
+                    self._interrupt(turn, self._barge.reason or "words")
+            return
+        self.stats.partials += 1
+        self._put(partial)
+        self._tel(turn_id).observe_partial(partial.avg_logprob)
+        if not partial.text.strip():
+            return
+        assessment = self.policy.observe_partial(partial.text)
+        self._assessment(turn_id, assessment, on_partial=True)
+
+    async def _pause_decode(self, turn: _Turn, epoch: int) -> None:
+        result = await turn.transcriber.speculative_final()
+        if turn.ended or self._turn is not turn:
+            return
+        if turn.overlap:
+            # Over the agent, words are words even if the patient has gone on since.
+            heard = self._reliable_words(result.text, result.avg_logprob, result.no_speech_prob)
+            if self._barge.update(voiced_ms=self._seg.voiced_ms, partial_text=heard):
+                self._interrupt(turn, self._barge.reason or "words")
+            elif self._seg.state == SpeechSegmenter.PAUSED:
+                # Listener noise over the agent ("uh-huh", a cough): the agent goes on.
+                self.stats.backchannels_ignored += 1
+                self._close_burst(turn)
+                return
+            if turn.overlap:
+                return  # still talking over the agent: the next pause / partial decides
+        if turn.epoch != epoch:
+            return  # the patient went on: a newer decode counts
+        turn.pause_result = result
+        turn.pause_done = self.clock()
+        if not words_of(result.text):
+            self.stats.noise_turns += 1
+            self._close_burst(turn)
+            self._set_state(S.LISTENING, "no_words", turn_id=turn.turn_id)
+            return
+        if self.config.speculation and turn.spec is None and not self._escalated:
+            self._speculate(turn, epoch, result)  # before the endpoint check: it may end the turn now
+        self._check_endpoint(self._last_frame_end)
+
+    def _reliable_words(self, text: str, avg_logprob: float, no_speech_prob: float) -> str:
+        """What the barge-in gate may treat as words. Whisper "transcribes" hums and coughs
+        with made-up words at low confidence ("Mm." -> "in the", lp -2.4; a cough -> "You",
+        no-speech 0.77), while real short interruptions ("Stop.", "No, wait.") decode at
+        lp > -0.5: below the floor, the burst counts as no words (like a cough)."""
+        cfg = self.config
+        if avg_logprob < cfg.barge_in_min_logprob or no_speech_prob > cfg.barge_in_max_no_speech:
+            return ""
+        return text
+
+    def _close_burst(self, turn: _Turn) -> None:
+        self._seg.end_turn()
+        turn.ended = True
+        turn.transcriber.close()
+        self._telemetry.pop(turn.turn_id, None)
+        if self._turn is turn:
+            self._turn = None
+
+    # --- end of turn ----------------------------------------------------------------------
+
+    def _check_endpoint(self, now: float) -> None:
+        turn = self._turn
+        if turn is None or turn.ended or turn.overlap:
+            return
+        fresh = turn.pause_result if turn.pause_epoch == turn.epoch else None
+        decision = self._endpoint.decide(
+            silence_ms=self._seg.silence_ms(now),
+            transcript=None if fresh is None else fresh.text,
+            turn_ms=self._seg.turn_ms(now),
+        )
+        if decision.end:
+            self._end_of_turn(turn, decision.reason)
+
+    def _end_of_turn(self, turn: _Turn, reason: str) -> None:
+        turn.ended = True
+        audio = self._seg.end_turn()
+        now = self.clock()
+        speech_end = audio.speech_end if audio is not None else now
+        self.stats.turns += 1
+        self._put(EndOfTurn(turn.turn_id, now, speech_end, reason))
+        self._mark(turn.turn_id, "speech_end", speech_end)
+        self._mark(turn.turn_id, "endpoint", now)
+        for anomaly in self._acoustic.end_turn(t=now, turn_id=turn.turn_id):
+            self._tel(turn.turn_id).anomalies.append(anomaly.kind)
+            self._put(anomaly)
+        self._set_state(S.THINKING, f"end_of_turn:{reason}", turn_id=turn.turn_id)
+        if self._turn is turn:
+            self._turn = None
+        fresh = turn.pause_epoch == turn.epoch
+        spec = turn.spec if (turn.spec is not None and turn.spec.epoch == turn.epoch) else None
+
+        if self._script_due is not None:
+            # Escalated on a partial: the fixed emergency script goes out now, verbatim.
+            self._cancel_speculation(turn)
+            self._open(self._make_reply(turn.turn_id, self._take_script(), None, None))
+            self._spawn(self._commit_final(turn, fresh, prompt_box=None), "policy")
+            return
+
+        if spec is not None and spec.reply is not None:
+            # Speculation confirmed by the endpoint: commit the same words to the real
+            # policy; if it asks what the copy asked, the pre-made reply goes out now.
+            self._mark(turn.turn_id, "asr_start", turn.pause_started or now)
+            prompt = self._commit_transcript(turn, spec.transcript, spec.decoded_at)
+            if prompt is not None and _same_prompt(prompt, spec.prompt):
+                self.stats.speculations_used += 1
+                self._tel(turn.turn_id).speculative = True
+                self._open(spec.reply)
+                return
+            spec.reply.cancel()
+            turn.spec = None
+            self.stats.speculations_discarded += 1
+            self._reply_for(turn, prompt, spec.transcript.text)
+            return
+
+        # Not speculated (or not ready yet): the acknowledgement starts now (response onset)
+        # while the final transcript, the policy and the generation catch up behind it.
+        self._cancel_speculation(turn)
+        prompt_box: asyncio.Future = asyncio.get_running_loop().create_future()
+        reply = self._make_reply(
+            turn.turn_id, _StaticPrompt("acknowledgement", "", False), next(self._acks), None,
+            deferred=prompt_box,
+        )  # fmt: skip
+        self._open(reply)
+        self._spawn(self._commit_final(turn, fresh, prompt_box=prompt_box), "policy")
+
+    def _reply_for(self, turn: _Turn, prompt, said: str) -> None:
+        if prompt is None or not prompt.text.strip():
+            self._no_reply(turn.turn_id)
+            return
+        self._open(self._make_reply(turn.turn_id, prompt, self._ack_for(prompt), said))
+
+    def _no_reply(self, turn_id: int) -> None:
+        self._set_state(S.LISTENING, "no_reply", turn_id=turn_id)
+        tel = self._telemetry.pop(turn_id, None)
+        if tel is not None:
+            self._put(tel.finish(self.clock()))
+
+    async def _commit_final(self, turn: _Turn, use_pause_decode: bool, *, prompt_box) -> None:
+        result: Transcription | None = None
+        try:
+            t0 = self.clock()
+            decoded_at = t0
+            if use_pause_decode and self.config.speculation and turn.pause_decode is not None:
+                await asyncio.wait([turn.pause_decode])
+                result = turn.pause_result
+                decoded_at = turn.pause_done or self.clock()
+                self._mark(turn.turn_id, "asr_start", turn.pause_started or t0)
+            if result is None:
+                # The final pass after the endpoint (speculation off, or nothing usable yet).
+                self._mark(turn.turn_id, "asr_start", t0, overwrite=True)
+                result = await self._compute.run(
+                    self.runtime.recognizer.transcribe, turn.transcriber.audio.copy()
+                )
+                decoded_at = self.clock()
+            prompt = self._commit_transcript(turn, result, decoded_at)
+        except BaseException:
+            if prompt_box is not None and not prompt_box.done():
+                prompt_box.set_result(None)
+            raise
+        if prompt_box is not None and not prompt_box.done():
+            prompt_box.set_result((prompt, result.text))
+
+    def _commit_transcript(self, turn: _Turn, result: Transcription, decoded_at: float) -> Prompt | None:
+        """FinalTranscript → policy.observe_final → assessment/escalation → next prompt."""
+        turn.transcriber.close()
+        self._mark(turn.turn_id, "asr_final", decoded_at)
+        tel = self._tel(turn.turn_id)
+        self._put(
+            FinalTranscript(
+                turn.turn_id, result.text, result.avg_logprob, result.no_speech_prob,
+                tel.marks.get("speech_start", turn.speech_start), tel.marks.get("speech_end", decoded_at),
+                decoded_at,
+            )
+        )  # fmt: skip
+        if not words_of(result.text):
+            return None
+        self._history.append(("patient", result.text))
+        assessment = self.policy.observe_final(result.text)
+        self._assessment(turn.turn_id, assessment, on_partial=False)
+        if self._script_due is not None:
+            # Escalated on this final: the script is the reply.
+            script, self._script_due = self._script_due, None
+            return script
+        return self.policy.next_prompt()
+
+    def _assessment(self, turn_id: int, assessment, *, on_partial: bool) -> None:
+        detail = _to_dict(assessment)
+        self._put(
+            AssessmentUpdated(
+                turn_id, getattr(assessment, "level", None), getattr(assessment, "disposition", None),
+                bool(getattr(assessment, "escalate", False)), tuple(detail.get("reasons", ()) or ()),
+                on_partial, self.clock(), detail,
+            )
+        )  # fmt: skip
+        if getattr(assessment, "escalate", False) and not self._escalated:
+            self._escalate(turn_id, assessment, detail, on_partial)
+
+    def _escalate(self, turn_id: int, assessment, detail: dict, on_partial: bool) -> None:
+        self._escalated = True
+        self.stats.escalations += 1
+        script = _emergency_prompt(self.policy, assessment, detail)
+        if script is None:
+            self._put(
+                PipelineError(
+                    "policy", "no_emergency_script", "escalated without a fixed script", self.clock()
+                )
+            )
+            script = _StaticPrompt("emergency", EMERGENCY_FALLBACK, True)
+        self._put(
+            EscalationRaised(
+                turn_id, int(getattr(assessment, "level", None) or 1),
+                str(getattr(assessment, "disposition", None) or "emergency"),
+                tuple(getattr(script, "rule_ids", ()) or detail.get("rule_ids", ()) or ()),
+                tuple(detail.get("reasons", ()) or ()), script.text, on_partial, self.clock(),
+            )
+        )  # fmt: skip
+        # Whatever else was being prepared is moot now (on a final, the reply waiting for
+        # this very transcript carries the script instead).
+        turn = self._turn
+        if turn is not None:
+            self._cancel_speculation(turn)
+        if on_partial and self._pending is not None:
+            self._abandon(self._pending)
+            self._pending = None
+        self._set_state(S.ESCALATED, "escalation_partial" if on_partial else "escalation", turn_id=turn_id)
+        self._script_due = script
+        if (
+            turn is not None
+            and not turn.ended
+            and self._seg.state == SpeechSegmenter.PAUSED
+            and not turn.overlap
+        ):
+            self._end_of_turn(turn, "escalation")  # the patient has stopped: speak now
+        elif turn is None and self._reply is None and on_partial:
+            self._open(self._make_reply(turn_id, self._take_script(), None, None))
+
+    def _take_script(self):
+        """The script about to be spoken. Asking the policy for it now also tells the policy
+        it is being spoken (the rules latch the escalation then); if the policy no longer
+        offers a fixed script (the partial was revised away), the one raised is spoken."""
+        script, self._script_due = self._script_due, None
+        try:
+            now = self.policy.next_prompt()
+        except Exception:
+            log.exception("policy.next_prompt failed while escalating")
+            now = None
+        if now is not None and getattr(now, "fixed", False) and now.kind == getattr(script, "kind", None):
+            return now
+        return script
+
+    # --- speculation ----------------------------------------------------------------------
+
+    def _speculate(self, turn: _Turn, epoch: int, result: Transcription) -> None:
+        """Policy on a copy + reply generation + synthesis, all behind a closed gate."""
+        if not words_of(result.text):
+            return
+        try:
+            shadow = _fork(self.policy)
+            assessment = shadow.observe_final(result.text)
+            if getattr(assessment, "escalate", False):
+                return  # escalation is never speculative: the real policy raises it at the endpoint
+            prompt = shadow.next_prompt()
+        except Exception:  # speculation is an optimisation: the confirmed path still works
+            log.exception("speculative policy step failed")
+            return
+        if prompt is None or not prompt.text.strip():
+            return
+        self.stats.speculations += 1
+        reply = self._make_reply(turn.turn_id, prompt, self._ack_for(prompt), result.text, speculative=True)
+        turn.spec = _Speculation(epoch, result, turn.pause_done or self.clock(), prompt, assessment, reply)
+
+    # --- replies --------------------------------------------------------------------------
+
+    def _ack_for(self, prompt) -> str | None:
+        return None if getattr(prompt, "fixed", False) else next(self._acks)
+
+    def _make_reply(
+        self,
+        turn_id: int,
+        prompt,
+        ack: str | None,
+        said: str | None,
+        *,
+        speculative: bool = False,
+        deferred: asyncio.Future | None = None,
+    ) -> Reply:
+        """A reply speaking ``ack`` (cached) then ``prompt``: verbatim when fixed (or when
+        there is no LLM), else through the guardrail. ``deferred``: the prompt and the
+        patient's words arrive later through that future (ack first, answer after)."""
+        ctx = ReplyContext()
+        holder: list[Reply] = []
+
+        async def clauses() -> AsyncIterator[ClauseItem]:
+            if ack:
+                yield ClauseItem(ack, "cached", "ack", False)
+            p, heard = prompt, said
+            if deferred is not None:
+                got = await deferred
+                if got is None:
+                    return
+                p, heard = got
+                if p is None or not p.text.strip():
+                    return
+                if holder:
+                    holder[0].kind, holder[0].required_text = p.kind, p.text
+            if getattr(p, "fixed", False) or self.runtime.generator is None or heard is None:
+                for i, text in enumerate(split_clauses(p.text)):
+                    source = "cached" if text in self.runtime.phrases else "script"
+                    yield ClauseItem(text, source, "script", i == 0)
+                return
+            async for item in self._llm_clauses(p, heard, ctx):
+                yield item
+
+        reply = Reply(
+            turn_id=turn_id,
+            kind=getattr(prompt, "kind", "reply"),
+            required_text=getattr(prompt, "text", ""),
+            source=clauses(),
+            speaker=self._speaker,
+            put=self._put,
+            clock=self.clock,
+            speculative=speculative,
+            context=ctx,
+            on_clause=self._on_clause,
+            on_render=self._on_render,
+        )
+        holder.append(reply)
+        return reply.start()
+
+    async def _llm_clauses(self, prompt, said: str, ctx: ReplyContext) -> AsyncIterator[ClauseItem]:
+        from voice.llm.guardrail import GuardedReply, GuardrailConfig
+
+        guarded = GuardedReply(
+            prompt,
+            said,
+            self.runtime.generator,
+            config=GuardrailConfig(
+                max_tokens=self.config.llm_max_tokens, temperature=self.config.llm_temperature
+            ),
+        )
+        ctx.guarded = guarded
+        t0 = self.clock()
+        ctx.marks["llm_start"] = t0
+        first_required = True
+        try:
+            async for clause in guarded:
+                if "first_clause" not in ctx.marks:
+                    ctx.marks["first_clause"] = self.clock()
+                if guarded.ttft_ms is not None:
+                    ctx.marks.setdefault("llm_first_token", t0 + guarded.ttft_ms / 1000.0)
+                carries = clause.role == "required" and first_required
+                if carries:
+                    first_required = False
+                yield ClauseItem(clause.text, clause.source, clause.role, carries)
+        finally:
+            if guarded.ttft_ms is not None:
+                ctx.marks.setdefault("llm_first_token", t0 + guarded.ttft_ms / 1000.0)
+            if guarded.fallback_used:
+                ctx.fallback_used = True
+
+    def _open(self, reply: Reply) -> None:
+        """Make ``reply`` the turn's reply: give it an id and let its audio out."""
+        reply_id = next(self._reply_ids)
+        reply.open(reply_id)
+        self._open_replies[reply_id] = reply
+        self.stats.replies += 1
+        self._pending = reply
+        self._put(AgentReplyStarted(reply_id, reply.turn_id, reply.kind, reply.required_text, self.clock()))
+        self._spawn(self._play(reply), "reply")
+
+    def _on_clause(self, reply: Reply, item: ClauseItem) -> None:
+        """Called just before a clause's AgentText is queued (gate open)."""
+        if reply.cancelled:
+            return
+        if self._pending is reply:
+            self._pending = None
+            self._reply = reply
+            self._set_state(S.AGENT_SPEAKING, "reply", turn_id=reply.turn_id)
+        if item.carries_prompt and reply.ctx.answer_index < 0:
+            reply.ctx.answer_index = reply.items_sent - 1
+        for name, t in reply.ctx.marks.items():
+            self._mark(reply.turn_id, name, t)
+
+    def _on_render(self, reply: Reply, item: ClauseItem, t0: float, t1: float, cached: bool) -> None:
+        if item.carries_prompt:
+            reply.ctx.marks.setdefault("tts_start", t0)
+            reply.ctx.marks.setdefault("tts_first_audio", t1)
+
+    async def _play(self, reply: Reply) -> None:
+        """Wait for the reply to be sent and played out, then close it."""
+        completed = await reply.finished
+        if not completed or reply.cancelled:
+            return  # cancelled: the interrupt / escalation path reports it
+        for name, t in reply.ctx.marks.items():  # timings that came after the last clause
+            self._mark(reply.turn_id, name, t)
+        if reply.error is not None:
+            self._put(
+                PipelineError("reply", type(reply.error).__name__, str(reply.error)[:200], self.clock())
+            )
+        if self._pending is reply:  # produced no audio at all
+            self._pending = None
+            self._reply = reply
+        await self._outbox.drain()
+        ev = self._played_event.setdefault(reply.reply_id, asyncio.Event())
+        while not reply.cancelled:
+            played = self._played.get(reply.reply_id, 0.0)
+            if played >= reply.timeline.sent_ms - 1.0:
+                break
+            remaining = self._playback_end - self.clock()
+            if remaining <= 0:
+                break
+            ev.clear()
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                break
+        if reply.cancelled:
+            return
+        self._finish_reply(reply, interrupted=False, text=reply.timeline.text_sent())
+
+    def _abandon(self, reply: Reply) -> None:
+        """Cancel an opened reply that has not been heard yet (no audio sent)."""
+        reply.cancel()
+        if reply.reply_id in self._open_replies:
+            self._finish_reply(reply, interrupted=True, text="", final=True)
+
+    def _finish_reply(self, reply: Reply, *, interrupted: bool, text: str, final: bool = False) -> None:
+        if self._open_replies.pop(reply.reply_id, None) is None:
+            return  # already reported
+        now = self.clock()
+        self._put(
+            AgentReplyFinished(reply.reply_id, reply.turn_id, text, interrupted, reply.fallback_used, now)
+        )
+        if text:
+            self._history.append(("agent", text))
+        self._played_event.pop(reply.reply_id, None)
+        self._played_at.pop(reply.reply_id, None)
+        self._played.pop(reply.reply_id, None)
+        if self._reply is reply:
+            self._reply = None
+        if reply.turn_id in self._telemetry or reply.turn_id == 0:
+            tel = self._telemetry.pop(reply.turn_id, None) or self._tel(reply.turn_id)
+            self._telemetry.pop(reply.turn_id, None)
+            tel.interrupted = tel.interrupted or interrupted
+            tel.fallback_used = reply.fallback_used
+            self._put(tel.finish(now))
+        if interrupted or final:
+            return
+        turn = self._turn
+        if turn is not None and turn.overlap and not turn.ended:
+            # The patient was already talking as the agent finished: that is their turn now.
+            turn.overlap = False
+            self._set_state(S.LISTENING, "reply_done", turn_id=reply.turn_id)
+            self._set_state(S.USER_SPEAKING, "speech_continues", turn_id=turn.turn_id)
+            if self._seg.state == SpeechSegmenter.PAUSED and turn.pause_result is not None:
+                self._check_endpoint(self._last_frame_end)
+        else:
+            self._set_state(S.LISTENING, "reply_done", turn_id=reply.turn_id)
+
+    # --- barge-in -------------------------------------------------------------------------
+
+    def _interrupt(self, turn: _Turn, reason: str) -> None:
+        reply = self._reply
+        if reply is None or reply.cancelled or turn.barge_in:
+            return
+        if not self.config.barge_in:
+            return
+        if reply.kind == "emergency" and not self.config.interrupt_emergency_script:
+            return
+        now = self.clock()
+        turn.barge_in = True
+        turn.overlap = False
+        self.stats.barge_ins += 1
+        self.stats.barge_in_reasons[reason] = self.stats.barge_in_reasons.get(reason, 0) + 1
+        reply.interrupted = True
+        reply.cancel()
+        self._playback_end = now  # the host flushes its audio queue
+        # Audio still queued for the host is dropped so the stop is not stuck behind it.
+        self._outbox.purge(lambda e: isinstance(e, AgentAudio | AgentText) and e.reply_id == reply.reply_id)
+        self._put(AgentInterrupted(reply.reply_id, reply.turn_id, turn.speech_start, now))
+        self._mark(turn.turn_id, "barge_in_onset", turn.speech_start)
+        self._mark(turn.turn_id, "interrupted", now)
+        self._tel(reply.turn_id).interrupted = True
+        self._set_state(S.INTERRUPTED, f"barge_in:{reason}", turn_id=turn.turn_id)
+        self._set_state(S.USER_SPEAKING, "speech_continues", turn_id=turn.turn_id)
+        self._reply = None
+        self._spawn(self._finish_interrupted(reply, now), "reply")
+        # The burst is the patient's turn now; if it is already in a pause, judge its end.
+        if self._seg.state == SpeechSegmenter.PAUSED and turn.pause_result is not None:
+            self._check_endpoint(self._last_frame_end)
+
+    async def _finish_interrupted(self, reply: Reply, t_interrupt: float) -> None:
+        # Wait for the host's report sent *after* the interruption (an earlier one only
+        # said the audio queue ran dry while the reply was still being produced).
+        ev = self._played_event.setdefault(reply.reply_id, asyncio.Event())
+        deadline = t_interrupt + self.config.playback_report_timeout_ms / 1000.0
+        while self._played_at.get(reply.reply_id, -1.0) < t_interrupt:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                break
+            ev.clear()
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                break
+        if self._played_at.get(reply.reply_id, -1.0) >= t_interrupt:
+            played = self._played[reply.reply_id]
+        else:
+            played = self._estimate_played(reply, at=t_interrupt)
+        self._finish_reply(reply, interrupted=True, text=reply.timeline.text_played(played))
+
+    def _estimate_played(self, reply: Reply, at: float | None = None) -> float:
+        start = self._playback_start.get(reply.reply_id)
+        if start is None:
+            return 0.0
+        at = self.clock() if at is None else at
+        return max(0.0, min(reply.timeline.sent_ms, (at - start) * 1000.0))
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _to_dict(assessment) -> dict[str, Any]:
+    fn = getattr(assessment, "to_dict", None)
+    if callable(fn):
+        try:
+            return dict(fn())
+        except Exception:
+            log.exception("assessment.to_dict failed")
+    return {}
+
+
+def _same_prompt(a, b) -> bool:
+    return (getattr(a, "kind", None), getattr(a, "text", None), getattr(a, "fixed", None)) == (
+        getattr(b, "kind", None),
+        getattr(b, "text", None),
+        getattr(b, "fixed", None),
+    )
+
+
+def _fork(policy):
+    """A throw-away copy of the policy for speculation (the real one is only ever fed
+    confirmed finals). A policy may provide ``fork()``; otherwise a copy whose containers
+    are copied one level deep (what a policy mutates per utterance: lists of analyses,
+    dicts of flags), sharing immutable parts such as the rule set, with fresh locks."""
+    fork = getattr(policy, "fork", None)
+    if callable(fork):
+        return fork()
+    clone = copy.copy(policy)
+    for name, value in vars(policy).items():
+        if isinstance(value, list | dict | set):
+            setattr(clone, name, copy.copy(value))
+        elif isinstance(value, _LOCK_TYPES):
+            setattr(clone, name, type(value)())
+    return clone
+
+
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+# Spoken only if a policy escalates without giving its own fixed script (a policy bug,
+# reported as PipelineError): silence would be the worst possible answer to an emergency.
+EMERGENCY_FALLBACK = "This may be an emergency. Please hang up and call 911 now."
+
+
+def _emergency_prompt(policy, assessment, detail: dict):
+    """The fixed script to speak on escalation: the assessment's next prompt, or the
+    policy's next prompt (the rules put the emergency script first once escalated)."""
+    for candidate in (getattr(assessment, "next_question", None), None):
+        prompt = candidate if candidate is not None else policy.next_prompt()
+        if prompt is not None and getattr(prompt, "fixed", False) and prompt.text.strip():
+            return prompt
+    return None
+
+
+__all__ = ["VoiceSession", "SessionStats", "StateChanged"]
