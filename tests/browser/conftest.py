@@ -35,7 +35,9 @@ def daphne_server(django_db_setup, django_db_blocker):
     }
     server = Daphne(env, "daphne.log")
     try:
-        server.wait_ready()
+        # Generous: with TRIAGE_PRELOAD_MODELS the models may load before the server answers,
+        # which takes minutes on a busy 2-core machine.
+        server.wait_ready(timeout=600)
         yield server
     finally:
         server.stop()
@@ -55,7 +57,7 @@ def warm_server(daphne_server, artifacts):
             page.open()
             page.consent()
             page.start()
-            page.wait_for("window.triage.connection && window.triage.connection.ready", timeout=240_000)
+            page.wait_for("window.triage.connection && window.triage.connection.ready", timeout=600_000)
             page.wait_for("window.triage.metrics.responses.length >= 1", timeout=120_000)
             page.end_call()
         finally:

@@ -20,6 +20,7 @@ Streaming: the worker thread pushes each decoded piece into a ``ThreadedTokenStr
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import concurrent.futures
 import logging
@@ -27,6 +28,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -109,6 +111,23 @@ class _Context:
         return bool(self._llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token))
 
 
+# Every generator, so the models are freed while the interpreter is still whole: llama-cpp-python's
+# own finaliser runs during interpreter teardown, finds its module globals gone and aborts the
+# process (exit 134), which would fail a test run that passed.
+_live_generators: weakref.WeakSet[LlamaCppGenerator] = weakref.WeakSet()
+
+
+@atexit.register
+def _free_models_at_exit() -> None:
+    for generator in list(_live_generators):
+        generator._executor.shutdown(wait=False, cancel_futures=True)
+        while not generator._contexts.empty():
+            try:
+                generator._contexts.get_nowait().llm.close()
+            except Exception:  # exiting anyway; never mask the real exit status
+                log.debug("closing a llama.cpp context at exit failed", exc_info=True)
+
+
 class LlamaCppGenerator:
     """``ReplyGenerator`` on llama.cpp. Thread-safe; share one instance between sessions."""
 
@@ -124,6 +143,7 @@ class LlamaCppGenerator:
         self._load_lock = threading.Lock()
         self._loaded = False
         self.load_s: float | None = None
+        _live_generators.add(self)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from voice.asr import WhisperRecognizer
-
         from voice.llm import build_generator
         from voice.provisioning import asr_model_dir, llm_gguf_path, piper_voice_paths
         from voice.tts import PiperSynthesizer
