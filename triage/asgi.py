@@ -19,3 +19,18 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+
+def _preload_models() -> None:
+    """Load the voice models in the background at start-up so the first call does not wait."""
+    import threading
+
+    from django.conf import settings
+
+    from triage.runtime import load_runtime_blocking
+
+    if settings.TRIAGE["PRELOAD_MODELS"]:
+        threading.Thread(target=load_runtime_blocking, name="preload-voice-models", daemon=True).start()
+
+
+_preload_models()
