@@ -266,6 +266,18 @@ class SessionCompute:
         """Run a blocking generator to completion in one job (e.g. one clause of synthesis)."""
         return await self.run(lambda: list(make_iter()))
 
+    def cancel_queued(self, match: Callable[[Callable[..., Any]], bool]) -> int:
+        """Cancel this session's queued (not yet running) jobs whose callable ``match``es:
+        work that became stale before it started (a pause decode once the patient resumed)."""
+        with self.pool._cv:
+            victims = [j for j in self._queue if match(j.fn)]
+            for job in victims:
+                self._queue.remove(job)
+        for job in victims:
+            if job.future.cancel():
+                self.pool.stats.cancelled += 1
+        return len(victims)
+
     def executor(self, classify: Callable[[Callable[..., Any]], str | None]) -> SessionExecutor:
         """A ``concurrent.futures.Executor`` view for code that takes an executor (the
         streaming transcriber): ``classify(fn)`` returns a skip key for skippable jobs, or

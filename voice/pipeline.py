@@ -445,6 +445,9 @@ class VoiceSession:
             return
         turn.epoch += 1
         self._cancel_speculation(turn)
+        if not turn.overlap:
+            # A pause decode still waiting for a worker is stale now: free the CPU for others.
+            self._compute.cancel_queued(_is_final_decode)
 
     def _cancel_speculation(self, turn: _Turn) -> None:
         if turn.spec_task is not None:
@@ -996,6 +999,12 @@ class VoiceSession:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _is_final_decode(fn) -> bool:
+    """A queued final-quality ASR call of the streaming transcriber (not a partial, not TTS)."""
+    kwargs = getattr(fn, "kwargs", None)
+    return isinstance(kwargs, dict) and hasattr(fn, "audio") and not kwargs.get("partial")
 
 
 def _to_dict(assessment) -> dict[str, Any]:

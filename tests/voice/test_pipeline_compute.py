@@ -143,3 +143,20 @@ async def test_stale_partial_is_dropped_at_pick_time():
         assert s.submit(lambda: "ok").result(10) == "ok"
     finally:
         pool.close()
+
+
+async def test_stale_queued_work_can_be_cancelled_by_kind(pool):
+    release, _ = _blocker(pool)
+    s = pool.session("s")
+
+    def final_decode():
+        return "final"
+
+    def synthesis():
+        return "audio"
+
+    stale = s.submit(final_decode)
+    keep = s.submit(synthesis)
+    assert s.cancel_queued(lambda fn: fn is final_decode) == 1
+    release.set()
+    assert stale.cancelled() and keep.result(10) == "audio"

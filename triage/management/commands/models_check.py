@@ -47,6 +47,7 @@ class Command(BaseCommand):
         def llm():
             gguf = llm_gguf_path(settings)
             generator = build_generator({"backend": "llama_cpp", "gguf_path": str(gguf)})
+            generator.warmup()  # loads the weights and evaluates the fixed prompt prefix
             return f"{generator.name} {gguf.name} ({gguf.stat().st_size / 1e6:.0f} MB)"
 
         check("ASR", asr)
