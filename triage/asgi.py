@@ -34,3 +34,15 @@ def _preload_models() -> None:
 
 
 _preload_models()
+
+
+def _start_inprocess_beat(app):
+    """Embedded mode has no beat process: run its schedule in this process (once per process;
+    management commands never import this module)."""
+    from triage import inprocess_beat
+
+    beat = inprocess_beat.start_if_enabled()
+    return app if beat is None else inprocess_beat.AttachLoop(app, beat)
+
+
+application = _start_inprocess_beat(application)

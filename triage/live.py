@@ -25,6 +25,7 @@ from clinical_rules import PatientContext, TriageInterview
 from voice import events as ev
 from voice.llm.chunker import split_clauses
 from voice.pipeline import VoiceSession
+from voice.tts import pcm_ms
 
 from . import metrics, services
 from .dashboard.control import TAKE_OVER_TEXT, call_group
@@ -115,7 +116,11 @@ class LiveCall:
         self._grace: asyncio.TimerHandle | None = None
         self._reply_started: dict[int, float] = {}
         self._reply_source: dict[int, str] = {}
+        # Per open reply: audio sent to the patient's socket, and the client's latest playback
+        # report; at the reply's end they become what Turn.played_ms records (see _played_for).
+        self._sent_ms: dict[int, float] = {}
         self._played_ms: dict[int, float] = {}
+        self._finished_played: dict[int, float | None] = {}
         self._speech_start: dict[int, float] = {}
         # Pipeline timestamps are monotonic; map them to wall-clock for storage.
         self._mono0 = time.monotonic()
@@ -202,7 +207,8 @@ class LiveCall:
             await self.voice.feed_audio(pcm)
 
     async def playback_report(self, reply_id: int, played_ms: float) -> None:
-        self._played_ms[reply_id] = played_ms
+        if reply_id in self._sent_ms:  # a late report for a finished reply changes nothing
+            self._played_ms[reply_id] = played_ms
         if self.voice is not None and not self.ended:
             await self.voice.playback_report(reply_id, played_ms)
 
@@ -238,6 +244,9 @@ class LiveCall:
             return
         if isinstance(event, ev.AgentAudio):
             if self._send_bytes is not None:
+                self._sent_ms[event.reply_id] = self._sent_ms.get(event.reply_id, 0.0) + pcm_ms(
+                    event.pcm, event.sample_rate
+                )
                 await self._send_bytes(audio_frame(event.reply_id, event.pcm))
             return
         metrics.observe(event)
@@ -247,8 +256,14 @@ class LiveCall:
             self._spawn(self._push_alert(event))
         elif isinstance(event, ev.AgentReplyStarted):
             self._current_reply = event.reply_id
-        elif isinstance(event, ev.AgentReplyFinished) and self._current_reply == event.reply_id:
-            self._current_reply = None
+        elif isinstance(event, ev.AgentInterrupted):
+            # The client answers the interrupt with what it played; earlier reports only said
+            # that its queue ran dry while the reply was still being produced.
+            self._played_ms.pop(event.reply_id, None)
+        elif isinstance(event, ev.AgentReplyFinished):
+            self._finished_played[event.reply_id] = self._played_for(event.reply_id, event.interrupted)
+            if self._current_reply == event.reply_id:
+                self._current_reply = None
         message = client_message(event)
         if message is not None and self._send_json is not None:
             try:
@@ -279,6 +294,21 @@ class LiveCall:
         """Wait until every event queued so far is stored (tests, benchmarks, shutdown)."""
         await self._writes.join()
 
+    def _played_for(self, reply_id: int, interrupted: bool) -> float | None:
+        """Milliseconds of a finished reply the patient heard (None: unknown).
+
+        A reply that played to the end played all the audio sent for it: the client's report
+        usually arrives after the pipeline has closed the reply (its playback estimate has no
+        allowance for network and buffering), so the report cannot be waited for. An
+        interrupted reply played what the client reported after the interrupt."""
+        sent = self._sent_ms.pop(reply_id, None)
+        reported = self._played_ms.pop(reply_id, None)
+        if not interrupted:
+            return round(sent, 1) if sent is not None else reported
+        if reported is None:
+            return None
+        return round(min(reported, sent), 1) if sent is not None else reported
+
     def _persist(self, event: ev.VoiceEvent) -> None:
         sid = self.session_id
         match event:
@@ -308,7 +338,7 @@ class LiveCall:
                     sid,
                     event,
                     source="fallback" if event.fallback_used else self._reply_source.pop(event.reply_id, ""),
-                    played_ms=self._played_ms.get(event.reply_id),
+                    played_ms=self._finished_played.pop(event.reply_id, None),
                     started=self.wall(started) if started is not None else None,
                     ended=self.wall(event.t),
                 )
@@ -443,6 +473,7 @@ class LiveCall:
         if in_flight is not None:
             self._muted.add(in_flight)
             self._cut_off = in_flight
+            self._played_ms.pop(in_flight, None)  # as after a barge-in: the next report counts
             if self._send_json is not None:
                 await self._send_json({"type": "interrupt", "reply_id": in_flight})
         if self._send_json is not None:
@@ -462,6 +493,7 @@ class LiveCall:
             return False
         # The reply cut off by the take-over is still recorded (interrupted); later ones never were heard.
         if isinstance(event, ev.AgentReplyFinished) and reply_id == self._cut_off:
+            self._finished_played[reply_id] = self._played_for(reply_id, True)
             self._writes.put_nowait(
                 ev.AgentReplyFinished(
                     event.reply_id, event.turn_id, event.text, True, event.fallback_used, event.t
@@ -490,10 +522,12 @@ class LiveCall:
         if self._send_json is not None:
             await self._send_json({"type": "agent_reply_start", "reply_id": reply_id, "kind": kind})
             await self._send_json({"type": "agent_text", "reply_id": reply_id, "clause": 0, "text": text})
-        if self._send_bytes is not None and pcm:
+        if self._send_bytes is not None and pcm and self.voice is not None:
+            self._sent_ms[reply_id] = pcm_ms(pcm, self.voice.config.output_sample_rate)
             step = 9600  # 200-300 ms per frame at the usual output rates
             for i in range(0, len(pcm), step):
                 await self._send_bytes(audio_frame(reply_id, pcm[i : i + step]))
         if self._send_json is not None:
             await self._send_json({"type": "agent_reply_end", "reply_id": reply_id, "interrupted": False})
+        self._finished_played[reply_id] = self._played_for(reply_id, False)
         self._writes.put_nowait(ev.AgentReplyFinished(reply_id, 0, text, False, False, time.monotonic()))

@@ -220,12 +220,19 @@ TRIAGE = {
     "ABANDON_CHECK_SECONDS": float(os.environ.get("TRIAGE_ABANDON_CHECK_SECONDS", "60")),
     "TELEMETRY_BUCKET_SECONDS": int(os.environ.get("TRIAGE_TELEMETRY_BUCKET_SECONDS", "300")),
     "TELEMETRY_RECOMPUTE_SECONDS": float(os.environ.get("TRIAGE_TELEMETRY_RECOMPUTE_SECONDS", "60")),
+    # An open dashboard socket re-checks its login this often (0: only on signals and messages),
+    # catching what sends no signal: an expired session, a bulk UPDATE of users.
+    "DASHBOARD_RECHECK_SECONDS": float(os.environ.get("TRIAGE_DASHBOARD_RECHECK_SECONDS", "60")),
+    # Run CELERY_BEAT_SCHEDULE in a thread of the ASGI process (triage/inprocess_beat.py). On by
+    # default when tasks run eagerly (embedded mode: no broker, so no beat process).
+    "INPROCESS_BEAT": env_bool("TRIAGE_INPROCESS_BEAT", CELERY_TASK_ALWAYS_EAGER),
 }
 
 # /metrics: a Prometheus bearer token, or a staff login (docs/metrics.md).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
-# Celery beat (run `celery -A triage beat`, or `worker -B` for one small host).
+# Celery beat (run `celery -A triage beat`, or `worker -B` for one small host). In embedded mode
+# the ASGI process runs this schedule itself (TRIAGE["INPROCESS_BEAT"]).
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "triage.sweep_outbox", "schedule": TRIAGE["OUTBOX_SWEEP_SECONDS"]},
     "close-abandoned-sessions": {

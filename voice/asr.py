@@ -1,11 +1,21 @@
 """Speech recognition with faster-whisper: a shared, thread-safe recognizer and a
 per-turn streaming transcriber (partials by local agreement, then a final pass).
 
-Whisper pads every input to 30 s, so one decode costs about the same for 1 s or 8 s of
-audio. Partials are therefore rationed: at most one every ``partial_interval_ms`` of new
-audio, never two in flight for the same turn (a due partial is skipped and counted while
-the CPU is behind), and once the turn is long only the audio after the committed words
-is decoded, with those words passed as the prompt, so decoder cost stays bounded.
+Whisper is trained on 30 s windows and faster-whisper pads every input to 30 s, so a decode
+of 2 s of speech costs as much as one of 30 s. By default (``window="fit"``) the recognizer
+encodes only the audio plus ``fit_pad_s`` of silence, rounded up to whole seconds and at least
+``fit_min_window_s``: about 4x
+less work per decode on a 2-core CPU at the same word error rate on our speech set
+(docs/voice-pipeline.md, "ASR window"). A fitted window loses Whisper's end-of-window cue and
+the decoder can loop ("Okay okay okay", or the sentence again from its start), so the token
+budget scales with the audio and a trailing repeat of the text's own beginning is cut
+(:func:`trim_trailing_repeat`). ``window="full"`` keeps faster-whisper's own 30 s path (long
+audio always takes it).
+
+Partials are also rationed: at most one every ``partial_interval_ms`` of new audio, never
+two in flight for the same turn (a due partial is skipped and counted while the CPU is
+behind), and once the turn is long only the audio after the committed words is decoded,
+with those words passed as the prompt, so decoder cost stays bounded.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ SAMPLE_RATE = 16000
 NO_WORDS_LOGPROB = -10.0  # avg_logprob reported when the decoder produced no tokens
 _MIN_DECODE_S = 0.1  # shorter audio is not worth a decode (Whisper hallucinates on it)
 _WINDOW_S = 30.0  # Whisper's fixed input window
+_FRAMES_PER_S = 100  # log-mel frames per second (hop 160 at 16 kHz)
 
 
 class WhisperRecognizer:
@@ -60,6 +71,10 @@ class WhisperRecognizer:
         num_workers: int = 1,
         language: str | None = "en",
         beam_size: int = 1,
+        window: str = "fit",
+        fit_pad_s: float = 2.0,
+        fit_min_window_s: float = 6.0,
+        fit_tokens_per_s: float = 8.0,
     ) -> None:
         from faster_whisper import WhisperModel  # heavy import: only when a model is loaded
 
@@ -77,6 +92,23 @@ class WhisperRecognizer:
         )
         # English-only checkpoints (*.en) accept nothing but "en".
         self.language = "en" if not self._model.model.is_multilingual else language
+        if window not in ("fit", "full"):
+            raise ValueError(f"window must be 'fit' or 'full', not {window!r}")
+        # A fitted window needs a known language (no detection pass on a short window).
+        self.window = window if self.language else "full"
+        self.fit_pad_s = fit_pad_s
+        self.fit_min_window_s = fit_min_window_s
+        self.fit_tokens_per_s = fit_tokens_per_s
+        self._tokenizer = None
+        if self.window == "fit":
+            from faster_whisper.tokenizer import Tokenizer
+
+            self._tokenizer = Tokenizer(
+                self._model.hf_tokenizer,
+                self._model.model.is_multilingual,
+                task="transcribe",
+                language=self.language,
+            )
 
     @classmethod
     def from_settings(cls, settings: ModelSettings | None = None, **kwargs) -> WhisperRecognizer:
@@ -105,10 +137,13 @@ class WhisperRecognizer:
         if audio.size < _MIN_DECODE_S * SAMPLE_RATE:
             return Transcription("", NO_WORDS_LOGPROB, 1.0, (), time.perf_counter() - started)
         want_words = bool(word_timestamps)
+        beam = 1 if partial else self.final_beam_size
+        if self.window == "fit" and audio.size / SAMPLE_RATE + self.fit_pad_s <= _WINDOW_S:
+            return self._transcribe_fitted(audio, prompt, beam, want_words, started)
         segments, _info = self._model.transcribe(
             audio,
             language=self.language,
-            beam_size=1 if partial else self.final_beam_size,
+            beam_size=beam,
             temperature=0.0,
             condition_on_previous_text=False,
             initial_prompt=prompt or None,
@@ -149,6 +184,86 @@ class WhisperRecognizer:
             duration_s=time.perf_counter() - started,
             word_probs=tuple(probs),
         )
+
+    def _transcribe_fitted(
+        self, audio: np.ndarray, prompt: str | None, beam: int, want_words: bool, started: float
+    ) -> Transcription:
+        """One greedy/beam decode over a window just long enough for ``audio``."""
+        model, tok = self._model, self._tokenizer
+        seconds = audio.size / SAMPLE_RATE
+        # Below ~6 s the decoder grows unsure of one-word answers ("Yes." at -1.4 log-prob).
+        window_s = min(_WINDOW_S, max(self.fit_min_window_s, float(np.ceil(seconds + self.fit_pad_s))))
+        # Pad the waveform (not the features) with silence, as Whisper's training data was.
+        padded = np.pad(audio, (0, int(window_s * SAMPLE_RATE) - audio.size))
+        features = model.feature_extractor(padded)[:, : int(window_s * _FRAMES_PER_S)]
+        encoded = model.encode(features)
+        previous = tok.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
+        prompt_tokens = model.get_prompt(tok, previous, without_timestamps=True)
+        budget = int(8 + self.fit_tokens_per_s * seconds)
+        result = model.model.generate(
+            encoded,
+            [prompt_tokens],
+            beam_size=beam,
+            max_length=min(model.max_length, len(prompt_tokens) + budget),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
+        words, word_tokens = tok.split_to_word_tokens(tokens) if tokens else ([], [])
+        keep = trim_trailing_repeat(words)
+        tokens = [t for wt in word_tokens[:keep] for t in wt]
+        text = tok.decode(tokens).strip()
+        avg_logprob = float(result.scores[0]) if tokens else NO_WORDS_LOGPROB
+        timed: list[tuple[str, float, float]] = []
+        probs: list[float] = []
+        trimmed = keep < len(words)
+        if (want_words or trimmed) and tokens:
+            aligned = model.find_alignment(tok, [tokens], encoded, int(seconds * _FRAMES_PER_S))[0]
+            for w in aligned:
+                word = w["word"].strip()
+                if timed and word and not any(c.isalnum() for c in word):
+                    # "." is its own item here; attach it to its word, as faster-whisper does
+                    prev = timed[-1]
+                    timed[-1] = (prev[0] + word, prev[1], float(w["end"]))
+                    continue
+                timed.append((word, float(w["start"]), float(w["end"])))
+                probs.append(float(w["probability"]))
+            if probs and trimmed:
+                # the score counted the cut-off loop too; use the kept words' own probabilities
+                avg_logprob = float(np.mean(np.log(np.clip(probs, 1e-6, 1.0))))
+        if not want_words:
+            timed, probs = [], []
+        return Transcription(
+            text=text,
+            avg_logprob=avg_logprob,
+            no_speech_prob=float(result.no_speech_prob),
+            words=tuple(timed),
+            duration_s=time.perf_counter() - started,
+            word_probs=tuple(probs),
+        )
+
+
+def trim_trailing_repeat(words: list[str], min_tail: int = 2) -> int:
+    """How many of ``words`` to keep when the text ends by starting itself over.
+
+    A decoder that misses the end of a fitted window repeats: "Okay okay okay", or
+    "I cut my finger while cooking. I cut my finger". The smallest period ``p`` for which
+    every word after the first ``p`` repeats the text from its start (ignoring case and
+    punctuation) is the real text. Tails shorter than ``min_tail`` words are kept unless
+    the period is one word, so "help me please help" survives. Punctuation-only items
+    (faster-whisper splits "." off as a word) are skipped when comparing.
+    """
+    content = [
+        (i, n) for i, w in enumerate(words) if (n := "".join(c for c in w.lower() if c.isalnum() or c == "'"))
+    ]
+    norm = [n for _, n in content]
+    for p in range(1, len(norm)):
+        tail = norm[p:]
+        if (len(tail) >= min_tail or p == 1) and all(w == norm[i % p] for i, w in enumerate(tail)):
+            return content[p][0]
+    return len(words)
 
 
 def _trailing_hallucination(seg) -> bool:

@@ -45,9 +45,13 @@ class PipelineConfig:
     asr_beam_size: int = 1  # final pass; partials are always greedy
     asr_cpu_threads: int = 2  # intra-op threads of one decode
     asr_num_workers: int = 1  # decodes that truly run in parallel (CTranslate2 workers)
-    # New speech between two partial decodes. A decode costs the same for any length (Whisper
-    # pads to 30 s) and the pause decode waits for one in flight: fewer partials, faster finals.
-    partial_interval_ms: int = 800
+    # "fit": encode only the audio + asr_fit_pad_s of silence (about 4x cheaper on CPU);
+    # "full": Whisper's 30 s window for every decode (voice.asr explains the trade).
+    asr_window: str = "fit"
+    asr_fit_pad_s: float = 2.0
+    # New speech between two partial decodes. The pause decode waits for a partial in
+    # flight, so this trades partial freshness (red flags seen sooner) against final delay.
+    partial_interval_ms: int = 400
     # LLM
     llm_backend: str = "llama_cpp"  # llama_cpp / vllm / none (guardrail's scripted text only)
     llm_max_tokens: int = 64

@@ -191,9 +191,11 @@ def _make_recognizer(cls, model_dir, config: PipelineConfig):
 
     params = inspect.signature(cls).parameters
     wanted = {
-        "final_beam_size": config.asr_beam_size,
+        "beam_size": config.asr_beam_size,
         "cpu_threads": config.asr_cpu_threads,
         "num_workers": config.asr_num_workers,
+        "window": config.asr_window,
+        "fit_pad_s": config.asr_fit_pad_s,
     }
     return cls(model_dir, **{k: v for k, v in wanted.items() if k in params})
 

@@ -9,12 +9,22 @@ cookie; and one patient's token only ever opens that patient's session.
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
-from tests.triage.clinician_support import make_admin, make_clinician, make_plain_user, ws_headers
+from tests.triage.clinician_support import (
+    ORIGIN,
+    make_admin,
+    make_clinician,
+    make_plain_user,
+    receive_until,
+    ws_headers,
+)
 from triage import services
 from triage.asgi import application
-from triage.models import TriageSession
+from triage.management.commands.ensure_demo_clinician import CLINICIAN_GROUP
+from triage.models import AuditEvent, ClinicianAction, TriageSession
 from voice import events as ev
 
 # HTTP checks run inside a test transaction; the socket checks need committed rows (the
@@ -159,3 +169,106 @@ def test_a_patient_token_opens_only_its_own_session(world):
     assert TriageSession.for_token(world["token_b"]).pk == world["b"].pk
     assert TriageSession.for_token(world["token_a"][:-1] + "x") is None
     assert TriageSession.for_token(str(world["a"].pk)) is None  # a session id is not a token
+
+
+# --- an open socket loses access -------------------------------------------------------------
+
+
+async def logged_in_socket(user) -> tuple[Client, WebsocketCommunicator]:
+    """A browser: a login session, and a dashboard socket opened with that session's cookie."""
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+    communicator = WebsocketCommunicator(application, "/ws/dashboard/", headers=[ORIGIN, cookie])
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    assert (await communicator.receive_json_from(timeout=10))["type"] == "snapshot"
+    return client, communicator
+
+
+async def assert_revoked(communicator, reason: str) -> None:
+    error = await receive_until(communicator, lambda m: m["type"] == "error", timeout=10)
+    assert error["code"] == "access_revoked" and error["reason"] == reason
+    assert await communicator.receive_output(timeout=10) == {"type": "websocket.close", "code": 4401}
+    await communicator.disconnect()  # the browser's side of the close
+
+
+def revoke(how: str, user, client: Client) -> None:
+    if how == "logout":
+        assert client.post("/accounts/logout/").status_code == 302
+    elif how == "removed_from_group":
+        user.groups.remove(Group.objects.get(name=CLINICIAN_GROUP))
+    elif how == "group_cleared":  # from the group's side, as the admin's group page does
+        Group.objects.get(name=CLINICIAN_GROUP).user_set.clear()
+    elif how == "group_deleted":
+        Group.objects.get(name=CLINICIAN_GROUP).delete()
+    elif how == "group_lost_permission":
+        Group.objects.get(name=CLINICIAN_GROUP).permissions.remove(
+            Permission.objects.get(codename="view_clinical_dashboard")
+        )
+    elif how == "deactivated":
+        user.is_active = False
+        user.save()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "how, reason, http_status",
+    [
+        ("logout", "signed_out", 401),
+        ("removed_from_group", "permission_removed", 403),
+        ("group_cleared", "permission_removed", 403),
+        ("group_deleted", "permission_removed", 403),
+        ("group_lost_permission", "permission_removed", 403),
+        ("deactivated", "signed_out", 401),
+    ],
+)
+async def test_open_socket_is_closed_when_access_is_revoked(how, reason, http_status, world):
+    user = world["users"]["clinician"]
+    client, communicator = await logged_in_socket(user)
+    # The same clinician in another browser: only a logout of *this* session spares it.
+    _, elsewhere = await logged_in_socket(user)
+
+    await database_sync_to_async(revoke)(how, user, client)
+    await assert_revoked(communicator, reason)
+    if how == "logout":
+        await elsewhere.send_json_to({"type": "refresh"})
+        assert (await elsewhere.receive_json_from(timeout=10))["type"] == "snapshot"
+        await elsewhere.disconnect()
+    else:
+        await assert_revoked(elsewhere, reason)
+
+    # What the stale page can still send is refused, and nothing reaches the audit trail.
+    @database_sync_to_async
+    def act_and_count():
+        before = AuditEvent.objects.filter(session=world["a"]).count()
+        codes = [
+            client.post(url, data, HTTP_ACCEPT="application/json").status_code for url, data in actions(world)
+        ]
+        return codes, AuditEvent.objects.filter(session=world["a"]).count() - before
+
+    codes, new_events = await act_and_count()
+    assert codes == [http_status] * 3 and new_events == 0
+    assert not await database_sync_to_async(ClinicianAction.objects.exists)()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_every_message_rechecks_access(world):
+    """A change that sends no signal (a bulk UPDATE) is caught by the next message."""
+    user = world["users"]["clinician"]
+    _, communicator = await logged_in_socket(user)
+    await database_sync_to_async(get_user_model().objects.filter(pk=user.pk).update)(is_active=False)
+    await communicator.send_json_to({"type": "refresh"})
+    error = await communicator.receive_json_from(timeout=10)  # no snapshot first
+    assert error["type"] == "error" and error["code"] == "access_revoked"
+    assert await communicator.receive_output(timeout=10) == {"type": "websocket.close", "code": 4401}
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_idle_socket_rechecks_access_periodically(world, settings):
+    settings.TRIAGE = {**settings.TRIAGE, "DASHBOARD_RECHECK_SECONDS": 0.1}
+    user = world["users"]["clinician"]
+    _, communicator = await logged_in_socket(user)
+    await database_sync_to_async(get_user_model().objects.filter(pk=user.pk).update)(is_active=False)
+    await assert_revoked(communicator, "signed_out")

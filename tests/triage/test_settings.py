@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import json, django; django.setup(); from django.conf import settings as s; "
     "print(json.dumps({'db': s.DATABASES['default']['ENGINE'], 'layer': s.CHANNEL_LAYERS['default']['BACKEND'], "
-    "'eager': s.CELERY_TASK_ALWAYS_EAGER, 'broker': s.CELERY_BROKER_URL, 'debug': s.DEBUG}))"
+    "'eager': s.CELERY_TASK_ALWAYS_EAGER, 'broker': s.CELERY_BROKER_URL, 'debug': s.DEBUG, "
+    "'inprocess_beat': s.TRIAGE['INPROCESS_BEAT']}))"
 )
 
 
@@ -19,7 +20,7 @@ def run(env_overrides: dict, *args: str, tmp_path=None) -> subprocess.CompletedP
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "SECRET_KEY"}
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "SECRET_KEY", "TRIAGE_INPROCESS_BEAT"}
     }
     env.update({"DJANGO_SETTINGS_MODULE": "triage.settings", **env_overrides})
     return subprocess.run(
@@ -34,6 +35,7 @@ def test_embedded_default_needs_no_services(tmp_path):
     assert config["db"].endswith("sqlite3")
     assert config["layer"].endswith("InMemoryChannelLayer")
     assert config["eager"] is True
+    assert config["inprocess_beat"] is True  # no beat process: the ASGI process runs the schedule
     assert (tmp_path).exists()
 
 
@@ -44,6 +46,7 @@ def test_redis_url_switches_on_channels_redis_and_a_celery_broker():
     config = json.loads(result.stdout)
     assert config["layer"] == "channels_redis.core.RedisChannelLayer"
     assert config["broker"] == "redis://127.0.0.1:6379/3" and config["eager"] is False
+    assert config["inprocess_beat"] is False  # celery beat runs the schedule
     assert config["db"] == "django.db.backends.postgresql"
 
 

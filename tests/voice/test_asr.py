@@ -9,7 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from voice.asr import LocalAgreement, StreamingConfig, StreamingTranscriber, WhisperRecognizer
+from voice.asr import (
+    LocalAgreement,
+    StreamingConfig,
+    StreamingTranscriber,
+    WhisperRecognizer,
+    trim_trailing_repeat,
+)
 from voice.endpointing import words_of
 
 pytestmark = pytest.mark.models
@@ -51,6 +57,43 @@ def test_final_transcript_matches_the_words(tiny_recognizer, speech16k):
     assert -0.5 < result.avg_logprob <= 0.0
     assert 0.0 <= result.no_speech_prob < 0.3
     assert result.duration_s > 0
+
+
+# Short answers and backchannels are where a fitted window used to loop ("Okay okay okay").
+FITTED_SET = (CHEST, "Okay.", "Yes.", "About three days ago.", "Wait, I have a question first.", LONG)
+
+
+def test_fitted_window_matches_the_full_window(tiny_recognizer, speech16k):
+    assert tiny_recognizer.window == "fit"
+    full = WhisperRecognizer(tiny_recognizer.model_dir, window="full", cpu_threads=2)
+    for text in FITTED_SET:
+        audio = speech16k(text)
+        fitted = tiny_recognizer.transcribe(audio)
+        assert words_of(fitted.text) == words_of(full.transcribe(audio).text) == words_of(text), text
+        assert fitted.avg_logprob > -1.0 and fitted.no_speech_prob < 0.5, (text, fitted)
+
+
+def test_fitted_window_word_items_carry_their_punctuation(tiny_recognizer, speech16k):
+    result = tiny_recognizer.transcribe(speech16k(CHEST), word_timestamps=True)
+    assert [w for w, _, _ in result.words][-1] == "morning."
+    assert len(result.word_probs) == len(result.words)
+    # the endpoint policy reads the last word's probability: a clear final word is sure
+    assert result.word_probs[-1] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("words", "kept"),
+    [
+        (["Okay", ".", " Okay", ".", " Okay"], 2),
+        (["Yeah", " yeah", " yeah", " yeah"], 1),
+        ("I cut my finger while cooking . I cut my finger".split(), 7),
+        ("help me please help".split(), 4),  # a one-word echo of the start is real speech
+        ("I think , I think my daughter has a fever".split(), 10),  # a repeat mid-sentence stays
+        ([], 0),
+    ],
+)
+def test_trim_trailing_repeat(words, kept):
+    assert trim_trailing_repeat(words) == kept
 
 
 def test_silence_and_noise_look_like_no_speech(tiny_recognizer):

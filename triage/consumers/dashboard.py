@@ -3,6 +3,12 @@
 Needs a Django login with ``triage.view_clinical_dashboard`` (close 4403 otherwise). Joins
 the channel group "dashboard", sends a snapshot of every open session, then:
 
+* ``dashboard.access_changed`` (group ``dashboard.user.<pk>``, from the signal handlers in
+  ``triage/dashboard/access.py``: logout, user deactivated, groups or permissions removed):
+  access is checked again from the session and, if it is gone, the socket closes with 4401.
+  The same check runs on every message the client sends and every
+  ``TRIAGE_DASHBOARD_RECHECK_SECONDS``, so a stale socket never gets data it may not see.
+
 * ``session.changed`` (from LiveCall's writer after each stored event, and from clinician
   actions): the row is re-read and pushed. Refreshes of one session are coalesced, and they
   run as tasks so a slow read never delays an alert behind it.
@@ -21,9 +27,10 @@ import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from triage import metrics
-from triage.dashboard import rows
+from triage.dashboard import access, rows
 from triage.dashboard.control import DASHBOARD_GROUP
 from triage.dashboard.permissions import can_view
 from triage.models import LatencySample
@@ -31,6 +38,8 @@ from triage.models import LatencySample
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+# The login lost access while the socket was open (logged out, deactivated, permission removed).
+CLOSE_ACCESS_REVOKED = 4401
 HOST = socket.gethostname()
 
 
@@ -75,23 +84,41 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         self.allowed = True
         self.username = user.get_username()
+        self.user_pk = user.pk
+        self.session_key: str | None = getattr(self.scope.get("session"), "session_key", None)
+        # Join the user's group before the dashboard's, so a revocation racing this connect
+        # is not missed (the re-check below then sees it).
+        await self.channel_layer.group_add(access.user_group(self.user_pk), self.channel_name)
         await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
+        if await self._revoke_if_lost():
+            return
         snapshot = await database_sync_to_async(rows.active_rows)()
         await self.send_json(
             {"type": "snapshot", "sessions": snapshot, "user": self.username, "t": time.time()}
         )
+        interval = float(settings.TRIAGE["DASHBOARD_RECHECK_SECONDS"])
+        if interval > 0:
+            self._spawn(self._recheck_every(interval))
 
     async def disconnect(self, code):
         if self.allowed:
-            await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
+            self.allowed = False
+            await self._leave_groups()
         for task in list(self._tasks):
             task.cancel()
+
+    async def _leave_groups(self) -> None:
+        await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
+        await self.channel_layer.group_discard(access.user_group(self.user_pk), self.channel_name)
 
     async def send_json(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message))
 
     async def receive(self, text_data=None, bytes_data=None):
         if not self.allowed or not text_data:
+            return
+        # Every message is checked against the login as it is now, not as it was at connect.
+        if await self._revoke_if_lost():
             return
         try:
             message = json.loads(text_data)
@@ -104,6 +131,54 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 {"type": "snapshot", "sessions": await database_sync_to_async(rows.active_rows)()}
             )
 
+    # --- access ---------------------------------------------------------------------------
+    async def _revoke_if_lost(self) -> bool:
+        """Check access afresh; if it is gone, close with 4401. Returns True when closed."""
+        if not self.allowed:
+            return True
+        reason = await database_sync_to_async(access.access_lost)(self.session_key, self.user_pk)
+        if reason is None:
+            return False
+        await self._revoke(reason)
+        return True
+
+    async def _revoke(self, reason: str) -> None:
+        if not self.allowed:
+            return
+        self.allowed = False  # from here on nothing more is sent but the close
+        await self._leave_groups()
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        await self.send_json(
+            {
+                "type": "error",
+                "code": "access_revoked",
+                "reason": reason,
+                "message": "Your dashboard access has ended: sign in again.",
+            }
+        )
+        await self.close(code=CLOSE_ACCESS_REVOKED)
+        logger.info("dashboard socket of user id %s closed: %s", self.user_pk, reason)
+
+    async def dashboard_access_changed(self, message: dict) -> None:
+        if not self.allowed:
+            return
+        if message.get("session_key") and message["session_key"] == self.session_key:
+            # This socket's own session was logged out; the store may not be flushed yet.
+            await self._revoke(access.SIGNED_OUT)
+        else:
+            await self._revoke_if_lost()
+
+    async def _recheck_every(self, interval: float) -> None:
+        """Backstop for what sends no signal: an expired session, a bulk UPDATE of users."""
+        while self.allowed:
+            await asyncio.sleep(interval)
+            try:
+                await self._revoke_if_lost()
+            except Exception:
+                logger.warning("dashboard access re-check failed", exc_info=True)
+
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -111,6 +186,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     # --- group messages -------------------------------------------------------------------
     async def escalation_raised(self, message: dict) -> None:
+        if not self.allowed:
+            return
         delay = alert_delay_seconds(message)
         alert = {
             "type": "alert",
@@ -136,6 +213,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 )
 
     async def session_changed(self, message: dict) -> None:
+        if not self.allowed:
+            return
         session_id = message["session_id"]
         if session_id in self._refreshing:
             self._refreshing[session_id] = True  # the running refresh will read again
@@ -148,7 +227,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             while True:
                 self._refreshing[session_id] = False
                 row = await database_sync_to_async(rows.fetch_row)(session_id)
-                if row is not None:
+                if row is not None and self.allowed:
                     await self.send_json({"type": "session", "session": row})
                 if not self._refreshing.get(session_id):
                     break

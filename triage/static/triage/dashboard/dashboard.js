@@ -297,6 +297,11 @@
         setConnection("error", "Not authorised: sign in again.");
         return;
       }
+      if (event.code === 4401) {
+        // Signed out, deactivated or no longer a clinician while the page was open.
+        setConnection("error", "Your dashboard access has ended: sign in again.");
+        return;
+      }
       setConnection("down", "Reconnecting…");
       retry = Math.min(retry + 1, 6);
       setTimeout(connect, 500 * 2 ** retry);
