@@ -151,8 +151,13 @@ def _analyse(rs: RuleSet, text: str) -> Analysis:
         for j, o in enumerate(positives):
             if j != i and o.key in overrides and o.start >= m.start and o.end <= m.end:
                 dropped.add(j)
-    positives = [m for i, m in enumerate(positives) if i not in dropped]
     negatives = [m for m in matches if m.negative]
+    # an explicit denial ("it doesn't go into my arm") outranks the positive reading of the
+    # same words ("go into my arm"); a separate positive mention elsewhere still counts
+    for i, m in enumerate(positives):
+        if any(n.key == m.key and n.start < m.end and m.start < n.end for n in negatives):
+            dropped.add(i)
+    positives = [m for i, m in enumerate(positives) if i not in dropped]
 
     spans = sorted({(m.start, m.end) for m in positives})
     ctx = rs.context(tokens, spans) if spans else []

@@ -99,6 +99,10 @@ def client_message(event: ev.VoiceEvent) -> dict[str, Any] | None:
             return {"type": "agent_reply_end", "reply_id": event.reply_id, "interrupted": event.interrupted}
         case ev.AgentInterrupted():
             return {"type": "interrupt", "reply_id": event.reply_id}
+        case ev.AgentPaused():
+            return {"type": "pause", "reply_id": event.reply_id}
+        case ev.AgentResumed():
+            return {"type": "resume", "reply_id": event.reply_id}
         case ev.PipelineError():
             return {"type": "error", "code": event.code, "message": event.message, "fatal": False}
     return None

@@ -124,6 +124,7 @@ class WhisperRecognizer:
         prompt: str | None = None,
         partial: bool = False,
         word_timestamps: bool | None = None,
+        full_window: bool = False,
     ) -> Transcription:
         """Blocking decode of float32 16 kHz mono audio.
 
@@ -138,7 +139,8 @@ class WhisperRecognizer:
             return Transcription("", NO_WORDS_LOGPROB, 1.0, (), time.perf_counter() - started)
         want_words = bool(word_timestamps)
         beam = 1 if partial else self.final_beam_size
-        if self.window == "fit" and audio.size / SAMPLE_RATE + self.fit_pad_s <= _WINDOW_S:
+        fit = self.window == "fit" and not full_window
+        if fit and audio.size / SAMPLE_RATE + self.fit_pad_s <= _WINDOW_S:
             return self._transcribe_fitted(audio, prompt, beam, want_words, started)
         segments, _info = self._model.transcribe(
             audio,
@@ -352,6 +354,10 @@ class StreamingConfig:
     max_window_s: float = 8.0  # beyond this, slide the window past the committed words
     hard_window_s: float = 24.0  # never decode more than this (Whisper's window is 30 s)
     final_prompt: str | None = None  # optional domain prompt for the final pass
+    # Decode with Whisper's full 30 s window. Speech over the agent is judged by the decode's
+    # confidence (a backchannel or a cough vs a real "Wait."), and that separation was
+    # calibrated on the full window; a fitted window is less sure of one-word bursts.
+    full_window: bool = False
 
 
 _default_executor: ThreadPoolExecutor | None = None
@@ -408,6 +414,8 @@ class StreamingTranscriber:
         self.latest: PartialTranscript | None = None
         self._rate = getattr(recognizer, "sample_rate", SAMPLE_RATE)
         self._partial_kwargs = {"partial": True} if getattr(recognizer, "supports_partial", False) else {}
+        if self._partial_kwargs and self.config.full_window:
+            self._partial_kwargs["full_window"] = True
         self._buf = np.zeros(self._rate * 8, dtype=np.float32)
         self._n = 0
         self._window_start = 0  # sample index where the partial window starts
@@ -531,6 +539,8 @@ class StreamingTranscriber:
         loop = asyncio.get_running_loop()
         # Word probabilities let the endpoint policy distrust a guessed last word.
         kwargs = {"word_timestamps": True} if self._partial_kwargs else {}
+        if self._partial_kwargs.get("full_window"):
+            kwargs["full_window"] = True
         call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, kwargs)
         fut = loop.run_in_executor(self.executor, call)
         self._speculative = (self._n, fut)
@@ -558,7 +568,8 @@ class StreamingTranscriber:
                 self.stats.final_reused = True
         if result is None:
             loop = asyncio.get_running_loop()
-            call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, {})
+            kwargs = {"full_window": True} if self._partial_kwargs.get("full_window") else {}
+            call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, kwargs)
             result = await loop.run_in_executor(self.executor, call)
         self.stats.final_decode_s = result.duration_s
         return FinalTranscript(

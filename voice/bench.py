@@ -39,8 +39,10 @@ from voice.config import PipelineConfig
 from voice.events import (
     AgentAudio,
     AgentInterrupted,
+    AgentPaused,
     AgentReplyFinished,
     AgentReplyStarted,
+    AgentResumed,
     SpeechStarted,
     TurnMetrics,
 )
@@ -212,40 +214,64 @@ async def overlap_trial(runtime, config, pcm: bytes, *, at_s: float, seed: int) 
     await session.end("bench_done")
     client.close()
     interrupted = next((e for e in client.of(AgentInterrupted) if e.reply_id == greeting.reply_id), None)
+    paused = next((e for e in client.of(AgentPaused) if e.reply_id == greeting.reply_id), None)
+    resumed = next((e for e in client.of(AgentResumed) if e.reply_id == greeting.reply_id), None)
     onset = next((e for e in client.of(SpeechStarted) if e.turn_id > 0), None)
-    out: dict[str, Any] = {"interrupted": interrupted is not None, "speech_detected": onset is not None}
-    if interrupted is not None and onset is not None:
-        out["stop_ms"] = round((interrupted.t - onset.t) * 1000, 1)
+    out: dict[str, Any] = {
+        "interrupted": interrupted is not None,
+        "paused": paused is not None,
+        "resumed": resumed is not None,
+        "speech_detected": onset is not None,
+    }
+    if onset is not None:
         out["detect_ms"] = round((onset.detected_t - onset.t) * 1000, 1)
+        # the stop signal is whichever came first: the hold (AgentPaused) or the cancel
+        first_stop = min((e.t for e in (paused, interrupted) if e is not None), default=None)
+        if first_stop is not None:
+            out["stop_ms"] = round((first_stop - onset.t) * 1000, 1)
+    if interrupted is not None and onset is not None:
+        out["cancel_ms"] = round((interrupted.t - onset.t) * 1000, 1)
         out["reasons"] = dict(session.stats.barge_in_reasons)
+    if resumed is not None:
+        out["held_ms"] = resumed.paused_ms
     return out
 
 
 async def barge_in_suite(runtime, base: PipelineConfig, speech, gates) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for label, min_ms in gates:
-        cfg = replace(base, barge_in_min_ms=min_ms)
-        stops, misses, false_hits, reasons = [], 0, [], {}
+    for label, overrides in gates:
+        cfg = replace(base, **overrides)
+        min_ms = cfg.barge_in_min_ms
+        stops, cancels, misses, false_hits, reasons = [], [], 0, [], {}
         for i, text in enumerate(INTERRUPTIONS):
             r = await overlap_trial(runtime, cfg, speech[text], at_s=0.8 + 0.1 * i, seed=10 + i)
             if r["interrupted"]:
                 stops.append(r["stop_ms"])
+                cancels.append(r["cancel_ms"])
                 for k, v in r.get("reasons", {}).items():
                     reasons[k] = reasons.get(k, 0) + v
             else:
                 misses += 1
         false_reasons: dict[str, int] = {}
+        held, resumed = [], 0
         for i, text in enumerate(BACKCHANNELS):
             r = await overlap_trial(runtime, cfg, speech[text], at_s=0.8 + 0.1 * i, seed=50 + i)
             false_hits.append(bool(r["interrupted"]))
+            if r["resumed"]:
+                resumed += 1
+                held.append(r["held_ms"])
             for k, v in r.get("reasons", {}).items():
                 false_reasons[k] = false_reasons.get(k, 0) + v
         results[label] = {
             "barge_in_min_ms": min_ms,
+            "barge_in_pause_ms": cfg.barge_in_pause_ms,
             "interruptions": len(INTERRUPTIONS),
             "missed_interruptions": misses,
-            "stop_ms": summarize(stops),
+            "stop_ms": summarize(stops),  # onset -> first stop signal (hold or cancel)
+            "cancel_ms": summarize(cancels),  # onset -> AgentInterrupted (reply cancelled)
             "stop_reasons": reasons,
+            "backchannel_resumed": resumed,  # held, then played on
+            "backchannel_held_ms": summarize(held),  # how long the agent was silent for them
             "backchannels": len(BACKCHANNELS),
             "false_interruptions": sum(false_hits),
             "false_interruption_rate": round(sum(false_hits) / len(false_hits), 3),
@@ -355,9 +381,9 @@ async def run_async(args) -> dict[str, Any]:
         result["concurrent"]["compute_pool"] = asdict(runtime.compute.stats)
         print(f"  {args.sessions} concurrent sessions: {len(conc)} turns", file=sys.stderr)
         # 3) barge-in and backchannels
-        gates = [("configured", base.barge_in_min_ms)]
-        if base.barge_in_min_ms != 150 and not args.quick:
-            gates.append(("fast_gate", 150))
+        gates = [("configured", {})]
+        if base.barge_in_pause_ms and not args.quick:
+            gates.append(("no_hold", {"barge_in_pause_ms": 0}))  # contrast: stop only on the cancel
         result["barge_in"] = await barge_in_suite(runtime, base, speech, gates)
         print("  barge-in trials done", file=sys.stderr)
     finally:
@@ -417,10 +443,12 @@ def print_table(r: dict[str, Any], out=sys.stdout) -> None:
     print(f"one-session event-loop lag p99 {r['single']['loop_lag_ms']['p99']} ms", file=out)
     for label, b in r["barge_in"].items():
         print(
-            f"-- barge-in, {label} gate ({b['barge_in_min_ms']} ms): stop p50 {b['stop_ms']['p50']} / "
-            f"p95 {b['stop_ms']['p95']} ms, missed {b['missed_interruptions']}/{b['interruptions']}, "
+            f"-- barge-in, {label} (hold at {b['barge_in_pause_ms']} ms, cancel gate {b['barge_in_min_ms']} ms): "
+            f"stop p50 {b['stop_ms']['p50']} / p95 {b['stop_ms']['p95']} ms, cancel p50 {b['cancel_ms']['p50']} ms, "
+            f"missed {b['missed_interruptions']}/{b['interruptions']}, "
             f"false interruptions {b['false_interruptions']}/{b['backchannels']} "
-            f"({b['false_interruption_items']})",
+            f"({b['false_interruption_items']}), backchannels held then resumed {b['backchannel_resumed']} "
+            f"(held p50 {b['backchannel_held_ms']['p50']} ms)",
             file=out,
         )
     for key in ("endpointing", "clinical_rules", "llm"):
@@ -452,10 +480,15 @@ def markdown(r: dict[str, Any]) -> str:
     for stage, st in c["stages_ms"].items():
         lines.append(f"| {c['sessions']} sessions: {stage} | {cell(st)} | {cell(st, 'p95')} | {st['n']} |")
     for label, b in r["barge_in"].items():
-        lines.append(
-            f"| barge-in stop, {label} gate ({b['barge_in_min_ms']} ms) | {cell(b['stop_ms'])} | "
-            f"{cell(b['stop_ms'], 'p95')} | {b['stop_ms']['n']} |"
-        )
+        for key, name in (
+            ("stop_ms", "stop signal"),
+            ("cancel_ms", "cancel"),
+            ("backchannel_held_ms", "backchannel hold"),
+        ):
+            lines.append(
+                f"| barge-in {name}, {label} (hold {b['barge_in_pause_ms']} ms) | {cell(b[key])} | "
+                f"{cell(b[key], 'p95')} | {b[key]['n']} |"
+            )
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ DEFAULT_BUDGETS_MS: dict[str, float] = {
     "tts_first_audio": 250.0,  # synthesis start -> first audio of a clause
     "response_onset": 400.0,  # end of speech -> first agent audio byte out
     "answer_onset": 800.0,  # end of speech -> first audio of the clause carrying the prompt
+    "barge_in_hold": 150.0,  # speech onset over the agent -> AgentPaused (playback held)
 }
 
 DEFAULT_ACKNOWLEDGEMENTS: tuple[str, ...] = ("Okay.", "I see.", "Thank you.", "Got it.")
@@ -59,6 +60,9 @@ class PipelineConfig:
     # behaviour
     speculation: bool = True  # final ASR + reply generation at the first pause
     barge_in: bool = True
+    # Voiced speech over the agent -> AgentPaused: the host holds playback at once, and
+    # resumes it if the burst turns out to be a backchannel (0: no hold, stop only on barge-in).
+    barge_in_pause_ms: int = 100
     barge_in_min_ms: int = 800  # voiced speech over the agent, no words heard yet -> barge-in
     barge_in_min_logprob: float = -0.6  # less confident decodes of overlapping speech are "no words"
     barge_in_max_no_speech: float = 0.6

@@ -173,6 +173,27 @@ class AgentInterrupted:
     t: float
 
 
+@dataclass(frozen=True, slots=True)
+class AgentPaused:
+    """Speech over the agent: the host must hold playback now (keep its buffer). Followed by
+    ``AgentResumed`` (it was a backchannel or noise) or ``AgentInterrupted`` (a real barge-in)."""
+
+    reply_id: int
+    turn_id: int
+    speech_onset: float
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResumed:
+    """The speech that paused the agent was a backchannel or noise: play on from where it held."""
+
+    reply_id: int
+    turn_id: int
+    paused_ms: float
+    t: float
+
+
 # --- observability --------------------------------------------------------------------
 
 
@@ -231,6 +252,8 @@ VoiceEvent = (
     | AgentAudio
     | AgentReplyFinished
     | AgentInterrupted
+    | AgentPaused
+    | AgentResumed
     | BudgetMissed
     | AcousticAnomaly
     | TurnMetrics

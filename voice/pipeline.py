@@ -38,8 +38,10 @@ from voice.endpointing import BargeInConfig, BargeInDetector, EndpointConfig, En
 from voice.events import (
     AgentAudio,
     AgentInterrupted,
+    AgentPaused,
     AgentReplyFinished,
     AgentReplyStarted,
+    AgentResumed,
     AgentText,
     AssessmentUpdated,
     EndOfTurn,
@@ -79,6 +81,8 @@ class SessionStats:
     backchannels_ignored: int = 0  # ... and were judged listener noise (agent went on)
     barge_ins: int = 0
     barge_in_reasons: dict[str, int] = field(default_factory=dict)
+    barge_in_pauses: int = 0  # the agent held for speech over it ...
+    barge_in_resumes: int = 0  # ... and played on (a backchannel or noise)
     speculations: int = 0  # speculative replies started
     speculations_used: int = 0
     speculations_discarded: int = 0
@@ -114,6 +118,7 @@ class _Turn:
     epoch: int = 0  # bumped at every pause and resume
     ended: bool = False
     barge_in: bool = False
+    held_reply: int | None = None  # the reply this burst paused (AgentPaused sent)
     pause_decode: asyncio.Task | None = None
     pause_epoch: int = -1
     pause_result: Transcription | None = None
@@ -183,6 +188,7 @@ class VoiceSession:
         self._pending: Reply | None = None  # reply of the current user turn, before its audio starts
         self._telemetry: dict[int, TurnTelemetry] = {}
         self._playback_end = 0.0  # session-clock estimate of when the host's playback ends
+        self._held_since: float | None = None  # playback held by AgentPaused since then
         self._playback_start: dict[int, float] = {}
         self._played: dict[int, float] = {}
         self._played_at: dict[int, float] = {}
@@ -388,18 +394,20 @@ class VoiceSession:
             # patient resumes: partial decodes of silence would only delay the pause decode.
             turn.transcriber.push(self._seg.take_new_audio())
         if turn.overlap and self._seg.state == SpeechSegmenter.SPEAKING:
+            if turn.held_reply is None and self._seg.voiced_ms >= self.config.barge_in_pause_ms > 0:
+                self._hold(turn)
             if self._barge.update(voiced_ms=self._seg.voiced_ms):
                 self._interrupt(turn, self._barge.reason or "duration")
         self._check_endpoint(self._last_frame_end)
 
-    def _new_transcriber(self, turn_id: int):
+    def _new_transcriber(self, turn_id: int, *, overlap: bool = False):
         from voice.asr import StreamingConfig, StreamingTranscriber
 
         return StreamingTranscriber(
             self.runtime.recognizer,
             turn_id=turn_id,
             executor=self._asr_executor,
-            config=StreamingConfig(partial_interval_ms=self.config.partial_interval_ms),
+            config=StreamingConfig(partial_interval_ms=self.config.partial_interval_ms, full_window=overlap),
             on_partial=lambda p, tid=turn_id: self._on_partial(tid, p),
             audio_start=self._seg.audio_start,
             clock=self.clock,
@@ -413,7 +421,7 @@ class VoiceSession:
             # The patient went on after the endpoint, before any audio: drop that reply.
             self._abandon(self._pending)
             self._pending = None
-        self._turn = _Turn(ev.turn_id, ev.t, overlap, self._new_transcriber(ev.turn_id))
+        self._turn = _Turn(ev.turn_id, ev.t, overlap, self._new_transcriber(ev.turn_id, overlap=overlap))
         self._mark(ev.turn_id, "speech_start", ev.t)
         self._put(ev)
         if overlap:
@@ -502,6 +510,7 @@ class VoiceSession:
             elif self._seg.state == SpeechSegmenter.PAUSED:
                 # Listener noise over the agent ("uh-huh", a cough): the agent goes on.
                 self.stats.backchannels_ignored += 1
+                self._release(turn)
                 self._close_burst(turn)
                 return
             if turn.overlap:
@@ -887,14 +896,17 @@ class VoiceSession:
             played = self._played.get(reply.reply_id, 0.0)
             if played >= reply.timeline.sent_ms - 1.0:
                 break
-            remaining = self._playback_end - self.clock()
+            now = self.clock()
+            held_s = now - self._held_since if self._held_since is not None else 0.0
+            remaining = self._playback_end + held_s - now
             if remaining <= 0:
                 break
             ev.clear()
             try:
                 await asyncio.wait_for(ev.wait(), remaining)
             except TimeoutError:
-                break
+                if self._held_since is None:
+                    break
         if reply.cancelled:
             return
         self._finish_reply(reply, interrupted=False, text=reply.timeline.text_sent())
@@ -940,6 +952,40 @@ class VoiceSession:
 
     # --- barge-in -------------------------------------------------------------------------
 
+    def _hold(self, turn: _Turn) -> None:
+        """Fast stop signal: speech has gone on over the agent for ``barge_in_pause_ms``. The
+        host holds playback (keeps its buffer) while the words decide: a backchannel resumes
+        it (:meth:`_release`), a real interruption cancels it (:meth:`_interrupt`)."""
+        reply = self._reply
+        if reply is None or reply.cancelled or not self.config.barge_in:
+            return
+        if reply.kind == "emergency" and not self.config.interrupt_emergency_script:
+            return
+        now = self.clock()
+        turn.held_reply = reply.reply_id
+        self._held_since = now
+        self.stats.barge_in_pauses += 1
+        self._put(AgentPaused(reply.reply_id, reply.turn_id, turn.speech_start, now))
+        self._mark(turn.turn_id, "barge_in_onset", turn.speech_start)
+        self._mark(turn.turn_id, "barge_in_paused", now)
+
+    def _release(self, turn: _Turn) -> None:
+        """The burst that held the agent was not an interruption: play on."""
+        reply_id, turn.held_reply = turn.held_reply, None
+        held_since, self._held_since = self._held_since, None
+        if reply_id is None or held_since is None:
+            return
+        now = self.clock()
+        held_s = now - held_since
+        # the host played nothing meanwhile: its queue ends that much later
+        self._playback_end += held_s
+        if reply_id in self._playback_start:
+            self._playback_start[reply_id] += held_s
+        reply = self._reply
+        if reply is not None and reply.reply_id == reply_id and not reply.cancelled:
+            self.stats.barge_in_resumes += 1
+            self._put(AgentResumed(reply_id, reply.turn_id, round(held_s * 1000.0, 1), now))
+
     def _interrupt(self, turn: _Turn, reason: str) -> None:
         reply = self._reply
         if reply is None or reply.cancelled or turn.barge_in:
@@ -951,6 +997,8 @@ class VoiceSession:
         now = self.clock()
         turn.barge_in = True
         turn.overlap = False
+        turn.held_reply = None
+        self._held_since = None
         self.stats.barge_ins += 1
         self.stats.barge_in_reasons[reason] = self.stats.barge_in_reasons.get(reason, 0) + 1
         reply.interrupted = True
@@ -959,7 +1007,7 @@ class VoiceSession:
         # Audio still queued for the host is dropped so the stop is not stuck behind it.
         self._outbox.purge(lambda e: isinstance(e, AgentAudio | AgentText) and e.reply_id == reply.reply_id)
         self._put(AgentInterrupted(reply.reply_id, reply.turn_id, turn.speech_start, now))
-        self._mark(turn.turn_id, "barge_in_onset", turn.speech_start)
+        self._mark(turn.turn_id, "barge_in_onset", turn.speech_start, overwrite=True)
         self._mark(turn.turn_id, "interrupted", now)
         self._tel(reply.turn_id).interrupted = True
         self._set_state(S.INTERRUPTED, f"barge_in:{reason}", turn_id=turn.turn_id)

@@ -29,8 +29,10 @@ from voice.audio import float32_to_pcm16, pcm16_to_float32, resample
 from voice.events import (
     AgentAudio,
     AgentInterrupted,
+    AgentPaused,
     AgentReplyFinished,
     AgentReplyStarted,
+    AgentResumed,
     AgentText,
     EscalationRaised,
     FinalTranscript,
@@ -130,6 +132,7 @@ class SimulatedClient:
         self.received_at: list[float] = []
         self.interrupt_delay_s = interrupt_delay_s
         self._queue_end = 0.0
+        self._held_at: float | None = None  # playback held (AgentPaused) from then
         self._playing: dict[int, _Playing] = {}
         self._waiters: list[tuple[Callable[[VoiceEvent], bool], asyncio.Future]] = []
         self._timers: set[asyncio.Task] = set()
@@ -155,10 +158,18 @@ class SimulatedClient:
                 p.chunks.append((start, dur))
                 self._queue_end = start + dur
                 self._schedule_report(p)
+        elif isinstance(event, AgentPaused):
+            if self._held_at is None:
+                self._held_at = now + self.interrupt_delay_s
+        elif isinstance(event, AgentResumed):
+            if self._held_at is not None:
+                self._shift_after(self._held_at, max(0.0, now - self._held_at))
+                self._held_at = None
         elif isinstance(event, AgentInterrupted):
             p = self._playing.get(event.reply_id)
+            held_at, self._held_at = self._held_at, None
             if p is not None:
-                stop_at = now + self.interrupt_delay_s
+                stop_at = now + self.interrupt_delay_s if held_at is None else min(held_at, now)
                 played = p.played_ms(stop_at)
                 p.chunks = [(s, min(d, max(0.0, stop_at - s))) for s, d in p.chunks]
                 self._queue_end = min(self._queue_end, stop_at)
@@ -169,6 +180,25 @@ class SimulatedClient:
             if not fut.done() and pred(event):
                 fut.set_result(event)
                 self._waiters.remove((pred, fut))
+
+    def _shift_after(self, held_at: float, delta: float) -> None:
+        """Playback held at ``held_at`` for ``delta`` s: what had not played yet plays later."""
+        for p in self._playing.values():
+            if p.interrupted:
+                continue
+            shifted: list[tuple[float, float]] = []
+            for start, dur in p.chunks:
+                if start >= held_at:
+                    shifted.append((start + delta, dur))
+                elif start + dur > held_at:  # split the chunk that was playing
+                    shifted += [(start, held_at - start), (held_at + delta, start + dur - held_at)]
+                else:
+                    shifted.append((start, dur))
+            if shifted != p.chunks:
+                p.chunks = shifted
+                self._schedule_report(p)
+        if self._queue_end > held_at:
+            self._queue_end += delta
 
     def _schedule_report(self, p: _Playing) -> None:
         """Report full playback when this reply's audio queue runs dry (like an

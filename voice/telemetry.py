@@ -36,6 +36,7 @@ MARKS = (
     "first_audio_out",  # first agent audio byte handed to the host
     "answer_audio_out",  # first audio byte of the clause carrying the prompt
     "barge_in_onset",
+    "barge_in_paused",  # AgentPaused sent: the fast stop signal
     "interrupted",
 )
 
@@ -49,6 +50,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "tts_first_audio": ("tts_start", "tts_first_audio"),
     "response_onset": ("speech_end", "first_audio_out"),
     "answer_onset": ("speech_end", "answer_audio_out"),
+    "barge_in_hold": ("barge_in_onset", "barge_in_paused"),
     "barge_in_stop": ("barge_in_onset", "interrupted"),
 }
 

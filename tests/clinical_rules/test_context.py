@@ -114,3 +114,56 @@ def test_explanation_names_rule_words_and_cue(rs):
     assert d["reasons"][0]["provenance"] and d["reasons"][0]["rule_version"] == "1"
     start, end = d["reasons"][0]["start"], d["reasons"][0]["end"]
     assert "no chest pain but my face is drooping"[start:end] == "face is drooping"
+
+
+def test_denied_spread_outranks_the_spread_words_inside_it(rs):
+    # "go into my arm" lies inside "it doesn't go into my arm": the denial is the reading
+    a = assess(["I've got chest pain but it doesn't go into my arm"], ruleset=rs)
+    assert "RF-CARDIAC-001" not in a.rule_ids, a.explanation()
+    assert _excluded(a, "arm_jaw_pain")[0].assertion == "negated"
+    # a spread affirmed elsewhere in the same statement still fires
+    b = assess(["it doesn't go into my arm but it's going into my jaw, chest pain"], ruleset=rs)
+    assert b.escalate and "RF-CARDIAC-001" in b.rule_ids, b.explanation()
+
+
+def test_passive_suicidal_thoughts_depend_on_a_stated_safety(rs):
+    # passive thoughts alone stay an emergency; with no plan and a statement of safety, same day
+    alone = assess(["sometimes I wish I wasn't here any more"], ruleset=rs)
+    assert alone.level == 1 and alone.escalate and "RF-MH-003" in alone.rule_ids
+    safe = assess(
+        ["I've wished I wasn't here lately, but I've got no plans and I'm safe tonight"], ruleset=rs
+    )
+    assert safe.level == 3 and not safe.escalate and "URG-MH-002" in safe.rule_ids, safe.explanation()
+    # active intent is never lowered by a safety statement
+    active = assess(["I want to end my life, but I'm safe right now"], ruleset=rs)
+    assert active.level == 1 and "RF-MH-001" in active.rule_ids
+
+
+def test_never_waking_up_is_a_wish_not_unresponsiveness(rs):
+    a = assess(["I'd like to go to sleep and never wake up, but I have no plan, I'm safe"], ruleset=rs)
+    assert not {"RF-LOC-001", "RF-INFANT-002"} & set(a.rule_ids), a.explanation()
+    assert a.level == 3
+
+
+def test_denied_spread_of_redness(rs):
+    # "not spreading" is an explicit denial, so the red-skin reading inside it is dropped
+    a = assess(["a small red itchy spot from a midge bite, it isn't spreading"], ruleset=rs)
+    assert "URG-SKIN-002" not in a.rule_ids and a.level == 5, a.explanation()
+    assert _excluded(a, "spreading_redness")[0].assertion == "negated"
+    b = assess(["the red area on my calf is hot and it is spreading"], ruleset=rs)
+    assert "URG-SKIN-002" in b.rule_ids
+
+
+def test_hypothetical_question_about_a_well_child_after_jabs(rs):
+    a = assess(
+        ["she had her eight week jabs today and seems fine, what do I do if she gets a fever?"],
+        context=PatientContext(subject="child", age_band="3_months_to_2_years"),
+        ruleset=rs,
+    )
+    assert a.level == 5 and _excluded(a, "fever")[0].assertion == "hypothetical", a.explanation()
+
+
+def test_other_person_stroke_history_with_a_tension_headache(rs):
+    a = assess(["my dad had a stroke years ago; I've a headache like a band across my forehead"], ruleset=rs)
+    assert a.level == 5 and not a.escalate, a.explanation()
+    assert "URG-HEAD-006" in a.rule_ids

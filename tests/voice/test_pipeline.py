@@ -18,8 +18,10 @@ from voice.config import PipelineConfig
 from voice.events import (
     AgentAudio,
     AgentInterrupted,
+    AgentPaused,
     AgentReplyFinished,
     AgentReplyStarted,
+    AgentResumed,
     AgentText,
     EndOfTurn,
     EscalationRaised,
@@ -159,6 +161,13 @@ async def test_barge_in_keeps_only_what_was_played(runtime):
         )  # fmt: skip
         onset = next(e for e in client.of(SpeechStarted) if e.turn_id > 0)
         assert interrupted.reply_id == greeting.reply_id and interrupted.speech_onset == onset.t
+        # The fast stop signal came first: playback held ~100 ms of voiced speech after onset,
+        # before the words decided it was an interruption; it was never resumed.
+        (paused,) = client.of(AgentPaused)
+        assert paused.reply_id == greeting.reply_id and paused.speech_onset == onset.t
+        assert client.events.index(paused) < client.events.index(interrupted)
+        assert paused.t - onset.t < interrupted.t - onset.t
+        assert not client.of(AgentResumed)
         finished = await client.wait_for(
             lambda e: isinstance(e, AgentReplyFinished) and e.reply_id == greeting.reply_id
         )
@@ -192,6 +201,14 @@ async def test_backchannel_does_not_interrupt(runtime):
         assert not finished.interrupted
         assert not client.of(AgentInterrupted)
         assert session.stats.overlaps == 1
+        # Held while the burst was judged, then played on from where it stopped.
+        (paused,) = client.of(AgentPaused)
+        (resumed,) = client.of(AgentResumed)
+        assert paused.reply_id == resumed.reply_id == greeting.reply_id
+        assert client.events.index(paused) < client.events.index(resumed) < client.events.index(finished)
+        assert resumed.paused_ms > 0
+        # the whole greeting was sent and recorded as played
+        assert finished.text == greeting.required_text or len(finished.text) >= len(greeting.required_text) - 2
         # Judged as listener noise while the agent spoke, or (on a CPU so busy that the
         # decode outlasted the greeting) handed over as the patient's turn afterwards:
         # either way the agent was not cut off and no turn ended over its speech.

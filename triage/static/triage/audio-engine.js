@@ -115,6 +115,15 @@
       if (this.playback) this.playback.port.postMessage({ type: "complete", id: replyId });
     }
 
+    /* Hold playback (keep the buffer) / play on from the same sample. */
+    hold() {
+      if (this.playback) this.playback.port.postMessage({ type: "hold" });
+    }
+
+    release() {
+      if (this.playback) this.playback.port.postMessage({ type: "release" });
+    }
+
     /* Stop now: the worklet empties its buffer before rendering the next quantum. */
     flush() {
       if (!this.playback) return Promise.resolve({ replies: [], t: this.now() });

@@ -362,6 +362,15 @@
       case "agent_reply_end":
         if (!flushed.has(msg.reply_id)) engine.complete(msg.reply_id);
         break;
+      case "pause":
+        // speech over the agent: hold playback while the server judges it (backchannel or not)
+        log("pause", { reply_id: msg.reply_id });
+        engine.hold();
+        break;
+      case "resume":
+        log("resume", { reply_id: msg.reply_id });
+        engine.release();
+        break;
       case "interrupt":
         log("interrupt", { reply_id: msg.reply_id });
         interrupt(msg.reply_id);

@@ -8,6 +8,8 @@
  *   progress {played, id, ms}   about every 50 ms while playing (played: total source samples)
  *   done     {id, ms}           a reply whose audio is complete has fully played
  *   flushed  {replies: [{id, ms}], t}   answer to flush
+ * "hold" stops output at the next render quantum but keeps the buffer; "release" plays on
+ * from the same sample (the server holds the agent while it judges speech over it).
  */
 class PcmPlaybackProcessor extends AudioWorkletProcessor {
   constructor(options) {
@@ -26,6 +28,7 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     this.playedTotal = 0;
     this.overflowed = 0;
     this.lastProgress = 0;
+    this.held = false;
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
 
@@ -40,6 +43,12 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
         break;
       case "flush":
         this.flush();
+        break;
+      case "hold":
+        this.held = true;
+        break;
+      case "release":
+        this.held = false;
         break;
     }
   }
@@ -74,6 +83,7 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     this.frac = 0;
     this.played.clear();
     this.complete.clear();
+    this.held = false;
     this.port.postMessage({ type: "flushed", replies, t: currentTime, playedTotal: this.playedTotal });
   }
 
@@ -107,7 +117,7 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
   process(inputs, outputs) {
     const out = outputs[0][0];
     let i = 0;
-    while (i < out.length && this.size > 0) {
+    while (!this.held && i < out.length && this.size > 0) {
       const a = this.ring[this.read];
       const b = this.size > 1 ? this.ring[(this.read + 1) % this.capacity] : a;
       out[i++] = a + (b - a) * this.frac;
@@ -120,7 +130,7 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     if (this.size === 0) this.frac = 0;
     for (; i < out.length; i++) out[i] = 0;
     for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
-    if (currentTime - this.lastProgress >= 0.05 && (this.size > 0 || this.lastProgress >= 0)) {
+    if (!this.held && currentTime - this.lastProgress >= 0.05 && (this.size > 0 || this.lastProgress >= 0)) {
       const seg = this.segments[0];
       this.port.postMessage({
         type: "progress",
