@@ -208,7 +208,9 @@ async def test_backchannel_does_not_interrupt(runtime):
         assert client.events.index(paused) < client.events.index(resumed) < client.events.index(finished)
         assert resumed.paused_ms > 0
         # the whole greeting was sent and recorded as played
-        assert finished.text == greeting.required_text or len(finished.text) >= len(greeting.required_text) - 2
+        assert (
+            finished.text == greeting.required_text or len(finished.text) >= len(greeting.required_text) - 2
+        )
         # Judged as listener noise while the agent spoke, or (on a CPU so busy that the
         # decode outlasted the greeting) handed over as the patient's turn afterwards:
         # either way the agent was not cut off and no turn ended over its speech.
