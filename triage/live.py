@@ -333,8 +333,10 @@ class LiveCall:
             case ev.AgentReplyStarted():
                 self._reply_started[event.reply_id] = event.t
             case ev.AgentText():
-                # A reply's source is its weakest link: any fallback clause marks it fallback.
-                if self._reply_source.get(event.reply_id) != "fallback":
+                # A reply's source is its weakest link: any fallback clause marks it fallback;
+                # the rules' words after a model acknowledgement leave it an "llm" reply.
+                current = self._reply_source.get(event.reply_id)
+                if current != "fallback" and not (current == "llm" and event.source == "rules"):
                     self._reply_source[event.reply_id] = event.source
             case ev.AgentReplyFinished():
                 started = self._reply_started.pop(event.reply_id, None)

@@ -38,7 +38,7 @@ class PipelineConfig:
     # isolated 4-frame (80 ms) blips in a quiet noise floor after speech; at 80 ms each blip
     # "resumed" the turn, cancelled speculation and counted as talking over the agent.
     vad_resume_ms: int = 100
-    endpoint_complete_ms: int = 400  # silence that ends a turn whose words look complete
+    endpoint_complete_ms: int = 300  # silence that ends a turn whose words look complete
     endpoint_incomplete_ms: int = 1300  # silence that ends any turn (hesitation or not)
     max_turn_ms: int = 30000
     # ASR
@@ -57,6 +57,9 @@ class PipelineConfig:
     llm_backend: str = "llama_cpp"  # llama_cpp / vllm / none (guardrail's scripted text only)
     llm_max_tokens: int = 64
     llm_temperature: float = 0.2
+    # The model adds only the acknowledgement; the rules' question/disposition follows word for
+    # word (voice.llm.guardrail). False: the model re-types it and the guardrail verifies it.
+    llm_required_verbatim: bool = True
     # behaviour
     speculation: bool = True  # final ASR + reply generation at the first pause
     barge_in: bool = True

@@ -121,7 +121,9 @@ class EscalationRaised:
 
 # --- agent reply ----------------------------------------------------------------------
 
-ReplySource = Literal["llm", "fallback", "script", "cached"]
+# llm: the model's words; rules: the rules' exact words after a model acknowledgement;
+# fallback: the rules' exact words because the model failed; script/cached: fixed text.
+ReplySource = Literal["llm", "rules", "fallback", "script", "cached"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -824,9 +824,7 @@ class VoiceSession:
             prompt,
             said,
             self.runtime.generator,
-            config=GuardrailConfig(
-                max_tokens=self.config.llm_max_tokens, temperature=self.config.llm_temperature
-            ),
+            config=GuardrailConfig.from_pipeline(self.config),
         )
         ctx.guarded = guarded
         t0 = self.clock()

@@ -167,3 +167,39 @@ def test_other_person_stroke_history_with_a_tension_headache(rs):
     a = assess(["my dad had a stroke years ago; I've a headache like a band across my forehead"], ruleset=rs)
     assert a.level == 5 and not a.escalate, a.explanation()
     assert "URG-HEAD-006" in a.rule_ids
+
+
+def test_well_child_after_swallowing_a_battery_is_not_talked_down(rs):
+    # "he seems fine", "no coughing" must not lower a battery ingestion: the danger is silent
+    a = assess(["my boy swallowed a watch battery an hour ago, he seems fine, no coughing, no sick"],
+               context=PatientContext(subject="child"), ruleset=rs)  # fmt: skip
+    assert a.level == 1 and a.escalate and "RF-TOX-005" in a.rule_ids, a.explanation()
+
+
+def test_denied_blister_keeps_a_small_burn_at_self_care(rs):
+    a = assess(
+        ["I touched the iron, it's a little pink mark about the size of a fingernail, no blister"], ruleset=rs
+    )
+    assert a.level == 5 and "URG-BURN-007" in a.rule_ids, a.explanation()
+    b = assess(["I touched the iron, it's a little pink mark about the size of a fingernail and it blistered"],
+               ruleset=rs)  # fmt: skip
+    assert b.level == 3, b.explanation()
+
+
+def test_denied_sunburn_warning_signs_keep_it_self_care(rs):
+    a = assess(["my shoulders caught the sun, pink and tender but no blisters, no headache, not feeling sick"],
+               ruleset=rs)  # fmt: skip
+    assert a.level == 5, a.explanation()
+
+
+def test_hypothetical_head_lice_question_is_self_care_not_unrecognised(rs):
+    a = assess(["there are nits going round the nursery, what do I do if she catches them"],
+               context=PatientContext(subject="child"), ruleset=rs)  # fmt: skip
+    assert a.level == 5, a.explanation()
+
+
+def test_tetanus_doubt_is_not_read_as_a_recent_vaccination(rs):
+    a = assess(
+        ["I caught my arm on barbed wire and I don't know if my tetanus jabs are up to date"], ruleset=rs
+    )
+    assert "URG-VACC-001" not in a.rule_ids and a.level == 3, a.explanation()

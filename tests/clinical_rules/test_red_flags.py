@@ -195,3 +195,163 @@ def test_new_rules_have_guidance_and_rationale(rs):
 def test_new_rules_do_not_over_read(rs, text, level):
     a = assess([text], ruleset=rs)
     assert a.level == level, a.explanation()
+
+
+# Rule families added in 2026.11.3 (gaps found by blind held-out round 7), in our own wording,
+# with sibling presentations the round did not include.
+CHILD_U2 = PatientContext(subject="child", age_band="3_months_to_2_years")
+ROUND7_FAMILIES = [
+    # (statement, context, expected level, rule that must fire)
+    ("my tongue feels really thick since I ate those cashews", None, 1, "RF-ANAPH-001"),
+    ("after the prawn curry my voice has gone croaky and my mouth is tingling", None, 1, "RF-ANAPH-005"),
+    (
+        "his lips have puffed right up and he's lumpy all over since the peanut butter",
+        CHILD,
+        1,
+        "RF-ANAPH-006",
+    ),
+    ("we've all had bad heads and felt sick since the boiler was fitted", None, 2, "RF-TOX-004"),
+    (
+        "we ran the generator in the garage and now grandad is confused and me and the kids are dizzy",
+        OTHER,
+        1,
+        "RF-TOX-003",
+    ),
+    (
+        "she's been gardening in the blazing sun and now she's muddled and not sweating at all",
+        OTHER,
+        1,
+        "RF-HEAT-002",
+    ),
+    ("he keeled over after an hour in the sauna", OTHER, 2, "RF-HEAT-003"),
+    (
+        "I'm about seven weeks pregnant, sharp pain low on my left and I nearly passed out",
+        None,
+        1,
+        "RF-PREG-008",
+    ),
+    (
+        "my period is a fortnight late and I've got pain down one side and I feel faint",
+        None,
+        1,
+        "RF-PREG-010",
+    ),
+    ("I'm nine weeks pregnant and I've got an odd pain at the tip of my shoulder", None, 2, "RF-PREG-009"),
+    ("I'm ten weeks pregnant and have a mild tummy ache", None, 3, "URG-PREG-003"),
+    ("I think she swallowed a magnet off the fridge, she's playing happily", CHILD, 1, "RF-TOX-005"),
+    ("my grandson swallowed an open safety pin", CHILD, 2, "RF-TOX-006"),
+    ("a chicken bone is stuck in my throat", None, 2, "RF-TOX-006"),
+    ("my toddler swallowed a marble but he's absolutely fine", CHILD, 3, "URG-TOX-001"),
+    ("I mixed bleach and another cleaner and breathed in the fumes, now I'm coughing", None, 2, "RF-TOX-007"),
+    ("some drain cleaner splashed up into my eye", None, 2, "URG-EYE-004"),
+    ("wet cement went in his eye on the building site", OTHER, 2, "URG-EYE-004"),
+    ("hot oil spat into my eye from the pan", None, 2, "URG-EYE-007"),
+    ("my eyes have been gritty and streaming since I was welding yesterday", None, 3, "URG-EYE-008"),
+    ("a bit of shampoo went in her eye at bath time", CHILD, 5, "URG-EYE-009"),
+    ("my back's agony and I can't feel the toilet roll when I wipe", None, 2, "URG-BACK-003"),
+    ("bad lower back pain and both my legs keep giving way", None, 2, "RF-BACK-001"),
+    ("I have sickle cell anaemia and a temperature of 38.6", None, 2, "RF-HAEM-001"),
+    (
+        "my daughter has sickle cell and the pain in her arms is not touched by her usual painkillers",
+        CHILD,
+        2,
+        "RF-HAEM-001",
+    ),
+    ("I've had an erection for five hours and it's really painful", None, 2, "URG-HAEM-002"),
+    (
+        "my 7 month old has a chesty cold and has gone off his milk, about half his usual",
+        CHILD_U2,
+        3,
+        "URG-INFANT-001",
+    ),
+    ("shingles has come out on my eyelid", None, 3, "URG-SKIN-008"),
+    ("a band of blisters has come up round one side of my ribs", None, 4, "URG-SKIN-009"),
+    ("I trod on a rusty nail in the shed", None, 3, "URG-WOUND-005"),
+    ("I've cut my hand on a tin, I can't remember my last tetanus jab", None, 3, "URG-WOUND-004"),
+    ("the gash on my knee is about three inches long and gapes when I bend it", None, 3, "URG-WOUND-003"),
+    ("I've had thrush five times this year", None, 4, "URG-GYN-002"),
+    ("I think I've got thrush again, the cream from the pharmacy didn't clear it", None, 4, "URG-GYN-002"),
+    ("I found nits in my son's hair", CHILD, 5, "URG-MINOR-003"),
+    ("I've got a verruca on the sole of my foot", None, 5, "URG-MINOR-003"),
+    ("sunburnt on my back and now it's blistering and I've got the shivers", None, 3, "URG-BURN-005"),
+    ("I didn't put sun cream on and my nose and cheeks are red and sore", None, 5, "URG-BURN-002"),
+    (
+        "I brushed my wrist on the hot baking tray, it's a little red mark the size of a 10p",
+        None,
+        5,
+        "URG-BURN-007",
+    ),
+    ("I grabbed the pan handle and burnt my hand, there's a big blister", None, 3, "URG-BURN-008"),
+]
+
+
+@pytest.mark.parametrize(
+    "text,ctx,level,rule", ROUND7_FAMILIES, ids=[f"{r}:{t[:30]}" for t, _c, _l, r in ROUND7_FAMILIES]
+)
+def test_round7_rule_families(rs, text, ctx, level, rule):
+    a = assess([text], context=ctx or PatientContext(), ruleset=rs)
+    assert a.level == level, a.explanation()
+    assert rule in a.rule_ids, a.explanation()
+    if level <= 2 and any(r.escalate for r in rs.rules if r.id == rule):
+        assert a.escalate and a.next_question.kind == "emergency"
+
+
+def test_round7_rules_have_guidance_and_rationale(rs):
+    new = ["RF-ANAPH-005", "RF-ANAPH-006", "RF-TOX-003", "RF-TOX-004", "RF-TOX-005", "RF-TOX-006", "RF-TOX-007",
+           "RF-HEAT-002", "RF-HEAT-003", "RF-PREG-008", "RF-PREG-009", "RF-PREG-010", "RF-HAEM-001", "RF-BACK-001",
+           "URG-EYE-004", "URG-EYE-007", "URG-EYE-008", "URG-EYE-009", "URG-TOX-001", "URG-TOX-002", "URG-HAEM-001",
+           "URG-HAEM-002", "URG-INFANT-001", "URG-INFANT-002", "URG-SKIN-008", "URG-SKIN-009", "URG-SKIN-010",
+           "URG-WOUND-004", "URG-WOUND-005", "URG-GYN-001", "URG-GYN-002", "URG-GYN-003", "URG-MINOR-003",
+           "URG-BURN-005", "URG-BURN-006", "URG-BURN-007", "URG-BURN-008", "URG-PREG-003", "URG-RESP-006",
+           "URG-RESP-007", "URG-MSK-001"]  # fmt: skip
+    by_id = {r.id: r for r in rs.rules}
+    for rid in new:
+        r = by_id[rid]
+        assert r.provenance and len(r.rationale) > 40 and r.version, rid
+
+
+def test_fumes_and_heat_scripts_give_first_aid_without_naming_a_condition(rs):
+    co = assess(["the gas heater's on in the caravan and my wife won't wake up"], context=OTHER, ruleset=rs)
+    assert co.level == 1 and co.escalate
+    heat = assess(["he's been on the roof all day in the heatwave and now he's talking nonsense"], ruleset=rs)
+    assert heat.level == 1 and heat.next_question.kind == "emergency"
+    assert "cool" in rs.scripts["heat"].text and "fresh air" in rs.scripts["fumes"].text
+    assert "20 minutes" in rs.scripts["eye_chemical"].text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I went to stroke the dog and he nipped me",
+        "my daughter likes to stroke the cat",
+        "I reached down to stroke her and she growled",
+        "it was a stroke of luck that I wasn't hurt",
+        "I swim breast stroke three times a week",
+    ],
+)
+def test_stroke_as_a_verb_or_idiom_is_not_a_stroke(rs, text):
+    a = assess([text], ruleset=rs)
+    assert not any(r.startswith("RF-STROKE") for r in a.rule_ids), a.explanation()
+    assert not (a.escalate and a.level == 1), a.explanation()
+
+
+def test_stroke_as_a_noun_still_fires(rs):
+    a = assess(["I think my dad is having a stroke, he was stroking the cat and just slumped"], ruleset=rs)
+    assert "RF-STROKE-006" in a.rule_ids and a.level == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I've been on amoxicillin for tonsillitis and my voice is still croaky", 5),  # not an allergy
+        ("my phone battery went down so I couldn't ring earlier, I've got a cough", 5),
+        ("I ate chicken off the bone and then had a glass of wine, now I've got heartburn", 5),
+        ("my skin is really dry in this heat and my eczema itches", 5),
+        ("I think it's the early stages of a cold", 5),
+        ("a tiny cold sore on my lip", 5),
+        ("the boiler is broken so the house is freezing and I've got the sniffles", 5),
+    ],
+)
+def test_round7_rules_do_not_over_read(rs, text, level):
+    a = assess([text], ruleset=rs)
+    assert a.level == level, a.explanation()

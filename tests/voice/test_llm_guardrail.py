@@ -88,9 +88,53 @@ def words(text: str) -> list[str]:
 
 
 async def run(prompt, said, generator, **cfg):
+    """The paraphrase path unless a test asks for ``required_verbatim=True`` (its own tests below)."""
+    cfg.setdefault("required_verbatim", False)
     reply = GuardedReply(prompt, said, generator, config=GuardrailConfig(**cfg), stats=GuardrailStats())
     clauses = await reply.collect()
     return reply, [(c.text, c.source, c.role) for c in clauses]
+
+
+# --- verbatim mode (the default): the model says the acknowledgement, the rules the rest ---
+
+
+async def test_verbatim_speaks_the_ack_then_the_rules_words_and_stops_the_model():
+    fake = ScriptedTokenStream(words("I'm sorry, that sounds painful. How long has your chest hurt?"))
+    reply, clauses = await run(
+        FakePrompt(QUESTION), "my chest hurts", ScriptedGenerator(fake), required_verbatim=True
+    )
+    assert clauses == [("I'm sorry, that sounds painful.", "llm", "ack"), (QUESTION, "rules", "required")]
+    assert not reply.fallback_used
+    # the model was stopped at the end of its acknowledgement: its paraphrase was never read
+    assert fake.cancelled.is_set() and fake.yielded < len(fake.pieces)
+
+
+async def test_verbatim_without_an_acknowledgement_is_a_fallback():
+    fake = ScriptedTokenStream(words(QUESTION))
+    reply, clauses = await run(
+        FakePrompt(QUESTION), "my chest hurts", ScriptedGenerator(fake), required_verbatim=True
+    )
+    assert clauses == [(QUESTION, "fallback", "required")]
+    assert reply.fallback_used and reply.fallback_reason == "ack_missing"
+
+
+async def test_verbatim_unsafe_acknowledgement_is_a_fallback():
+    fake = ScriptedTokenStream(words("It sounds like a heart attack. " + QUESTION))
+    reply, clauses = await run(
+        FakePrompt(QUESTION), "my chest hurts", ScriptedGenerator(fake), required_verbatim=True
+    )
+    assert clauses == [(QUESTION, "fallback", "required")]
+    assert reply.fallback_used and reply.fallback_reason.startswith("ack_")
+
+
+async def test_verbatim_stalled_model_falls_back_at_the_deadline():
+    fake = ScriptedTokenStream(words("I'm sorry, that sounds painful. " + QUESTION), stall_after=2)
+    reply, clauses = await run(
+        FakePrompt(QUESTION), "my chest hurts", ScriptedGenerator(fake),
+        required_verbatim=True, first_clause_deadline_ms=50,
+    )  # fmt: skip
+    assert clauses == [(QUESTION, "fallback", "required")]
+    assert reply.fallback_reason == "first_clause_deadline"
 
 
 # --- deterministic cases (scripted fake stream) -----------------------------------------

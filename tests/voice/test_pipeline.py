@@ -125,7 +125,7 @@ async def test_round_trip_headache(runtime):
         texts = [e for e in client.of(AgentText) if e.reply_id == reply.reply_id]
         assert texts[0].source == "cached"  # the instant acknowledgement...
         assert len(texts) >= 2  # ...then the clause(s) carrying the rules' next question
-        assert {t.source for t in texts[1:]} <= {"llm", "fallback", "cached", "script"}
+        assert {t.source for t in texts[1:]} <= {"llm", "rules", "fallback", "cached", "script"}
         finished = await client.wait_for(
             lambda e: isinstance(e, AgentReplyFinished) and e.reply_id == reply.reply_id
         )

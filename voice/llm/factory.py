@@ -25,7 +25,7 @@ class LlmSettings:
     backend: str = "llama_cpp"  # llama_cpp / vllm / none (no model: the rules' text is spoken as is)
     # llama.cpp
     gguf_path: str | None = None  # None: the bundled GGUF from voice.provisioning
-    n_threads: int = 0  # 0: half the cores (llama_cpp_backend.default_threads)
+    n_threads: int = 0  # 0: every core, up to 4 (llama_cpp_backend.default_threads)
     n_ctx: int = 2048
     pool_size: int = 1
     reuse_prefix: bool = True
