@@ -177,6 +177,9 @@ class EndpointPolicy:
 BACKCHANNELS = frozenset(
     "uh-huh uh huh uhhuh mhm mm-hmm mmhmm mm-hm mm hmm hm mmm um uh ah oh okay ok k yeah yep yup yes "
     "ya right alright sure cool fine good great thanks thank you i see got it gotcha aha ah-ha".split()
+    # What Whisper writes for a closed-mouth hum: "Mm." decodes as a confident "Amen." (log-prob
+    # -0.28 in make bench, 2026-11-24), which read as words and cut the agent off.
+    + "amen ahem mhmm hmmm mmhm".split()
 )
 # Whisper writes non-speech as "[cough]", "(coughing)", "*sighs*", or a lone "♪".
 _NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫]")

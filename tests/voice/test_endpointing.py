@@ -130,6 +130,7 @@ def test_max_turn_and_configurable_thresholds():
         "*sighs*",
         "Thank you.",
         "I see.",
+        "Amen.",  # Whisper's confident transcript of a hum ("Mm.")
     ],
 )
 def test_backchannels(text):
