@@ -203,3 +203,45 @@ def test_tetanus_doubt_is_not_read_as_a_recent_vaccination(rs):
         ["I caught my arm on barbed wire and I don't know if my tetanus jabs are up to date"], ruleset=rs
     )
     assert "URG-VACC-001" not in a.rule_ids and a.level == 3, a.explanation()
+
+
+# 2026.11.4 (blind round 8): a denial of one word must not cancel a different red-flag feature.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "it isn't chest pain as such, more like a heavy weight pressing on me, and I'm clammy",
+        "not pain exactly, more of a crushing feeling since I was digging, I'm sweaty",
+        "no chest pain really, it's more a squeezing pressure like a band round me and I feel sick",
+    ],
+)
+def test_negated_chest_pain_does_not_cancel_other_cardiac_features(rs, text):
+    a = assess([text], ruleset=rs)
+    assert a.level == 1 and a.escalate, a.explanation()
+    assert "RF-CARDIAC-006" in a.rule_ids
+
+
+def test_safety_bug_cardiac_pressure_without_the_word_chest(rs):
+    # round 8: pressure "like someone sitting on me" on exertion, clammy, diabetic, said with
+    # "no chest pain as such" and offered as indigestion, went to self-care
+    a = assess(
+        [
+            "there's no chest pain as such, it's more like someone's kneeling on me, started when I "
+            "was pushing the car and it's not eased off with a sit down. I'm diabetic. Probably "
+            "just heartburn?"
+        ],
+        ruleset=rs,
+    )
+    assert a.level == 1 and a.escalate, a.explanation()
+    assert {"RF-CARDIAC-006"} <= set(a.rule_ids)
+
+
+def test_negated_chest_pain_alone_still_excluded(rs):
+    a = assess(["no chest pain as such, I just have a cough"], ruleset=rs)
+    assert not any(r.startswith(("RF-CARDIAC", "URG-CHEST", "URG-CARDIAC")) for r in a.rule_ids)
+    assert _excluded(a, "chest_pain")[0].assertion == "negated"
+
+
+def test_gradual_change_over_the_last_year_is_not_history(rs):
+    a = assess(["my mum has got more forgetful over the last year, she's well otherwise"], ruleset=rs)
+    assert a.level is not None and a.level.value == 4, a.explanation()
+    assert "URG-COG-001" in a.rule_ids

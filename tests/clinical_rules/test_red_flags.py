@@ -355,3 +355,134 @@ def test_stroke_as_a_noun_still_fires(rs):
 def test_round7_rules_do_not_over_read(rs, text, level):
     a = assess([text], ruleset=rs)
     assert a.level == level, a.explanation()
+
+
+# Rule families added in 2026.11.4 (gaps found by blind held-out round 8), in our own wording,
+# with sibling presentations the round did not include.
+BABY_U3 = PatientContext(subject="child", age_band="under_3_months")
+ELDERLY = PatientContext(subject="other", age_band="65_plus")
+ROUND8_FAMILIES = [
+    # (statement, context, expected level, rule that must fire)
+    # overdose in lay amounts and named drugs, whatever the caller says about feeling well
+    ("I've swallowed a whole strip of co-codamol but honestly I feel fine", None, 1, "RF-TOX-001"),
+    ("she took a handful of her mirtazapine after the row", OTHER, 1, "RF-TOX-001"),
+    ("he's necked the rest of his nurofen, about three packets", OTHER, 1, "RF-TOX-001"),
+    ("I've been taking paracetamol every couple of hours since Sunday for my tooth", None, 1, "RF-TOX-001"),
+    ("I think I injected double insulin by accident", None, 1, "RF-TOX-001"),
+    # heart-attack pressure without the word chest
+    ("a crushing weight on me since I carried the shopping upstairs", None, 1, "RF-CARDIAC-006"),
+    ("like a lorry parked on top of me and I've gone all sweaty", None, 1, "RF-CARDIAC-006"),
+    ("it feels like somebody is stood on me", None, 2, "URG-CARDIAC-002"),
+    ("chest pain since this morning and sitting down hasn't helped", None, 1, "RF-CARDIAC-001"),
+    # gut bleeding with faintness or shock
+    ("I brought up a load of blood and my legs nearly went from under me", None, 1, "RF-BLEED-006"),
+    ("my poo's gone black like tar and I'm pale and clammy", None, 1, "RF-BLEED-006"),
+    ("bright red blood in my poo and I feel lightheaded", None, 2, "RF-BLEED-007"),
+    # young babies: blue spells, grunting, pallor
+    ("he stopped breathing for a few seconds and his lips went dusky", BABY_U3, 1, "RF-BREATH-005"),
+    ("my newborn is breathing with a grunt each breath", BABY_U3, 1, "RF-INFANT-005"),
+    ("she's three weeks old and she's gone really pale", BABY_U3, 1, "RF-INFANT-004"),
+    # infection with high-risk signs, including ASR damage
+    (
+        "nan's on antibiotics for a chest infection and now she's confused and breathing fast",
+        ELDERLY,
+        1,
+        "RF-SEPSIS-006",
+    ),
+    ("he's got a urine in fiction and his knees are all model", ELDERLY, 1, "RF-SEPSIS-005"),
+    ("grandad has cellulitis and has not passed urine all day", ELDERLY, 1, "RF-SEPSIS-005"),
+    # later pregnancy: abruption
+    ("I'm 29 weeks pregnant, bleeding and a constant pain in my tummy", None, 1, "RF-PREG-011"),
+    ("38 weeks pregnant and my bump has gone hard and it won't relax", None, 1, "RF-PREG-012"),
+    ("I'm 33 weeks and the blood is running down my legs", None, 1, "RF-PREG-001"),
+    # dehydration after diarrhoea and vomiting
+    ("tummy bug for two days, I'm hardly weeing and I go woozy when I get up", None, 3, "URG-GI-009"),
+    ("sickness and diarrhoea, every sip of water comes straight back up", None, 3, "URG-GI-005"),
+    # asthma: moderate flare vs acute severe
+    (
+        "my asthma is bad with this cold, using my reliever every four hours, I can speak fine",
+        None,
+        3,
+        "URG-ASTHMA-001",
+    ),
+    ("peak flow is less than half of my best and I'm wheezing", None, 2, "RF-BREATH-006"),
+    ("I'm needing the ventolin every half hour", None, 2, "URG-ASTHMA-003"),
+    # routine: memory, heavy periods, abnormal bleeding
+    (
+        "dad is 83 and keeps asking the same questions over and over, otherwise he is well",
+        ELDERLY,
+        4,
+        "URG-COG-001",
+    ),
+    ("my mum's been getting more confused over the past few years", ELDERLY, 4, "URG-COG-001"),
+    ("my periods have got heavier, I'm flooding at night and shattered", None, 4, "URG-GYN-004"),
+    ("some spotting after sex a few times this month", None, 4, "URG-GU-006"),
+]
+
+
+@pytest.mark.parametrize(
+    "text,ctx,level,rule", ROUND8_FAMILIES, ids=[f"{r}:{t[:30]}" for t, _c, _l, r in ROUND8_FAMILIES]
+)
+def test_round8_families(rs, text, ctx, level, rule):
+    a = assess([text], context=ctx, ruleset=rs) if ctx else assess([text], ruleset=rs)
+    assert rule in a.rule_ids, a.explanation()
+    assert a.level == level, a.explanation()
+    if level == 1:
+        assert a.escalate
+
+
+def test_safety_bug_overdose_in_lay_words_reaches_level_1(rs):
+    # round 8: a large paracetamol (plus antidepressant) overdose in lay amounts got no level
+    for text in [
+        "I took a load of paracetamol earlier, maybe two boxes, and a few of my citalopram, I feel ok",
+        "swallowed all my co-codamol about an hour ago, I'm on my own",
+        "I've had two packets of paracetamol today on top of each other",
+    ]:
+        a = assess([text], ruleset=rs)
+        assert a.level == 1 and a.escalate, a.explanation()
+        assert "RF-TOX-001" in a.rule_ids
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("testicle pain on one side since this morning, he's been sick and looks white as a ghost", 2),
+        ("my son is 15, sore balls and he's pale, no fever", 2),
+    ],
+)
+def test_pallor_alone_is_not_a_sepsis_sign(rs, text, level):
+    a = assess([text], context=PatientContext(subject="child", age_band="12_to_17"), ruleset=rs)
+    assert a.level == level, a.explanation()
+    assert not any(r.startswith("RF-SEPSIS") for r in a.rule_ids), a.explanation()
+
+
+def test_passive_thoughts_with_a_clear_no_intent_statement_are_not_sent_to_ed(rs):
+    a = assess(
+        [
+            "I've been so low lately and not sleeping, sometimes I think they'd all be better off "
+            "without me, but I'd never do that to my kids, I just don't know where to turn"
+        ],
+        ruleset=rs,
+    )
+    assert a.level == 3, a.explanation()
+    assert "URG-MH-002" in a.rule_ids and "RF-NEURO-002" not in a.rule_ids
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I took two paracetamol for my headache and it's a bit better", 4),  # a normal dose
+        ("how many ibuprofen can I take for a cold", 5),
+        ("I feel a heavy pressure in my head from my sinuses with this cold", 5),  # not cardiac
+        ("my hair's gone grey with all the stress", 4),  # not a skin colour
+        ("I'm a bit confused about which dose of calpol to give him for his cold", 5),
+        ("I'm 34 weeks and my bump goes hard now and then but it doesn't hurt", None),  # tightenings
+        ("I've been sick once with some blood in it, not dizzy, feel ok otherwise", 2),
+        ("I've had the runs since last night but I'm drinking fine", 5),
+        ("I've got a water infection and now I can't pee at all", 2),  # retention, not sepsis
+    ],
+)
+def test_round8_rules_do_not_over_read(rs, text, level):
+    a = assess([text], ruleset=rs)
+    got = a.level.value if a.level is not None else None
+    assert got == level, a.explanation()

@@ -81,12 +81,13 @@ async def _guarded(gen: VllmGenerator) -> dict[str, Any]:
     class _Prompt:  # the shape of clinical_rules' Prompt
         kind, text, fixed, rule_ids = "question", REPLY_REQUIRED, False, ()
 
-    # CPU vLLM is slower than llama.cpp: budgets sized for it, not for production.
-    reply = GuardedReply(
-        _Prompt(), REPLY_SAID, gen,
-        config=GuardrailConfig(first_clause_deadline_ms=5000, total_deadline_ms=15000, temperature=0.0),
-        stats=None,
-    )  # fmt: skip
+    # CPU vLLM is slower than llama.cpp: budgets sized for it, not for production. The
+    # paraphrase path (required_verbatim off) makes the model stream the whole required text
+    # through the guardrail's verification, the stronger test of the backend's streaming.
+    config = GuardrailConfig(
+        first_clause_deadline_ms=5000, total_deadline_ms=15000, temperature=0.0, required_verbatim=False
+    )
+    reply = GuardedReply(_Prompt(), REPLY_SAID, gen, config=config, stats=None)
     clauses = await reply.collect()
     return {
         "clauses": [[c.text, c.source, c.role] for c in clauses],
