@@ -38,7 +38,7 @@ class PipelineConfig:
     # isolated 4-frame (80 ms) blips in a quiet noise floor after speech; at 80 ms each blip
     # "resumed" the turn, cancelled speculation and counted as talking over the agent.
     vad_resume_ms: int = 100
-    endpoint_complete_ms: int = 300  # silence that ends a turn whose words look complete
+    endpoint_complete_ms: int = 350  # silence that ends a turn whose words look complete
     endpoint_incomplete_ms: int = 1300  # silence that ends any turn (hesitation or not)
     max_turn_ms: int = 30000
     # ASR

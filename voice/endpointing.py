@@ -110,7 +110,7 @@ def is_short_answer(text: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class EndpointConfig:
-    complete_silence_ms: float = 300.0  # silence that ends a complete-sounding turn
+    complete_silence_ms: float = 350.0  # silence that ends a complete-sounding turn
     # Whisper tends to "finish" a sentence cut at a hesitation with a guessed word
     # ("in my" -> "in mind."); such guesses come with a low probability. A complete-looking
     # transcript whose last word is below ``min_last_word_prob`` needs this longer silence.
