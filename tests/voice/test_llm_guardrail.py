@@ -127,6 +127,14 @@ async def test_verbatim_unsafe_acknowledgement_is_a_fallback():
     assert reply.fallback_used and reply.fallback_reason.startswith("ack_")
 
 
+async def test_saturated_model_is_not_queued_for():
+    gen = NeverCalledGenerator()
+    gen.saturated = True  # every context busy with another caller's reply
+    reply, clauses = await run(FakePrompt(QUESTION), "my chest hurts", gen, required_verbatim=True)
+    assert clauses == [(QUESTION, "fallback", "required")]
+    assert reply.fallback_reason == "llm_busy"
+
+
 async def test_verbatim_stalled_model_falls_back_at_the_deadline():
     fake = ScriptedTokenStream(words("I'm sorry, that sounds painful. " + QUESTION), stall_after=2)
     reply, clauses = await run(

@@ -119,3 +119,13 @@ async def test_prefix_cache_lowers_time_to_first_token(gen, record_property):
     # the whole fixed prefix (system + few-shot) was reused; only the last turn was evaluated
     assert warm_stats.cached_tokens >= 0.8 * warm_stats.prompt_tokens
     assert warm_stats.ttft_ms < cold_stats.ttft_ms
+
+
+async def test_saturated_while_every_context_generates(gen):
+    assert not gen.saturated
+    stream = gen.stream(LONG, max_tokens=200, temperature=0.0)
+    async for _ in stream:
+        assert gen.saturated  # the one context is in use: a new request would queue
+        stream.cancel()
+    await stream.wait_closed()
+    assert not gen.saturated  # the context is back

@@ -12,7 +12,8 @@ acknowledgement in front of it. ``GuardedReply`` reads the token stream through 
   as the model said it; otherwise the exact required text is spoken (source "fallback").
   Holding it costs nothing audible: the acknowledgement is playing meanwhile.
 * a missed budget (no complete clause by ``first_clause_deadline_ms``, required text not
-  verified by ``total_deadline_ms``) or a model error also falls back.
+  verified by ``total_deadline_ms``), a model error, or a model with no free context
+  (``saturated``: the request would queue behind another caller's reply) also falls back.
 * ``required_verbatim`` (the default): the model's job ends with its acknowledgement. As soon as
   the acknowledgement sentence is complete (or the deadline passes after a valid first clause)
   the stream is cancelled and the rules' own words follow (source "rules"): the patient hears
@@ -173,6 +174,9 @@ class GuardrailConfig:
     refusal_patterns: tuple[str, ...] = REFUSAL_PATTERNS
     max_echo_ratio: float = 0.6  # share of an acknowledgement's content words taken from the patient
     required_verbatim: bool = True  # the model says only the acknowledgement (module docstring)
+    # A generator whose every context is busy (``saturated``) would make this reply wait for
+    # another caller's; its acknowledgement could not arrive in budget: fall back at once.
+    skip_when_saturated: bool = True
 
     @classmethod
     def from_pipeline(cls, config: Any, **overrides: Any) -> GuardrailConfig:
@@ -380,6 +384,8 @@ class GuardedReply:
         cfg = self.config
         required = self.prompt.text
         assert self.generator is not None
+        if cfg.skip_when_saturated and getattr(self.generator, "saturated", False):
+            raise _Fallback("llm_busy")
         try:
             stream = self.generator.stream(
                 build_reply_messages(required, self.patient_said),

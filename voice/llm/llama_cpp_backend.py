@@ -158,6 +158,12 @@ class LlamaCppGenerator:
             self._model_path = str(llm_gguf_path(ModelSettings.from_env()))
         return self._model_path
 
+    @property
+    def saturated(self) -> bool:
+        """Every context is generating: a new request would queue behind a whole reply. The
+        guardrail then speaks the rules' words at once instead of waiting out its budget."""
+        return self._loaded and self._contexts.qsize() == 0
+
     def load(self) -> None:
         """Blocking: load the model (``pool_size`` contexts). Safe to call repeatedly."""
         with self._load_lock:
