@@ -486,3 +486,65 @@ def test_round8_rules_do_not_over_read(rs, text, level):
     a = assess([text], ruleset=rs)
     got = a.level.value if a.level is not None else None
     assert got == level, a.explanation()
+
+
+# 2026.11.5 (round 9): a severe asthma attack and a head injury with a falling level of
+# consciousness, told in the caller's own words, are ambulance calls.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my asthma's bad, had about eight puffs of the ventolin and it's done nothing",
+        "he's asthmatic, he's wheezing and can only say one or two words at a time",
+        "I can't finish a sentence, the blue inhaler is making no difference",
+    ],
+)
+def test_severe_asthma_in_lay_words_is_level_1(rs, text):
+    a = assess([text], ruleset=rs)
+    assert a.level == UrgencyLevel.CALL_EMERGENCY_SERVICES, a.explanation()
+    assert any(r.startswith("RF-BREATH") for r in a.rule_ids)
+
+
+def test_head_injury_with_reduced_consciousness_is_level_1(rs):
+    ctx = PatientContext(subject="other", age_band="65_plus")
+    text = "grandad slipped and hit his head on the step, his eyes are rolling and he's not answering us properly"
+    a = assess([text], context=ctx, ruleset=rs)
+    assert a.level == UrgencyLevel.CALL_EMERGENCY_SERVICES, a.explanation()
+    assert "RF-TRAUMA-004" in a.rule_ids
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "rule"),
+    [
+        (
+            "my right eye is throbbing and bloodshot and there are halos round the street lights",
+            2,
+            "URG-EYE-010",
+        ),
+        (
+            "I've noticed a lump in my groin that's been there for a few weeks, it doesn't hurt",
+            4,
+            "URG-LUMP-001",
+        ),
+        ("back's been aching for two months, no numbness, bladder and bowels are normal", 4, "URG-BACK-001"),
+        ("I'm on perindopril and have a dry tickly cough, not breathless", 4, "URG-MED-002"),
+        (
+            "acid reflux after a big dinner, gaviscon helps, no chest pain and I'm not short of breath",
+            5,
+            "URG-GI-010",
+        ),
+    ],
+)
+def test_round9_routine_and_urgent_families(rs, text, level, rule):
+    a = assess([text], ruleset=rs)
+    assert a.level is not None and a.level.value == level, a.explanation()
+    assert rule in a.rule_ids
+
+
+def test_bedwetting_in_a_well_child_is_not_cauda_equina(rs):
+    a = assess(
+        ["my boy is seven and has started wetting the bed again, he's fine otherwise"],
+        context=CHILD,
+        ruleset=rs,
+    )
+    assert a.level is not None and a.level.value == 4, a.explanation()
+    assert "URG-BACK-003" not in a.rule_ids

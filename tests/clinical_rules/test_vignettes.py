@@ -40,8 +40,8 @@ def test_dev_bars(dev):
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip(
-            "heldout.yaml is empty: blind round 8 was folded into dev.yaml after improving the "
-            "rules (2026.11.4); a new blind round is written after the next freeze, and these "
+            "heldout.yaml is empty: blind round 9 was folded into dev.yaml after improving the "
+            "rules (2026.11.5); a new blind round is written after the next freeze, and these "
             "assertions are restored with the figures it scores then"
         )
     # last asserted on round 5 (rule files 0ccf1d4b..., 32 vignettes): recall 95.0%, accuracy 93.8%
