@@ -66,6 +66,9 @@ class PipelineConfig:
     # Voiced speech over the agent -> AgentPaused: the host holds playback at once, and
     # resumes it if the burst turns out to be a backchannel (0: no hold, stop only on barge-in).
     barge_in_pause_ms: int = 100
+    # ... if the voiced frames are at least this loud (dBFS, mean power): VAD blips in a quiet
+    # noise floor are not a hold. Speech into a browser microphone sits around -35 to -15.
+    barge_in_hold_min_dbfs: float = -50.0
     barge_in_min_ms: int = 800  # voiced speech over the agent, no words heard yet -> barge-in
     barge_in_min_logprob: float = -0.6  # less confident decodes of overlapping speech are "no words"
     barge_in_max_no_speech: float = 0.6

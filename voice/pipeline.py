@@ -22,14 +22,18 @@ patient goes on, the reply is cancelled and never heard.
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from voice.audio import AcousticMonitor, FrameBuffer, pcm16_to_float32
 from voice.compute import Skipped
@@ -189,6 +193,9 @@ class VoiceSession:
         self._telemetry: dict[int, TurnTelemetry] = {}
         self._playback_end = 0.0  # session-clock estimate of when the host's playback ends
         self._held_since: float | None = None  # playback held by AgentPaused since then
+        # Mean power of the last voiced frames: webrtcvad calls short blips in a quiet noise
+        # floor "speech"; holding the agent for them would pause it for a second at a time.
+        self._voiced_levels: collections.deque[tuple[float, float]] = collections.deque(maxlen=15)
         self._playback_start: dict[int, float] = {}
         self._played: dict[int, float] = {}
         self._played_at: dict[int, float] = {}
@@ -373,11 +380,12 @@ class VoiceSession:
 
     def _on_frame(self, frame: bytes, t: float) -> None:
         is_speech = self._vad.is_speech(frame)
+        samples = pcm16_to_float32(frame)
+        if is_speech:
+            self._voiced_levels.append((t, float(np.mean(samples * samples)) if samples.size else 0.0))
         self._last_frame_end = t + self._frame_s
         turn_for_acoustics = self._turn.turn_id if self._turn else self._seg.turn_id
-        for anomaly in self._acoustic.feed(
-            pcm16_to_float32(frame), is_speech=is_speech, t=t, turn_id=turn_for_acoustics
-        ):
+        for anomaly in self._acoustic.feed(samples, is_speech=is_speech, t=t, turn_id=turn_for_acoustics):
             self._put(anomaly)
         for ev in self._seg.feed(frame, is_speech, t):
             if isinstance(ev, SpeechStarted):
@@ -394,7 +402,11 @@ class VoiceSession:
             # patient resumes: partial decodes of silence would only delay the pause decode.
             turn.transcriber.push(self._seg.take_new_audio())
         if turn.overlap and self._seg.state == SpeechSegmenter.SPEAKING:
-            if turn.held_reply is None and self._seg.voiced_ms >= self.config.barge_in_pause_ms > 0:
+            if (
+                turn.held_reply is None
+                and self._seg.voiced_ms >= self.config.barge_in_pause_ms > 0
+                and self._recent_voiced_dbfs() >= self.config.barge_in_hold_min_dbfs
+            ):
                 self._hold(turn)
             if self._barge.update(voiced_ms=self._seg.voiced_ms):
                 self._interrupt(turn, self._barge.reason or "duration")
@@ -949,6 +961,13 @@ class VoiceSession:
             self._set_state(S.LISTENING, "reply_done", turn_id=reply.turn_id)
 
     # --- barge-in -------------------------------------------------------------------------
+
+    def _recent_voiced_dbfs(self) -> float:
+        """Mean level of the voiced frames of the last 300 ms (this burst, not the last turn)."""
+        since = self._last_frame_end - 0.3
+        powers = [p for t, p in self._voiced_levels if t >= since]
+        power = sum(powers) / len(powers) if powers else 0.0
+        return 10.0 * math.log10(power) if power > 1e-12 else -120.0
 
     def _hold(self, turn: _Turn) -> None:
         """Fast stop signal: speech has gone on over the agent for ``barge_in_pause_ms``. The
