@@ -548,3 +548,73 @@ def test_bedwetting_in_a_well_child_is_not_cauda_equina(rs):
     )
     assert a.level is not None and a.level.value == 4, a.explanation()
     assert "URG-BACK-003" not in a.rule_ids
+
+
+# 2026.11.6 (held-out round 10): a child's scald without size words, the "hit by a bus" idiom,
+# someone else's settled condition, and common calls that had no level.
+@pytest.mark.parametrize(
+    "text,level,rule",
+    [
+        (
+            "my son's three, he knocked a cup of hot coffee all over his chest and it's come up in blisters",
+            2,
+            "URG-BURN-011",
+        ),
+        ("toddler grabbed my tea and it went down her arm, the skin's blistering", 2, "URG-BURN-010"),
+        (
+            "boiling water from the kettle went all down my arm and it's a big blistered patch",
+            2,
+            "URG-BURN-011",
+        ),
+        (
+            "i'm feeding him myself, my boob is red and hot with a hard wedge and i feel shivery and fluey",
+            3,
+            "URG-BREAST-002",
+        ),
+        (
+            "my mum's taken her blood pressure tablets twice today by accident, she feels fine",
+            3,
+            "URG-MED-003",
+        ),
+        ("the steroid cream isn't doing anything for my eczema any more", 4, "URG-SKIN-014"),
+    ],
+)
+def test_round10_families(rs, text, level, rule):
+    a = assess([text], ruleset=rs)
+    assert a.level is not None and a.level.value == level, a.explanation()
+    assert rule in a.rule_ids
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I ache all over, I feel like I've been hit by a bus, it's just a stinking cold",
+        "honestly I feel like I've been run over by a steamroller with this sore throat",
+    ],
+)
+def test_hit_by_a_bus_idiom_is_not_major_trauma(rs, text):
+    a = assess([text], ruleset=rs)
+    assert "RF-TRAUMA-001" not in a.rule_ids, a.explanation()
+    assert a.level is not None and a.level.value >= 4, a.explanation()
+
+
+def test_real_road_collision_is_still_major_trauma(rs):
+    a = assess(["my son's been hit by a car outside school"], ruleset=rs)
+    assert a.level is not None and a.level.value == 1, a.explanation()
+    assert "RF-TRAUMA-001" in a.rule_ids
+
+
+def test_another_persons_symptom_said_to_be_fine_is_not_denied(rs):
+    # "he's fine" is deliberately not a denial cue: it would clear "my dad's got chest pain,
+    # he's fine". The price is over-triage of a settled relative's angina (docs: clinical review).
+    a = assess(["my dad's got chest pain, he's fine"], ruleset=rs)
+    assert a.level is not None and a.level.value <= 2, a.explanation()
+    b = assess(
+        ["my wife has angina, she's fine, I'm ringing about a bee sting, a bit swollen round it"], ruleset=rs
+    )
+    assert b.level is not None and b.level.value <= 2, b.explanation()  # over-triaged, never under
+
+
+def test_someone_elses_chest_pain_said_fine_otherwise_still_counts(rs):
+    a = assess(["my husband's got chest pain, he's fine otherwise"], ruleset=rs)
+    assert a.level is not None and a.level.value <= 2, a.explanation()

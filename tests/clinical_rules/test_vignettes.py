@@ -40,10 +40,10 @@ def test_dev_bars(dev):
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: a new blind round is written after the next freeze")
-    # Round 10 (written blind against rule files be7b8bea..., 40 vignettes) scored at the freeze:
-    # emergency recall 95.5% (one toddler scald sent to primary care), accuracy 87.5%, self-care
-    # over-triage 16.7%. Held to those figures so a regression fails; the issue's 100% emergency
-    # recall is met on dev only (docs/clinical-rules.md, "Evaluation").
+    # Round 10 (written blind against rule files be7b8bea..., 40 vignettes; emergency recall 95.5%,
+    # accuracy 87.5%, self-care over-triage 16.7% at the freeze) was folded into dev.yaml with rule
+    # set 2026.11.6, so this skips until round 11 is written. The floors below are round 10's
+    # measured figures; reset them to round 11's when it is scored (docs/clinical-rules.md).
     assert heldout["n"] >= 40
     assert heldout["emergency_recall"] >= 0.95, heldout["misses"]
     assert heldout["emergency_detected"] >= 0.95, heldout["misses"]
