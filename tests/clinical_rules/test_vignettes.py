@@ -40,15 +40,14 @@ def test_dev_bars(dev):
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: a new blind round is written after the next freeze")
-    # Round 10 (written blind against rule files be7b8bea..., 40 vignettes; emergency recall 95.5%,
-    # accuracy 87.5%, self-care over-triage 16.7% at the freeze) was folded into dev.yaml with rule
-    # set 2026.11.6, so this skips until round 11 is written. The floors below are round 10's
-    # measured figures; reset them to round 11's when it is scored (docs/clinical-rules.md).
+    # Round 11 (written blind against rule files 0f94e7f3..., 40 vignettes) scored at the freeze:
+    # emergency recall 100% (22/22), accuracy 87.5%, self-care over-triage 33.3% (2 of 6 sent to
+    # the GP). Held to those figures so a regression fails (docs/clinical-rules.md, "Evaluation").
     assert heldout["n"] >= 40
-    assert heldout["emergency_recall"] >= 0.95, heldout["misses"]
-    assert heldout["emergency_detected"] >= 0.95, heldout["misses"]
-    assert heldout["selfcare_over_triage_rate"] <= 0.25, heldout["misses"]
+    assert heldout["emergency_recall"] == 1.0, heldout["misses"]  # no emergency triaged down
+    assert heldout["emergency_detected"] == 1.0, heldout["misses"]
     assert heldout["level_accuracy"] >= 0.875, heldout["misses"]
+    assert heldout["selfcare_over_triage_rate"] <= 0.34, heldout["misses"]
 
 
 def test_metrics_definitions():
