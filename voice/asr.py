@@ -413,9 +413,10 @@ class StreamingTranscriber:
         self.stats = TranscriberStats()
         self.latest: PartialTranscript | None = None
         self._rate = getattr(recognizer, "sample_rate", SAMPLE_RATE)
-        self._partial_kwargs = {"partial": True} if getattr(recognizer, "supports_partial", False) else {}
-        if self._partial_kwargs and self.config.full_window:
-            self._partial_kwargs["full_window"] = True
+        supports = getattr(recognizer, "supports_partial", False)  # our recognizer's extra kwargs
+        # passed to every decode of this turn (partial, pause and final)
+        self._window_kwargs = {"full_window": True} if supports and self.config.full_window else {}
+        self._partial_kwargs = {"partial": True, **self._window_kwargs} if supports else {}
         self._buf = np.zeros(self._rate * 8, dtype=np.float32)
         self._n = 0
         self._window_start = 0  # sample index where the partial window starts
@@ -538,9 +539,7 @@ class StreamingTranscriber:
             return await asyncio.shield(self._speculative[1])
         loop = asyncio.get_running_loop()
         # Word probabilities let the endpoint policy distrust a guessed last word.
-        kwargs = {"word_timestamps": True} if self._partial_kwargs else {}
-        if self._partial_kwargs.get("full_window"):
-            kwargs["full_window"] = True
+        kwargs = {"word_timestamps": True, **self._window_kwargs} if self._partial_kwargs else {}
         call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, kwargs)
         fut = loop.run_in_executor(self.executor, call)
         self._speculative = (self._n, fut)
@@ -568,8 +567,7 @@ class StreamingTranscriber:
                 self.stats.final_reused = True
         if result is None:
             loop = asyncio.get_running_loop()
-            kwargs = {"full_window": True} if self._partial_kwargs.get("full_window") else {}
-            call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, kwargs)
+            call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, self._window_kwargs)
             result = await loop.run_in_executor(self.executor, call)
         self.stats.final_decode_s = result.duration_s
         return FinalTranscript(

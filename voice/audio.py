@@ -8,6 +8,7 @@ converted frame by frame without clicks at chunk boundaries.
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -199,6 +200,8 @@ class AcousticMonitor:
         self.config = config or AnomalyConfig()
         self._silent_since: float | None = None
         self._dead_reported = False
+        # (t, mean power) of the latest voiced frames, for recent_voiced_dbfs
+        self._recent_voiced: collections.deque[tuple[float, float]] = collections.deque(maxlen=15)
         self._reset_turn()
 
     def _reset_turn(self) -> None:
@@ -221,10 +224,17 @@ class AcousticMonitor:
             self._silent_since = None
             self._dead_reported = False
         if is_speech and audio.size:
+            energy = float(np.sum(np.square(audio, dtype=np.float64)))
             self._voiced_samples += audio.size
             self._clipped_samples += int(np.count_nonzero(np.abs(audio) >= cfg.clip_level))
-            self._voiced_energy += float(np.sum(np.square(audio, dtype=np.float64)))
+            self._voiced_energy += energy
+            self._recent_voiced.append((t, energy / audio.size))
         return out
+
+    def recent_voiced_dbfs(self, since: float) -> float:
+        """RMS level of the voiced frames fed at or after ``since`` (-120 if none)."""
+        powers = [p for t, p in self._recent_voiced if t >= since]
+        return _to_db(math.sqrt(sum(powers) / len(powers))) if powers else SILENCE_DBFS
 
     def end_turn(self, *, t: float, turn_id: int, sample_rate: int = 16000) -> list[AcousticAnomaly]:
         cfg = self.config

@@ -22,18 +22,14 @@ patient goes on, the reply is cancelled and never heard.
 from __future__ import annotations
 
 import asyncio
-import collections
 import copy
 import itertools
 import logging
-import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from voice.audio import AcousticMonitor, FrameBuffer, pcm16_to_float32
 from voice.compute import Skipped
@@ -193,9 +189,6 @@ class VoiceSession:
         self._telemetry: dict[int, TurnTelemetry] = {}
         self._playback_end = 0.0  # session-clock estimate of when the host's playback ends
         self._held_since: float | None = None  # playback held by AgentPaused since then
-        # Mean power of the last voiced frames: webrtcvad calls short blips in a quiet noise
-        # floor "speech"; holding the agent for them would pause it for a second at a time.
-        self._voiced_levels: collections.deque[tuple[float, float]] = collections.deque(maxlen=15)
         self._playback_start: dict[int, float] = {}
         self._played: dict[int, float] = {}
         self._played_at: dict[int, float] = {}
@@ -380,12 +373,11 @@ class VoiceSession:
 
     def _on_frame(self, frame: bytes, t: float) -> None:
         is_speech = self._vad.is_speech(frame)
-        samples = pcm16_to_float32(frame)
-        if is_speech:
-            self._voiced_levels.append((t, float(np.mean(samples * samples)) if samples.size else 0.0))
         self._last_frame_end = t + self._frame_s
         turn_for_acoustics = self._turn.turn_id if self._turn else self._seg.turn_id
-        for anomaly in self._acoustic.feed(samples, is_speech=is_speech, t=t, turn_id=turn_for_acoustics):
+        for anomaly in self._acoustic.feed(
+            pcm16_to_float32(frame), is_speech=is_speech, t=t, turn_id=turn_for_acoustics
+        ):
             self._put(anomaly)
         for ev in self._seg.feed(frame, is_speech, t):
             if isinstance(ev, SpeechStarted):
@@ -405,7 +397,10 @@ class VoiceSession:
             if (
                 turn.held_reply is None
                 and self._seg.voiced_ms >= self.config.barge_in_pause_ms > 0
-                and self._recent_voiced_dbfs() >= self.config.barge_in_hold_min_dbfs
+                # webrtcvad calls short blips in a quiet noise floor "speech": only a burst
+                # loud enough (its last 300 ms, not the previous turn) holds the agent
+                and self._acoustic.recent_voiced_dbfs(self._last_frame_end - 0.3)
+                >= self.config.barge_in_hold_min_dbfs
             ):
                 self._hold(turn)
             if self._barge.update(voiced_ms=self._seg.voiced_ms):
@@ -962,21 +957,21 @@ class VoiceSession:
 
     # --- barge-in -------------------------------------------------------------------------
 
-    def _recent_voiced_dbfs(self) -> float:
-        """Mean level of the voiced frames of the last 300 ms (this burst, not the last turn)."""
-        since = self._last_frame_end - 0.3
-        powers = [p for t, p in self._voiced_levels if t >= since]
-        power = sum(powers) / len(powers) if powers else 0.0
-        return 10.0 * math.log10(power) if power > 1e-12 else -120.0
+    def _interruptible_reply(self) -> Reply | None:
+        """The reply speech over the agent may hold or cancel, if any."""
+        reply = self._reply
+        if reply is None or reply.cancelled or not self.config.barge_in:
+            return None
+        if reply.kind == "emergency" and not self.config.interrupt_emergency_script:
+            return None
+        return reply
 
     def _hold(self, turn: _Turn) -> None:
         """Fast stop signal: speech has gone on over the agent for ``barge_in_pause_ms``. The
         host holds playback (keeps its buffer) while the words decide: a backchannel resumes
         it (:meth:`_release`), a real interruption cancels it (:meth:`_interrupt`)."""
-        reply = self._reply
-        if reply is None or reply.cancelled or not self.config.barge_in:
-            return
-        if reply.kind == "emergency" and not self.config.interrupt_emergency_script:
+        reply = self._interruptible_reply()
+        if reply is None:
             return
         now = self.clock()
         turn.held_reply = reply.reply_id
@@ -1004,12 +999,8 @@ class VoiceSession:
             self._put(AgentResumed(reply_id, reply.turn_id, round(held_s * 1000.0, 1), now))
 
     def _interrupt(self, turn: _Turn, reason: str) -> None:
-        reply = self._reply
-        if reply is None or reply.cancelled or turn.barge_in:
-            return
-        if not self.config.barge_in:
-            return
-        if reply.kind == "emergency" and not self.config.interrupt_emergency_script:
+        reply = self._interruptible_reply()
+        if reply is None or turn.barge_in:
             return
         now = self.clock()
         turn.barge_in = True

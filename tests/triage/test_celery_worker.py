@@ -11,7 +11,6 @@ from django.utils import timezone
 from tests.triage.clinician_support import (
     CeleryProcess,
     RedisServer,
-    SmtpSink,
     WebhookServer,
     celery_broker,
     celery_env,
@@ -30,13 +29,6 @@ def broker():
     with celery_broker(redis.url):
         yield redis
     redis.stop()
-
-
-@pytest.fixture
-def smtp():
-    sink = SmtpSink().start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

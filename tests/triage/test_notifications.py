@@ -5,7 +5,7 @@ import hmac
 
 import pytest
 
-from tests.triage.clinician_support import SmtpSink, WebhookServer
+from tests.triage.clinician_support import WebhookServer
 from triage import notifications, services
 from triage.models import AuditEvent, NotificationDelivery, OutboxMessage
 from voice import events as ev
@@ -15,13 +15,6 @@ pytestmark = pytest.mark.django_db
 REASONS = (
     {"rule_id": "chest_pain_cardiac", "label": "Cardiac chest pain", "matched": "crushing chest pain"},
 )
-
-
-@pytest.fixture
-def smtp():
-    sink = SmtpSink().start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

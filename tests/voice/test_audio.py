@@ -166,3 +166,17 @@ def test_clipping_and_low_level_judged_per_turn(speech16k):
     # Too little voiced audio to judge: nothing.
     _feed(mon, np.clip(speech[:1600] * 8, -1, 1), speech=True, turn_id=4)
     assert mon.end_turn(t=10.0, turn_id=4) == []
+
+
+def test_recent_voiced_level_counts_only_voiced_frames_in_the_window():
+    mon = AcousticMonitor()
+    loud = np.full(320, 0.1, dtype=np.float32)  # -20 dBFS
+    quiet = np.full(320, 0.001, dtype=np.float32)  # -60 dBFS
+    for i in range(10):
+        mon.feed(loud, is_speech=True, t=i * 0.02, turn_id=1)
+    mon.feed(loud, is_speech=False, t=0.2, turn_id=1)  # unvoiced: never counted
+    for i in range(5):
+        mon.feed(quiet, is_speech=True, t=1.0 + i * 0.02, turn_id=1)
+    assert mon.recent_voiced_dbfs(since=0.0) > -30.0  # mostly the loud frames
+    assert mon.recent_voiced_dbfs(since=0.9) == pytest.approx(-60.0, abs=0.1)  # this burst only
+    assert mon.recent_voiced_dbfs(since=2.0) == -120.0  # nothing voiced since
