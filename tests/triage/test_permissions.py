@@ -162,6 +162,9 @@ async def test_dashboard_socket(subject, world):
         assert first == {"type": "error", "code": "forbidden", "message": "Clinician login required."}
         closed = await communicator.receive_output(timeout=10)
         assert closed == {"type": "websocket.close", "code": 4403}
+        # The browser's side of the close. Without it the consumer task was still waiting on
+        # the Redis channel layer at loop teardown, and cancelling that receive could hang.
+        await communicator.disconnect()
 
 
 def test_a_patient_token_opens_only_its_own_session(world):
