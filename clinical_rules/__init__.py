@@ -13,6 +13,7 @@ from .interview import TriageInterview
 from .loader import RuleSetError, load_ruleset
 from .ruleset import RuleSet
 from .types import Assessment, Finding, PatientContext, Prompt, UrgencyLevel
+from .vocabulary import vocabulary
 
 __all__ = [
     "Assessment",
@@ -26,6 +27,7 @@ __all__ = [
     "assess",
     "fixed_phrases",
     "load_ruleset",
+    "vocabulary",
 ]
 
 

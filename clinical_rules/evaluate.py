@@ -174,7 +174,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", choices=[*SETS, "all"], default="all")
     parser.add_argument("--dir", type=Path, default=VIGNETTE_DIR, help="folder with dev.yaml / heldout.yaml")
     parser.add_argument("--verbose", "-v", action="store_true", help="print the statement of each mismatch")
+    parser.add_argument(
+        "--interview",
+        action="store_true",
+        help="play each dev vignette as a whole call with a simulated caller; score the final level",
+    )
+    parser.add_argument(
+        "--unknown",
+        choices=["no", "unsure"],
+        default="no",
+        help="with --interview: how the caller answers what its facts do not say",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="with --interview: also write the results here"
+    )
     args = parser.parse_args(argv)
+    if args.interview:
+        return _interview_main(args)
     names = SETS if args.set == "all" else (args.set,)
     result = evaluate_sets(names, args.dir)
     print(f"Rule set {result['ruleset_version']}")
@@ -187,6 +203,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not shown:
         print(f"no vignette files found in {args.dir}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _interview_main(args: argparse.Namespace) -> int:
+    import json
+
+    from .interview_eval import evaluate_interviews, to_json
+    from .interview_eval import report as interview_report
+
+    m, outcomes = evaluate_interviews(args.dir, unknown=args.unknown)
+    print(f"Rule set {load_ruleset().version}")
+    print(interview_report(m, outcomes, unknown=args.unknown, verbose=args.verbose))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(to_json(m, outcomes), indent=1, default=str), encoding="utf-8")
     return 0
 
 
