@@ -54,7 +54,7 @@ class PipelineConfig:
     # flight, so this trades partial freshness (red flags seen sooner) against final delay.
     partial_interval_ms: int = 400
     # LLM
-    llm_backend: str = "llama_cpp"  # llama_cpp / vllm / none (guardrail's scripted text only)
+    llm_backend: str = "llama_cpp"  # llama_cpp / vllm / openai / none (guardrail's scripted text only)
     llm_max_tokens: int = 64
     llm_temperature: float = 0.2
     # The model adds only the acknowledgement; the rules' question/disposition follows word for
@@ -112,6 +112,8 @@ class PipelineConfig:
                 values[f.name] = float(raw)
             else:
                 values[f.name] = raw
+        if "llm_backend" not in values and env.get("TRIAGE_LLM_BACKEND"):
+            values["llm_backend"] = env["TRIAGE_LLM_BACKEND"]  # the deploy kit's name for it
         budgets = dict(DEFAULT_BUDGETS_MS)
         for stage in DEFAULT_BUDGETS_MS:
             key = f"VOICE_BUDGET_{stage.upper()}_MS"

@@ -25,6 +25,8 @@ _EXPORTS = {
     "LlamaCppOptions": "voice.llm.llama_cpp_backend",
     "VllmGenerator": "voice.llm.vllm_backend",
     "VllmOptions": "voice.llm.vllm_backend",
+    "OpenAICompatGenerator": "voice.llm.openai_compat",
+    "OpenAICompatOptions": "voice.llm.openai_compat",
     "LlmSettings": "voice.llm.factory",
     "build_generator": "voice.llm.factory",
 }

@@ -17,17 +17,20 @@ from typing import Any
 
 from voice.interfaces import ReplyGenerator
 
-BACKENDS = ("llama_cpp", "vllm", "none")
+BACKENDS = ("llama_cpp", "vllm", "openai", "none")
+# Names the deploy kit uses (deploy/env.example) for the shared-server backend's settings.
+_TRIAGE_ALIASES = {"base_url": "TRIAGE_LLM_BASE_URL", "server_model": "TRIAGE_LLM_MODEL"}
 
 
 @dataclass(frozen=True, slots=True)
 class LlmSettings:
-    backend: str = "llama_cpp"  # llama_cpp / vllm / none (no model: the rules' text is spoken as is)
+    backend: str = "llama_cpp"  # llama_cpp / vllm / openai / none (no model: the rules' text as is)
     # llama.cpp
     gguf_path: str | None = None  # None: the bundled GGUF from voice.provisioning
     n_threads: int = 0  # 0: every core, up to 4 (llama_cpp_backend.default_threads)
     n_ctx: int = 2048
     pool_size: int = 1
+    max_waiting: int = 1  # requests that may queue per context before "saturated" (llama_cpp_backend)
     reuse_prefix: bool = True
     # vLLM
     model_dir: str | None = None  # HF-format folder; None: TRIAGE_VLLM_MODEL, else the converted bundled GGUF
@@ -35,14 +38,23 @@ class LlmSettings:
     max_model_len: int = 2048
     cpu_kv_cache_gib: int = 1
     gpu_memory_utilization: float = 0.85
+    # openai: a shared OpenAI-compatible server (voice.llm.openai_compat); the API key is read
+    # from TRIAGE_LLM_API_KEY when the generator is built, never kept in these settings.
+    base_url: str | None = None  # e.g. http://gpu-pool:8000/v1 (TRIAGE_LLM_BASE_URL)
+    server_model: str | None = None  # served model name (TRIAGE_LLM_MODEL); None: the server's
+    request_timeout_s: float = 10.0  # longest silence between two streamed chunks
+    max_in_flight: int = 0  # streams open at once from this process before "saturated"; 0: no cap
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LlmSettings:
-        """``VOICE_LLM_<FIELD>`` (e.g. VOICE_LLM_BACKEND=vllm, VOICE_LLM_N_THREADS=4)."""
+        """``VOICE_LLM_<FIELD>`` (e.g. VOICE_LLM_BACKEND=vllm, VOICE_LLM_N_THREADS=4); also
+        ``TRIAGE_LLM_BASE_URL`` and ``TRIAGE_LLM_MODEL``."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get("VOICE_LLM_" + f.name.upper())
+            if raw is None and f.name in _TRIAGE_ALIASES:
+                raw = env.get(_TRIAGE_ALIASES[f.name])
             if raw is not None:
                 values[f.name] = _coerce(raw, f.type)
         values.update(overrides)
@@ -112,8 +124,26 @@ def _build(s: LlmSettings) -> ReplyGenerator:
         return LlamaCppGenerator(
             s.gguf_path,
             LlamaCppOptions(
-                n_threads=s.n_threads, n_ctx=s.n_ctx, pool_size=s.pool_size, reuse_prefix=s.reuse_prefix
+                n_threads=s.n_threads,
+                n_ctx=s.n_ctx,
+                pool_size=s.pool_size,
+                max_waiting=s.max_waiting,
+                reuse_prefix=s.reuse_prefix,
             ),
+        )
+    if s.backend == "openai":
+        from voice.llm.openai_compat import OpenAICompatGenerator, OpenAICompatOptions
+
+        if not s.base_url:
+            raise ValueError("the openai LLM backend needs TRIAGE_LLM_BASE_URL (e.g. http://host:8000/v1)")
+        return OpenAICompatGenerator(
+            OpenAICompatOptions(
+                base_url=s.base_url,
+                model=s.server_model or "",
+                api_key=os.environ.get("TRIAGE_LLM_API_KEY") or None,
+                read_timeout_s=s.request_timeout_s,
+                max_in_flight=s.max_in_flight,
+            )
         )
     from voice.llm.vllm_backend import VllmGenerator, VllmOptions
 
