@@ -1,4 +1,10 @@
-"""Admin for operators and auditors. Audit events and telemetry are read-only."""
+"""Admin for operators and auditors: every triage table is read-only here.
+
+Clinical changes (an alert's status, a session's urgency, status or state) happen only through
+the dashboard's actions (triage/dashboard/actions.py), which record who, when and why in a
+ClinicianAction row and the session's audit chain. An edit form here would bypass both, so
+there is none. Users and groups stay editable (Django's own admin).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from .models import (
     LatencySample,
     NotificationDelivery,
     OutboxMessage,
+    SecurityEvent,
     StateTransition,
     TelemetryAggregate,
     TriageSession,
@@ -31,10 +38,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class TurnInline(admin.TabularInline):
-    model = Turn
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TurnInline(ReadOnlyInline):
+    model = Turn
     fields = (
         "index",
         "speaker",
@@ -47,23 +66,15 @@ class TurnInline(admin.TabularInline):
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class AlertInline(admin.TabularInline):
+class AlertInline(ReadOnlyInline):
     model = EscalationAlert
-    extra = 0
-    can_delete = False
     fields = ("created_at", "level", "disposition", "rule_ids", "status", "acknowledged_by")
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(TriageSession)
-class TriageSessionAdmin(admin.ModelAdmin):
+class TriageSessionAdmin(ReadOnlyAdmin):
     list_display = (
         "short_id",
         "status",
@@ -94,9 +105,6 @@ class TriageSessionAdmin(admin.ModelAdmin):
     def short_id(self, obj):
         return str(obj.id)[:8]
 
-    def has_delete_permission(self, request, obj=None):
-        return False  # sessions anchor audit chains
-
 
 @admin.register(Turn)
 class TurnAdmin(ReadOnlyAdmin):
@@ -117,7 +125,7 @@ class StateTransitionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(EscalationAlert)
-class EscalationAlertAdmin(admin.ModelAdmin):
+class EscalationAlertAdmin(ReadOnlyAdmin):
     list_display = (
         "session",
         "level",
@@ -140,12 +148,6 @@ class EscalationAlertAdmin(admin.ModelAdmin):
         "acknowledged_by",
         "acknowledged_at",
     )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ClinicianAction)
@@ -231,3 +233,11 @@ class TelemetryAggregateAdmin(ReadOnlyAdmin):
     )
     list_filter = ("metric", "bucket_seconds", "bucket_start")
     date_hierarchy = "bucket_start"
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(ReadOnlyAdmin):
+    list_display = ("at", "kind", "username", "ip_address", "path")
+    list_filter = ("kind", "at")
+    search_fields = ("username", "ip_address")
+    date_hierarchy = "at"

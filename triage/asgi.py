@@ -7,6 +7,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
 django_asgi_app = get_asgi_application()
 
+from triage.deploy_checks import refuse_placeholder_secrets  # noqa: E402
+
+refuse_placeholder_secrets()  # production: never serve with deploy/env.example's placeholders
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -353,3 +353,24 @@ class TelemetryAggregate(models.Model):
     @property
     def rate(self) -> float | None:
         return self.hits / self.n if self.n else None
+
+
+class SecurityEvent(models.Model):
+    """Security events that belong to no call (login lockouts), so outside the per-session
+    audit chains. Append-only from the application: the admin shows them read-only."""
+
+    class Kind(models.TextChoices):
+        LOGIN_LOCKED_OUT = "login_locked_out", "Login locked out"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
+    username = models.CharField(max_length=150, blank=True, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    path = models.CharField(max_length=255, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.username} @ {self.at:%Y-%m-%d %H:%M:%S}"

@@ -6,6 +6,7 @@ Production: DJANGO_ENV=production plus DATABASE_URL, REDIS_URL, SECRET_KEY, ALLO
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -27,15 +28,21 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-PRODUCTION = os.environ.get("DJANGO_ENV", "development") == "production"
+DJANGO_ENV = os.environ.get("DJANGO_ENV", "").strip() or "development"
+if DJANGO_ENV not in {"development", "production"}:
+    # A typo ("prod") must not fall back to DEBUG with the development key.
+    raise ImproperlyConfigured(f"DJANGO_ENV must be 'development' or 'production', not {DJANGO_ENV!r}.")
+PRODUCTION = DJANGO_ENV == "production"
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 
+# Development only: a fixed, obviously-insecure key so sessions survive restarts. Production
+# refuses it (triage/deploy_checks.py), as it refuses deploy/env.example's placeholders.
+DEVELOPMENT_SECRET_KEY = "dev-insecure-key-do-not-use-in-production-0123456789abcdefghijklmnop"
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY must be set in production (DJANGO_ENV=production).")
-    # Development only: a fixed, obviously-insecure key so sessions survive restarts.
-    SECRET_KEY = "dev-insecure-key-do-not-use-in-production-0123456789abcdefghijklmnop"
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -50,6 +57,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",  # login throttling (below)
     "triage",
 ]
 
@@ -62,6 +70,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # CSP, Permissions-Policy, Cache-Control: no-store (static files are served above it).
+    "triage.security_headers.SecurityHeadersMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "triage.urls"
@@ -137,6 +149,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes) on every login that authenticates: /accounts/login/ and the
+# admin's. After AXES_FAILURE_LIMIT failures for one username from one address, that pair is
+# refused (also with the right password) for AXES_COOLOFF_TIME; a success resets the count.
+# Lockouts are stored as SecurityEvent rows (triage/login_security.py). Unlock early with
+# `manage.py axes_reset_username <name>`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# daphne --proxy-headers already puts the client's address (from X-Forwarded-For set by the
+# TLS proxy) in REMOTE_ADDR; reading the header here again would let a client choose its IP.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -164,6 +193,8 @@ STORAGES = {
 # --- security (production) ----------------------------------------------------------------
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Health probes inside the cluster speak plain HTTP to daphne, with no X-Forwarded-Proto.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -231,8 +262,9 @@ TRIAGE = {
 # /metrics: a Prometheus bearer token, or a staff login (docs/metrics.md).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
-# Celery beat (run `celery -A triage beat`, or `worker -B` for one small host). In embedded mode
-# the ASGI process runs this schedule itself (TRIAGE["INPROCESS_BEAT"]).
+# Celery beat (run `celery -A triage beat` as its own process; not `worker -B`, whose beat child
+# can outlive a killed worker: deploy/README.md). In embedded mode the ASGI process runs this
+# schedule itself (TRIAGE["INPROCESS_BEAT"]).
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "triage.sweep_outbox", "schedule": TRIAGE["OUTBOX_SWEEP_SECONDS"]},
     "close-abandoned-sessions": {

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import json, django; django.setup(); from django.conf import settings as s; "
@@ -66,3 +68,123 @@ def test_check_deploy_passes_under_production_settings(tmp_path):
     result = run(env, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(run(env, "-c", PROBE).stdout)["debug"] is False
+
+
+# --- safe deployment defaults ------------------------------------------------------------------
+
+ENV_EXAMPLE = ROOT / "deploy" / "env.example"
+# deploy/env.example's secrets with the placeholders replaced (what an operator does).
+REAL_SECRETS = {
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "EMAIL_HOST_PASSWORD": secrets.token_urlsafe(16),
+    "TRIAGE_ESCALATION_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+    "METRICS_TOKEN": secrets.token_urlsafe(32),
+}
+
+
+def shipped_env(tmp_path, **overrides) -> dict[str, str]:
+    """deploy/env.example as shipped, with the local services swapped in so nothing external
+    is reached (a SQLite file; Redis at a port nothing listens on is never dialled here)."""
+    env = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            env[key.strip()] = value.strip()
+    env.update(
+        {
+            "TRIAGE_PRELOAD_MODELS": "0",
+            "TRIAGE_VAR_DIR": str(tmp_path),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            "STATIC_ROOT": str(tmp_path / "static"),
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def test_unknown_django_env_is_an_error_not_debug():
+    for value in ("prod", "Production", "staging"):
+        result = run({"DJANGO_ENV": value}, "-c", PROBE)
+        assert result.returncode != 0, value
+        assert "DJANGO_ENV must be 'development' or 'production'" in result.stderr, value
+    assert json.loads(run({"DJANGO_ENV": "development"}, "-c", PROBE).stdout)["debug"] is True
+
+
+def test_shipped_env_example_passes_check_deploy(tmp_path):
+    result = run(shipped_env(tmp_path), "manage.py", "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "security.W" not in result.stdout + result.stderr  # e.g. W009: key too short
+    # ... yet it names what is still a placeholder.
+    report = result.stdout + result.stderr  # check writes its messages to stderr
+    assert "triage.I001" in report
+    for name in ("SECRET_KEY", "EMAIL_HOST_PASSWORD", "TRIAGE_ESCALATION_WEBHOOK_SECRET", "METRICS_TOKEN"):
+        assert name in report
+    assert "DATABASE_URL (password)" in report
+
+
+def test_production_refuses_placeholder_secrets_at_start_up(tmp_path):
+    start_web = ("-c", "import triage.asgi")  # what daphne does first
+    refused = run(shipped_env(tmp_path), *start_web)
+    assert refused.returncode != 0
+    assert "Refusing to start in production with placeholder secrets" in refused.stderr
+    assert "SECRET_KEY" in refused.stderr and "METRICS_TOKEN" in refused.stderr
+
+    # One placeholder left is enough to refuse; the development key is refused too.
+    one_left = {**REAL_SECRETS, "METRICS_TOKEN": "change-me"}
+    refused = run(
+        shipped_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", **one_left), *start_web
+    )
+    assert (
+        refused.returncode != 0
+        and "placeholder secrets from deploy/env.example: METRICS_TOKEN." in refused.stderr
+    )
+    dev_key = "dev-insecure-key-do-not-use-in-production-0123456789abcdefghijklmnop"
+    refused = run(
+        shipped_env(
+            tmp_path,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            **{**REAL_SECRETS, "SECRET_KEY": dev_key},
+        ),
+        *start_web,
+    )
+    assert (
+        refused.returncode != 0
+        and "placeholder secrets from deploy/env.example: SECRET_KEY." in refused.stderr
+    )
+
+    started = run(
+        shipped_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", **REAL_SECRETS), *start_web
+    )
+    assert started.returncode == 0, started.stderr
+
+
+@pytest.mark.parametrize("process", ["worker", "beat"])
+def test_production_celery_refuses_placeholder_secrets(tmp_path, process):
+    result = run(
+        shipped_env(tmp_path, REDIS_URL="redis://127.0.0.1:1/0"),
+        "-m",
+        "celery",
+        "-A",
+        "triage",
+        process,
+        "--loglevel=WARNING",
+        *(["--pool=solo"] if process == "worker" else [f"--schedule={tmp_path / 'beat-schedule'}"]),
+    )
+    assert result.returncode != 0
+    assert "Refusing to start in production with placeholder secrets" in result.stdout + result.stderr
+
+
+def test_health_probe_works_on_plain_http_in_production(tmp_path):
+    """A probe inside the cluster talks to daphne directly: no TLS, no X-Forwarded-Proto."""
+    probe = (
+        "import json, django; django.setup(); from django.test import Client; c = Client(); "
+        "h = c.get('/healthz', HTTP_HOST='triage.example.org'); "
+        "p = c.get('/', HTTP_HOST='triage.example.org'); "
+        "print(json.dumps([h.status_code, h.json()['status'], p.status_code, p.get('Location')]))"
+    )
+    env = shipped_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", **REAL_SECRETS)
+    result = run(env, "-c", probe)
+    assert result.returncode == 0, result.stderr
+    health_status, health, page_status, location = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (health_status, health) == (200, "ok")
+    assert page_status == 301 and location == "https://triage.example.org/"  # the rest still redirects
