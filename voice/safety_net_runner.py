@@ -1,0 +1,104 @@
+"""Runs the semantic safety net (clinical_rules.safety_net) beside a live call, off the event loop.
+
+One :class:`~clinical_rules.safety_net.SafetyNet` per process (the embedding model and the
+bank's vectors are loaded once, in a thread); one :class:`SafetyNetRunner` per call. Partials
+are skipped while a check is still running, like ASR partials; a final transcript always
+gets its check (after the one in flight). A new hit queues the entry's question in the
+interview and is handed to ``on_hit`` (the Django side alerts the dashboard and stores it).
+
+Disabled with ``TRIAGE_SAFETY_NET=0``. If the model cannot be loaded the call goes on with the
+rules alone and the reason is logged once (the rules never depend on the net).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+from clinical_rules.safety_net import SafetyNet, SafetyNetHit, SafetyNetMonitor
+
+log = logging.getLogger(__name__)
+
+OnHit = Callable[[SafetyNetHit, bool, float], Awaitable[None]]  # (hit, on_partial, check ms)
+
+_net: SafetyNet | None = None
+_net_failed: str | None = None
+_net_lock = threading.Lock()
+
+
+def enabled() -> bool:
+    return os.environ.get("TRIAGE_SAFETY_NET", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def load_safety_net() -> SafetyNet | None:
+    """The process's SafetyNet (blocking: call in a thread), or None if disabled or unavailable."""
+    global _net, _net_failed
+    if not enabled():
+        return None
+    with _net_lock:
+        if _net is None and _net_failed is None:
+            try:
+                from voice.embedding import load_embedder
+
+                _net = SafetyNet(load_embedder())
+            except Exception as exc:  # ModelUnavailable, a bad bank: the rules still run
+                _net_failed = str(exc)
+                log.error("semantic safety net disabled: %s", exc)
+        return _net
+
+
+class SafetyNetRunner:
+    """Per call. ``interview`` is the call's TriageInterview (its assessment says whether the rules
+    already escalated; ``queue_question`` takes the hit's question)."""
+
+    def __init__(self, interview, on_hit: OnHit) -> None:
+        self._interview = interview
+        self._on_hit = on_hit
+        self._monitor: SafetyNetMonitor | None = None
+        self._busy = False
+        self._final_lock = asyncio.Lock()
+        self.check_ms: list[float] = []  # per check, for the bench and metrics
+        self.skipped_partials = 0
+
+    async def _ensure(self) -> SafetyNetMonitor | None:
+        if self._monitor is None:
+            net = await asyncio.to_thread(load_safety_net)
+            if net is None:
+                return None
+            self._monitor = SafetyNetMonitor(net)
+        return self._monitor
+
+    async def observe(self, text: str, *, final: bool) -> list[SafetyNetHit]:
+        if not text or not text.strip() or not enabled():
+            return []
+        if not final and self._busy:
+            self.skipped_partials += 1  # the next partial (or the final) covers these words
+            return []
+        async with self._final_lock:  # one check at a time per call; finals wait their turn
+            self._busy = True
+            try:
+                monitor = await self._ensure()
+                if monitor is None:
+                    return []
+                t0 = time.perf_counter()
+                hits = await asyncio.to_thread(monitor.observe, text, self._interview.assessment)
+                ms = (time.perf_counter() - t0) * 1000.0
+                self.check_ms.append(ms)
+            finally:
+                self._busy = False
+        fresh = []
+        for hit in hits:
+            if self._interview.escalated:  # the rules escalated while we were embedding
+                break
+            self._interview.queue_question(hit.question_id)
+            fresh.append(hit)
+            log.info("safety net hit %s score %.2f (rules did not fire)", hit.description_id, hit.score)
+            try:
+                await self._on_hit(hit, not final, ms)
+            except Exception:
+                log.exception("safety net alert for %s could not be delivered", hit.description_id)
+        return fresh
