@@ -25,6 +25,7 @@ from clinical_rules import PatientContext, TriageInterview
 from voice import events as ev
 from voice.llm.chunker import split_clauses
 from voice.pipeline import VoiceSession
+from voice.safety_net_runner import SafetyNetRunner
 from voice.tts import pcm_ms
 
 from . import metrics, services
@@ -112,6 +113,8 @@ class LiveCall:
     def __init__(self, session_id: str, context: PatientContext):
         self.session_id = session_id
         self.interview = TriageInterview(context=context)
+        # Semantic safety net: raises clinician attention only, never a level (docs/clinical-rules.md).
+        self.safety_net = SafetyNetRunner(self.interview, self._on_safety_net_hit)
         self.voice: VoiceSession | None = None
         self._send_json: SendJson | None = None
         self._send_bytes: SendBytes | None = None
@@ -220,6 +223,7 @@ class LiveCall:
         if self.ended:
             return
         self.ended = True
+        self.safety_net.close()
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
@@ -254,6 +258,8 @@ class LiveCall:
                 await self._send_bytes(audio_frame(event.reply_id, event.pcm))
             return
         metrics.observe(event)
+        if isinstance(event, ev.PartialTranscript | ev.FinalTranscript) and not self.ended:
+            self._spawn(self.safety_net.observe(event.text, final=isinstance(event, ev.FinalTranscript)))
         if isinstance(event, ev.EscalationRaised):
             # Straight to the dashboards, ahead of the database write: the clinician should
             # see it while the patient is still talking.
@@ -429,6 +435,35 @@ class LiveCall:
             )
         except Exception:  # the stored alert still reaches dashboards via session.changed
             logger.exception("could not push alert for session %s", self.session_id[:8])
+
+    async def _on_safety_net_hit(self, hit, on_partial: bool, check_ms: float) -> None:
+        """A possible red flag the rules did not fire on: dashboards first, then the stored,
+        audited alert. The session's level and status are left to the rules."""
+        level = self.interview.assessment.level
+        t = time.monotonic()
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        await layer.group_send(
+            DASHBOARD_GROUP,
+            {
+                "type": "escalation.raised",
+                "kind": "safety_net",
+                "session_id": self.session_id,
+                "turn_id": None,
+                "level": int(level) if level is not None else None,
+                "disposition": "possible_red_flag",
+                "rule_ids": [hit.description_id],
+                "reasons": [hit.to_dict()],
+                "on_partial": on_partial,
+                "raised_mono": t,
+                "raised_wall": self.wall(t).timestamp(),
+                "host": HOST,
+            },
+        )
+        await database_sync_to_async(services.record_safety_net_alert)(
+            self.session_id, hit.to_dict(), int(level) if level is not None else None, on_partial, check_ms
+        )
 
     async def _listen_control(self) -> None:
         """Messages for this call from any process: clinician take-over, server-side end."""

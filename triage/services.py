@@ -317,6 +317,42 @@ def record_escalation(session_id, event: ev.EscalationRaised) -> EscalationAlert
     return alert
 
 
+SAFETY_NET_DISPOSITION = "possible_red_flag"
+
+
+def record_safety_net_alert(
+    session_id, reason: dict, rules_level: int | None, on_partial: bool, check_ms: float | None = None
+) -> EscalationAlert:
+    """A semantic-safety-net alert (clinical_rules.safety_net): an open alert row for the dashboard
+    and an audited event. It never changes the session's level, disposition or status, and sends
+    no email or page: it asks a clinician to look, the rules decide. The row's ``level`` is the
+    rules' level at the time (3 while they have none, "when unsure, triage up" for the display only)."""
+    with transaction.atomic():
+        alert = EscalationAlert.objects.create(
+            session_id=session_id,
+            level=rules_level if rules_level is not None else 3,
+            disposition=SAFETY_NET_DISPOSITION,
+            rule_ids=[str(reason.get("rule_id", ""))],
+            reasons=[reason],
+            on_partial=on_partial,
+        )
+        append_event(
+            session_id,
+            "safety_net_alert",
+            {
+                "alert_id": alert.pk,
+                "entry_id": reason.get("rule_id"),
+                "score": reason.get("score"),
+                "question_id": reason.get("question_id"),
+                "rules_level": rules_level,
+                "on_partial": on_partial,
+                "check_ms": round(check_ms, 1) if check_ms is not None else None,
+            },
+            actor="safety_net",
+        )
+    return alert
+
+
 def record_turn_metrics(session_id, event: ev.TurnMetrics, budgets: dict[str, float]) -> int:
     rows = []
     stages = dict(event.stages)

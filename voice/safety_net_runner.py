@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
-from clinical_rules.safety_net import SafetyNet, SafetyNetHit, SafetyNetMonitor
+from clinical_rules.safety_net import SafetyNet, SafetyNetHit, SafetyNetMonitor, rules_already_urgent
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ class SafetyNetRunner:
         self._final_lock = asyncio.Lock()
         self.check_ms: list[float] = []  # per check, for the bench and metrics
         self.skipped_partials = 0
+        self.closed = False
+
+    def close(self) -> None:
+        """The call ended: checks still embedding finish in their thread but alert nobody."""
+        self.closed = True
 
     async def _ensure(self) -> SafetyNetMonitor | None:
         if self._monitor is None:
@@ -73,7 +78,7 @@ class SafetyNetRunner:
         return self._monitor
 
     async def observe(self, text: str, *, final: bool) -> list[SafetyNetHit]:
-        if not text or not text.strip() or not enabled():
+        if self.closed or not text or not text.strip() or not enabled():
             return []
         if not final and self._busy:
             self.skipped_partials += 1  # the next partial (or the final) covers these words
@@ -92,8 +97,10 @@ class SafetyNetRunner:
                 self._busy = False
         fresh = []
         for hit in hits:
-            if self._interview.escalated:  # the rules escalated while we were embedding
+            if self.closed:
                 break
+            if rules_already_urgent(self._interview.assessment) or self._interview.escalated:
+                break  # the rules escalated while we were embedding: they have it
             self._interview.queue_question(hit.question_id)
             fresh.append(hit)
             log.info("safety net hit %s score %.2f (rules did not fire)", hit.description_id, hit.score)

@@ -191,6 +191,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         delay = alert_delay_seconds(message)
         alert = {
             "type": "alert",
+            "kind": message.get("kind", "rules"),  # "safety_net": a possible red flag, no level set
             "session_id": message["session_id"],
             "turn_id": message.get("turn_id"),
             "level": message["level"],

@@ -235,7 +235,7 @@
     const card = el(
       "div",
       { class: "alert-card", role: "alert", "data-session": message.session_id },
-      el("strong", {}, `ESCALATION — ${message.level_label}`),
+      el("strong", {}, message.kind === "safety_net" ? "POSSIBLE RED FLAG — rules did not fire" : `ESCALATION — ${message.level_label}`),
       " ",
       human(message.disposition),
       message.on_partial ? el("span", { class: "badge" }, "while the patient is speaking") : null,
