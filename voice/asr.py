@@ -12,6 +12,11 @@ budget scales with the audio and a trailing repeat of the text's own beginning i
 (:func:`trim_trailing_repeat`). ``window="full"`` keeps faster-whisper's own 30 s path (long
 audio always takes it).
 
+Clinical vocabulary bias (``vocabulary``): the rule set's own red-flag words (see
+:func:`resolve_vocabulary`) are put before every decode's prompt, in both window paths, so the
+small models keep "chest pain" instead of "just pain" (docs/voice-pipeline.md, "Clinical
+vocabulary"). It is previous-text context, not a constraint: words not spoken are not forced.
+
 Partials are also rationed: at most one every ``partial_interval_ms`` of new audio, never
 two in flight for the same turn (a due partial is skipped and counted while the CPU is
 behind), and once the turn is long only the audio after the committed words is decoded,
@@ -25,7 +30,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +80,7 @@ class WhisperRecognizer:
         fit_pad_s: float = 2.0,
         fit_min_window_s: float = 6.0,
         fit_tokens_per_s: float = 8.0,
+        vocabulary: Sequence[str] | str | None = None,
     ) -> None:
         from faster_whisper import WhisperModel  # heavy import: only when a model is loaded
 
@@ -99,6 +105,7 @@ class WhisperRecognizer:
         self.fit_pad_s = fit_pad_s
         self.fit_min_window_s = fit_min_window_s
         self.fit_tokens_per_s = fit_tokens_per_s
+        self.bias_text = bias_prompt(vocabulary)
         self._tokenizer = None
         if self.window == "fit":
             from faster_whisper.tokenizer import Tokenizer
@@ -139,6 +146,10 @@ class WhisperRecognizer:
             return Transcription("", NO_WORDS_LOGPROB, 1.0, (), time.perf_counter() - started)
         want_words = bool(word_timestamps)
         beam = 1 if partial else self.final_beam_size
+        if not full_window:
+            # Not on speech over the agent (full_window=True): its confidence floor for telling
+            # "Wait." from a cough was calibrated on unprompted decodes.
+            prompt = self._biased(prompt)
         fit = self.window == "fit" and not full_window
         if fit and audio.size / SAMPLE_RATE + self.fit_pad_s <= _WINDOW_S:
             return self._transcribe_fitted(audio, prompt, beam, want_words, started)
@@ -186,6 +197,14 @@ class WhisperRecognizer:
             duration_s=time.perf_counter() - started,
             word_probs=tuple(probs),
         )
+
+    def _biased(self, prompt: str | None) -> str | None:
+        """The vocabulary first, then the caller's own committed words (which Whisper's
+        223-token prompt limit keeps when it truncates from the front)."""
+        prompt = prompt.strip() if prompt else ""
+        if not self.bias_text:
+            return prompt or None
+        return f"{self.bias_text} {prompt}" if prompt else self.bias_text
 
     def _transcribe_fitted(
         self, audio: np.ndarray, prompt: str | None, beam: int, want_words: bool, started: float
@@ -245,6 +264,40 @@ class WhisperRecognizer:
             duration_s=time.perf_counter() - started,
             word_probs=tuple(probs),
         )
+
+
+def bias_prompt(vocabulary: Sequence[str] | str | None) -> str:
+    """Prompt text for a word list: "Chest pain, stroke, ..." reads like a clinical note, which
+    is the register the words should be heard in. A string is used as it is."""
+    if not vocabulary:
+        return ""
+    if isinstance(vocabulary, str):
+        return vocabulary.strip()
+    words = [w.strip() for w in vocabulary if w and w.strip()]
+    return (", ".join(words) + ".").capitalize() if words else ""
+
+
+def resolve_vocabulary(setting: str | None) -> tuple[str, ...]:
+    """``PipelineConfig.asr_vocabulary`` (``VOICE_ASR_VOCABULARY``) as a word list.
+
+    ``"rules"``: the clinical rule set's red-flag words (``clinical_rules.vocabulary()``, the
+    only call voice/ makes into the rules for this; empty if they are not installed);
+    ``"off"`` / ``""``: no bias; anything else: a comma-separated list of words.
+    """
+    value = (setting or "").strip()
+    if value.lower() in ("", "off", "none", "0", "false", "no"):
+        return ()
+    if value.lower() == "rules":
+        try:
+            from clinical_rules import vocabulary
+        except ImportError:
+            return ()
+        try:
+            return tuple(vocabulary())
+        except Exception:  # a rule-set problem must not stop speech recognition
+            log.exception("clinical_rules.vocabulary() failed; ASR runs without the clinical bias")
+            return ()
+    return tuple(w.strip() for w in value.split(",") if w.strip())
 
 
 def trim_trailing_repeat(words: list[str], min_tail: int = 2) -> int:

@@ -50,6 +50,10 @@ class PipelineConfig:
     # "full": Whisper's 30 s window for every decode (voice.asr explains the trade).
     asr_window: str = "fit"
     asr_fit_pad_s: float = 2.0
+    # Clinical vocabulary put before every decode's prompt (voice.asr.resolve_vocabulary):
+    # "rules" = the rule set's red-flag words, "off", or comma-separated words. Chosen from the
+    # red-flag recall figures in docs/benchmarks.md ("ASR and clinical words").
+    asr_vocabulary: str = "rules"
     # New speech between two partial decodes. The pause decode waits for a partial in
     # flight, so this trades partial freshness (red flags seen sooner) against final delay.
     partial_interval_ms: int = 400

@@ -189,6 +189,8 @@ def _make_recognizer(cls, model_dir, config: PipelineConfig):
     """Build the recognizer with what its constructor accepts (keeps voice.asr free to evolve)."""
     import inspect
 
+    from voice.asr import resolve_vocabulary
+
     params = inspect.signature(cls).parameters
     wanted = {
         "beam_size": config.asr_beam_size,
@@ -196,6 +198,7 @@ def _make_recognizer(cls, model_dir, config: PipelineConfig):
         "num_workers": config.asr_num_workers,
         "window": config.asr_window,
         "fit_pad_s": config.asr_fit_pad_s,
+        "vocabulary": resolve_vocabulary(config.asr_vocabulary),
     }
     return cls(model_dir, **{k: v for k, v in wanted.items() if k in params})
 
