@@ -336,6 +336,7 @@ def _fact_ok(cond: Condition, st: State, *, skip: str | None = None) -> bool:
         ("duration_hours_lt", "duration_hours", "lt"),
         ("temperature_gte", "temperature_c", "ge"),
         ("age_months_lt", "age_months", "lt"),
+        ("age_months_gte", "age_months", "ge"),
     ):
         limit = getattr(cond, name)
         if limit is None:
@@ -376,7 +377,8 @@ def _finding(rs: RuleSet, rule: Rule, evidence: Sequence[Mention], st: State, *,
     fact_bits = []
     c = rule.when
     for name, key in (("severity_gte", "severity"), ("duration_hours_gte", "duration_hours"),
-                      ("temperature_gte", "temperature_c"), ("age_band", "age_band"), ("pregnant", "pregnant")):  # fmt: skip
+                      ("temperature_gte", "temperature_c"), ("age_band", "age_band"), ("pregnant", "pregnant"),
+                      ("age_months_gte", "age_months")):  # fmt: skip
         if getattr(c, name) is not None and key in st.facts:
             fact_bits.append(f'{key}={st.facts[key]} ("{st.fact_text.get(key, "")}")')
             if (
@@ -435,9 +437,14 @@ def evaluate_rules(rs: RuleSet, st: State) -> Evaluation:
     fired: list[tuple[Rule, Finding]] = []
     pending_q: list[str] = []
     cleared: list[str] = []
+    modifiers: list[tuple[Rule, list[Mention]]] = []
     for rule in rs.rules:
         evidence = _concepts_ok(rule.when, st)
         if evidence is None:
+            continue
+        if rule.raise_by is not None:
+            if _fact_ok(rule.when, st):
+                modifiers.append((rule, evidence))
             continue
         if _fact_ok(rule.when, st):
             level = rule.level
@@ -466,7 +473,28 @@ def evaluate_rules(rs: RuleSet, st: State) -> Evaluation:
                 pending_q.append(p.question)
     suppressed = {s for rule, _f in fired for s in rule.suppresses}
     findings = [f for rule, f in fired if rule.id not in suppressed or rule.escalate]
+    findings.extend(_apply_modifiers(rs, st, modifiers, findings))
     return Evaluation(findings, list(dict.fromkeys(pending_q)), st, cleared)
+
+
+def _apply_modifiers(
+    rs: RuleSet, st: State, modifiers: Sequence[tuple[Rule, list[Mention]]], findings: Sequence[Finding]
+) -> list[Finding]:
+    """High-risk modifiers: raise the level the complaint rules gave by ``raise_by``, capped at the
+    modifier's ``level``. They only ever raise: nothing fires when no complaint rule fired (the
+    modifier's own conditions name the complaints it applies to) or when the level is already at
+    or above the cap. Modifiers do not stack (each raises from the complaint rules' level)."""
+    base = min((f.level for f in findings if f.level is not None), default=None)
+    if base is None:
+        return []
+    out = []
+    for rule, evidence in modifiers:
+        level = max(rule.level, base - int(rule.raise_by or 0))
+        if level >= base:
+            continue
+        note = f"Raised from level {base} to level {level} by this high-risk modifier."
+        out.append(_finding(rs, rule, evidence, st, level=level, note=note))
+    return out
 
 
 def excluded_findings(rs: RuleSet, st: State) -> list[Finding]:
@@ -636,7 +664,9 @@ def build_assessment(
         elif level is not None:
             nq = disposition_prompt(rs, level, findings, complaint)
         else:
-            nq = clarify_prompt(rs)
+            # understood but unplaced: the universal first-order screen comes before "rephrase"
+            qid = next_protocol_question(rs, "universal_screen", st, asked) if st.understood else None
+            nq = question_prompt(rs, qid, None) if qid else clarify_prompt(rs)
     else:
         nq = next_question or None
     facts = {k: st.facts.get(k) for k in ("age_band", "age_months", "pregnant", "subject", "severity",

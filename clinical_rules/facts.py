@@ -215,6 +215,16 @@ _AGE_UNITS_MONTHS = {"day": 1 / 30, "days": 1 / 30, "week": 0.23, "weeks": 0.23,
 _AGE_LEADS = ("im", "aged", "age", "hes", "shes", "turned", "am")
 
 
+_NOT_AGE_UNITS = frozenset(
+    "minutes minute mins min hours hour hrs seconds secs times tablets tablet pills pill mg kg stone pounds "
+    "lbs miles mph feet foot ft metres meters ml units point percent weeks week pregnant".split()
+)
+_AGE_SUBJECTS = frozenset(
+    "he she mum mom dad mother father husband wife partner nan nana gran granny grandad grandma grandpa "
+    "grandmother grandfather son daughter brother sister aunt uncle neighbour neighbor friend who patient".split()
+)
+
+
 def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
     """Ages in months: "6 weeks old", "my 3 month old", "I'm 72", "aged 70"; in an answer also "72"."""
     words = tokens.words
@@ -225,6 +235,8 @@ def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
         if unit in _AGE_UNITS_MONTHS:
             nxt = words[j + 1] if j + 1 < len(words) else ""
             prev = words[num.start - 1] if num.start > 0 else ""
+            if nxt == "pregnant" or (nxt == "and" and "pregnant" in words[j + 2 : j + 4]):
+                continue  # "eleven weeks pregnant" is the pregnancy, not a baby's age
             if (
                 nxt == "old"
                 or (answer and nxt not in ("ago",))
@@ -253,6 +265,16 @@ def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
         prev = words[num.start - 1] if num.start > 0 else ""
         if not float(num.value).is_integer() or unit in ("degrees", "degree", "c", "f", "out", "percent"):
             continue  # 38.4 is a temperature, "8 out of 10" a score
+        # "I'm 81 and ...", "my mum is 78 and ...": an adult age in years without the word "years"
+        before = words[num.start - 2] if num.start > 1 else ""
+        if (
+            not answer
+            and 18 <= num.value <= 120
+            and unit not in _NOT_AGE_UNITS
+            and (prev in ("im", "hes", "shes") or (prev == "is" and before in _AGE_SUBJECTS))
+        ):
+            out.append(Value(num.value * 12.0, num.start, num.end))
+            continue
         if (
             (prev in _AGE_LEADS or answer)
             and 0 < num.value <= 120

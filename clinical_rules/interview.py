@@ -35,9 +35,12 @@ from .engine import (
 )
 from .loader import load_ruleset
 from .ruleset import RuleSet
-from .types import Assessment, Finding, PatientContext, Prompt
+from .types import POSITIVE_ASSERTIONS, Assessment, Finding, PatientContext, Prompt
 
 log = logging.getLogger(__name__)
+
+SCREEN = "universal_screen"  # protocols.yaml: asked when words are understood but place no complaint
+SCREEN_NEGATIVE = "SYS-SCREEN-NEGATIVE"
 
 
 class TriageInterview:
@@ -52,6 +55,9 @@ class TriageInterview:
         self._partial: Analysis | None = None
         self._pending: str | None = None  # question awaiting its answer
         self._retries: dict[str, int] = {}
+        self._off_topic: set[str] = (
+            set()
+        )  # questions re-asked once because the answer was about something else
         self._asked: list[str] = []
         self._answered: list[str] = []
         self._clarifies = 0
@@ -63,6 +69,8 @@ class TriageInterview:
         self._finished = False
         self._final_prompt: Prompt | None = None
         self._unrecognised: Finding | None = None
+        self._screen_negative: Finding | None = None
+        self._rephrased = False
         self._queued: list[str] = []  # questions the semantic safety net asked for (asked next)
         self._assessment, _ = build_assessment(self.ruleset, self.context, [], next_question=False)
 
@@ -148,6 +156,16 @@ class TriageInterview:
             self._answered.append(qid)
             self._pending = None
             return True
+        if (
+            res.status == "unparsed"
+            and qid not in self._off_topic
+            and any(m.assertion in POSITIVE_ASSERTIONS for m in analysis.mentions)
+        ):
+            # the caller told us something else ("I also feel sick") instead of answering: that is
+            # information (kept as their statement), not a failed answer; the question is asked
+            # again plainly, once, without using up its retry
+            self._off_topic.add(qid)
+            return False
         self._retries[qid] = tries + 1
         if tries >= 1:
             # asked twice without a usable answer: a yes/no screen counts as "not sure" (triage
@@ -183,6 +201,13 @@ class TriageInterview:
             extra_findings=extra,
             next_question=False,
         )
+        if self._screen_negative is not None and not ev.findings:
+            # the screen's level 4 stands only while no rule has placed the problem
+            extra.append(self._screen_negative)
+            a, ev = build_assessment(
+                rs, self.context, self._analyses(include_partial=on_partial), answered=self._answered,
+                asked=self._asked, on_partial=on_partial, extra_findings=extra, next_question=False,
+            )  # fmt: skip
         withdrawn: list[Finding] = []
         current = {f.rule_id for f in a.reasons}
         if on_partial:
@@ -199,7 +224,11 @@ class TriageInterview:
             cleared_now = set(ev.cleared) - self._cleared_seen
             self._cleared_seen |= set(ev.cleared)
             if not (cleared_now or answered_now):
-                prev_committed = [f for f in self._committed_reasons if f.rule_id not in current]
+                prev_committed = [
+                    f
+                    for f in self._committed_reasons
+                    if f.rule_id not in current and f.rule_id != SCREEN_NEGATIVE
+                ]
                 for f in prev_committed:
                     if a.level is None or (f.level is not None and f.level < a.level):
                         self._kept[f.rule_id] = f
@@ -226,6 +255,11 @@ class TriageInterview:
         if not self._finals and self._partial is None:
             return self.opening()
         if a.level is None and a.complaint is None:
+            qid = self._screen_question(ev)
+            if qid is not None:
+                return question_prompt(rs, qid, None)
+            if self._screen_done(ev) and not self._rephrased:
+                return Prompt(kind="clarify", text=rs.texts["rephrase"], fixed=True)
             if self._clarifies < rs.max_clarify:
                 return clarify_prompt(rs)
             return Prompt(
@@ -255,7 +289,7 @@ class TriageInterview:
     def _pending_prompt(self, complaint: str | None) -> Prompt:
         rs = self.ruleset
         q = rs.questions[self._pending]  # type: ignore[index]
-        if self._retries.get(q.id, 0) == 0:
+        if self._retries.get(q.id, 0) == 0 and q.id not in self._off_topic:
             return question_prompt(rs, q.id, complaint)
         text = rs.clarify_answer[q.type].format(question=q.text)
         return Prompt(kind="clarify", text=text, fixed=False, question_id=q.id, complaint=complaint)
@@ -279,6 +313,18 @@ class TriageInterview:
         if not self._finals:
             return self.opening()
         if a.level is None and a.complaint is None:
+            _, ev = build_assessment(rs, self.context, self._analyses(False), answered=self._answered,
+                                     asked=self._asked, next_question=False)  # fmt: skip
+            qid = self._screen_question(ev)
+            if qid is not None:
+                # understood, but no complaint placed: the first-order screen before "rephrase"
+                self._pending = qid
+                self._asked.append(qid)
+                prompt = question_prompt(rs, qid, None)
+                self._assessment = _with(self._assessment, next_question=prompt)
+                return prompt
+            if self._screen_done(ev):
+                return self._after_negative_screen()
             if self._clarifies < rs.max_clarify:
                 self._clarifies += 1
                 return clarify_prompt(rs)
@@ -319,6 +365,58 @@ class TriageInterview:
             self._clarifies += 1
             return clarify_prompt(rs)
         prompt = disposition_prompt(rs, int(a.level), a.reasons, a.complaint)
+        self._finish(prompt)
+        return prompt
+
+    def _screen_question(self, ev) -> str | None:
+        """The next universal-screen question, while the caller's words were understood (English,
+        not garbled) but place no complaint. Garbled input is asked to repeat instead."""
+        rs = self.ruleset
+        queued = self._queued_question()
+        if queued is not None and self._finals:
+            return queued
+        if SCREEN not in rs.complaints or not any(an.understood for an in self._finals):
+            return None
+        return next_protocol_question(rs, SCREEN, ev.state, self._asked)
+
+    def _screen_done(self, ev) -> bool:
+        rs = self.ruleset
+        return (
+            SCREEN in rs.complaints
+            and any(an.understood for an in self._finals)
+            and next_protocol_question(rs, SCREEN, ev.state, self._asked) is None
+        )
+
+    def _after_negative_screen(self) -> Prompt:
+        """Every screen question denied and still no complaint: a level (never none) and one
+        request to say it in other words."""
+        rs = self.ruleset
+        if self._screen_negative is None:
+            qs = rs.complaints[SCREEN].questions
+            self._screen_negative = Finding(
+                rule_id=SCREEN_NEGATIVE,
+                rule_version=rs.version,
+                label="No complaint recognised; first-order screen negative",
+                evidence_text="",
+                start=-1,
+                end=-1,
+                assertion="present",
+                explanation=(
+                    "No complaint could be placed from the caller's words, and the first-order screen was "
+                    f"denied ({len(qs)} questions: severe breathing difficulty, chest pain or pressure, new "
+                    "confusion or reduced consciousness, heavy bleeding, severe pain). Nothing points to an "
+                    "emergency, but a problem that could not be placed should be reviewed by the caller's "
+                    "own doctor within days."
+                ),
+                provenance=rs.provenance_titles(("ctas", "nhs_111_services")),
+                level=4,
+            )
+            self._reassess(on_partial=False)
+        if not self._rephrased:
+            self._rephrased = True
+            return Prompt(kind="clarify", text=rs.texts["rephrase"], fixed=True)
+        a = self._assessment
+        prompt = disposition_prompt(rs, int(a.level or 4), a.reasons, a.complaint)
         self._finish(prompt)
         return prompt
 

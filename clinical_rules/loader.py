@@ -34,7 +34,7 @@ FACTS_BOOL = ("pregnant",)
 KNOWN_FACTS = ("age_band", "pregnant", "subject")
 CONDITION_KEYS = {
     "all", "any", "and_any", "none", "age_band", "pregnant", "subject", "severity_gte",
-    "duration_hours_gte", "duration_hours_lt", "temperature_gte", "age_months_lt",
+    "duration_hours_gte", "duration_hours_lt", "temperature_gte", "age_months_lt", "age_months_gte",
 }  # fmt: skip
 
 
@@ -155,7 +155,10 @@ class _Loader:
         scripts_doc = merged.get("emergency_scripts", (LDict(), LDict()))[0]
         fmt = {"emergency_number": emergency_number, "crisis_line": crisis_line}
         scripts = self._scripts(scripts_doc, fmt)
-        texts = {k: self._text(merged, k, fmt) for k in ("greeting", "clarify", "not_understood", "closing")}
+        texts = {
+            k: self._text(merged, k, fmt)
+            for k in ("greeting", "clarify", "not_understood", "closing", "rephrase")
+        }
         clarify_answer = self._clarify_answer(merged)
         dispositions = self._dispositions(merged, fmt)
         questions = self._questions(section("questions", list), concepts)
@@ -609,7 +612,8 @@ class _Loader:
         rid = str(item.get("id", ""))
         where = Where(item.file, item.line)
         allowed = {"id", "version", "label", "level", "escalate", "script", "complaint", "when", "pending",
-                   "suppresses", "cleared_when_negated", "cleared_level", "provenance", "rationale"}  # fmt: skip
+                   "suppresses", "cleared_when_negated", "cleared_level", "provenance", "rationale",
+                   "raise_by"}  # fmt: skip
         for key in set(item) - allowed:
             self.errs.add(item, item.line_of(key), f"unknown rule field {key!r}")
         if not _ID_RE.match(rid):
@@ -691,6 +695,19 @@ class _Loader:
                 item.line_of("cleared_level"),
                 f"rule {rid}: cleared_level cannot be more urgent than level",
             )
+        raise_by = item.get("raise_by")
+        if raise_by is not None:
+            if not isinstance(raise_by, int) or isinstance(raise_by, bool) or not 1 <= raise_by <= 3:
+                self.errs.add(item, item.line_of("raise_by"), f"rule {rid}: raise_by must be 1, 2 or 3")
+                raise_by = None
+            elif escalate or level == 1:
+                # a modifier only makes a complaint more urgent; emergencies are named by red flags
+                self.errs.add(
+                    item, item.line_of("raise_by"), f"rule {rid}: a raise_by modifier cannot escalate"
+                )
+            elif pending is not None or cleared or item.get("suppresses"):
+                self.errs.add(item, item.line_of("raise_by"),
+                              f"rule {rid}: a raise_by modifier cannot be pending, cleared or suppress")  # fmt: skip
         return Rule(
             id=rid,
             version=version,
@@ -706,6 +723,7 @@ class _Loader:
             cleared_level=cleared_level,
             provenance=prov,
             rationale=rationale,
+            raise_by=raise_by,
             where=where,
         )
 
@@ -748,6 +766,7 @@ class _Loader:
             "duration_hours_lt",
             "temperature_gte",
             "age_months_lt",
+            "age_months_gte",
         ):
             v = when.get(k)
             if v is not None and not isinstance(v, int | float):

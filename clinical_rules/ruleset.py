@@ -48,6 +48,7 @@ class Condition:
     duration_hours_lt: float | None = None
     temperature_gte: float | None = None
     age_months_lt: float | None = None
+    age_months_gte: float | None = None
 
     def concepts(self) -> tuple[str, ...]:
         return self.all + self.any + self.and_any + self.none
@@ -77,6 +78,9 @@ class Rule:
     cleared_level: int | None = None
     provenance: tuple[str, ...] = ()
     rationale: str = ""
+    # a high-risk modifier: when its conditions hold, the complaint's own level is made this many
+    # levels more urgent, never beyond `level` (its cap); it never lowers (see engine)
+    raise_by: int | None = None
     where: Where = Where("", 0)
 
 
@@ -148,7 +152,7 @@ class RuleSet:
     complaints: dict[str, Complaint]
     fallback_complaint: str
     scripts: dict[str, Script]
-    texts: dict[str, str]  # greeting, clarify, not_understood, closing
+    texts: dict[str, str]  # greeting, clarify, not_understood, closing, rephrase
     clarify_answer: dict[str, str]
     dispositions: dict[int, str]
     answers: AnswerLexicon
@@ -179,6 +183,7 @@ class RuleSet:
             self.texts["clarify"],
             self.texts["not_understood"],
             self.texts["closing"],
+            self.texts["rephrase"],
         ]
         out += [s.text for s in self.scripts.values()]
         out += list(self.dispositions.values())

@@ -125,3 +125,79 @@ def test_prompts_and_assessments_are_json_ready(rs):
     _talk(iv, "I cut my hand and it won't stop bleeding")
     json.dumps(iv.assessment.to_dict())
     assert iv.assessment.to_dict()["ruleset_version"] == rs.version
+
+
+# ---------------------------------------------------------------- never only "please rephrase" (issue 11 part 3)
+SCREEN = ["general.breathing", "general.chest_pain", "screen.conscious", "screen.bleeding", "screen.pain"]
+
+
+def test_unplaced_statement_gets_the_universal_screen_not_rephrase(rs):
+    iv = TriageInterview(ruleset=rs)
+    p = _talk(iv, "I just don't feel right today, something is off")[0]
+    assert p.kind == "question" and p.question_id == SCREEN[0]
+    asked = [p.question_id] + [q.question_id for q in _talk(iv, "no", "no", "no", "no")]
+    assert asked == SCREEN
+    p = _talk(iv, "no")[0]  # all denied: a level, then one request to say it in other words
+    assert p.kind == "clarify" and p.fixed and p.text == rs.texts["rephrase"]
+    assert iv.assessment.level == UrgencyLevel.PRIMARY_CARE_DAYS
+    f = [r for r in iv.assessment.reasons if r.rule_id == "SYS-SCREEN-NEGATIVE"][0]
+    assert "screen" in f.explanation and f.provenance
+    # still nothing placed: the call ends with that level, never without one
+    prompts = _talk(iv, "I don't know really", "no idea", "a few days", "35", "maybe a two")
+    assert iv.finished and prompts[-1].kind in ("disposition", "closing")
+    assert iv.assessment.level == UrgencyLevel.PRIMARY_CARE_DAYS
+
+
+def test_screen_yes_fires_the_red_flag(rs):
+    iv = TriageInterview(ruleset=rs)
+    _talk(iv, "my husband is not himself at all")
+    p = _talk(iv, "no", "no", "yes he's very drowsy and hard to wake")[-1]
+    assert iv.assessment.level is not None and iv.assessment.level <= UrgencyLevel.EMERGENCY_DEPARTMENT_NOW
+    assert p.kind in ("question", "emergency", "disposition")
+
+
+def test_screen_bleeding_yes_escalates(rs):
+    iv = TriageInterview(ruleset=rs)
+    _talk(iv, "something has happened to my neighbour")
+    p = _talk(iv, "no", "no", "no", "yes there's blood everywhere")[-1]
+    assert p.kind == "emergency" and iv.escalated
+
+
+def test_rephrased_complaint_after_negative_screen_replaces_the_screen_level(rs):
+    iv = TriageInterview(ruleset=rs)
+    _talk(iv, "I'm not sure how to explain it")
+    _talk(iv, "no", "no", "no", "no", "no")
+    assert iv.assessment.level == UrgencyLevel.PRIMARY_CARE_DAYS
+    _talk(iv, "oh it's just a runny nose and sneezing since yesterday")
+    assert iv.assessment.level == UrgencyLevel.SELF_CARE
+    assert "SYS-SCREEN-NEGATIVE" not in iv.assessment.rule_ids
+
+
+def test_stateless_assess_offers_the_screen_for_understood_unplaced_words(rs):
+    from clinical_rules import assess
+
+    a = assess(["I just don't feel right today"], ruleset=rs)
+    assert a.level is None and a.next_question.kind == "question"
+    assert a.next_question.question_id == SCREEN[0]
+
+
+def test_off_topic_answer_is_asked_again_plainly_and_not_counted_as_unsure(rs):
+    iv = TriageInterview(ruleset=rs)
+    p = _talk(iv, "I've got a bad headache")[0]
+    assert p.question_id == "head.sudden"
+    # talks about something else: kept as information, the question is asked again plainly
+    p = _talk(iv, "I've been feeling sick too")[0]
+    assert p.kind == "clarify" and p.question_id == "head.sudden" and "yes, no, or not sure" in p.text
+    assert not iv.escalated
+    p = _talk(iv, "no it built up slowly")[0]
+    assert not iv.escalated and p.question_id != "head.sudden"
+
+
+def test_two_off_topic_answers_do_not_escalate_when_the_second_is_answered(rs):
+    iv = TriageInterview(ruleset=rs)
+    _talk(iv, "I've got a bad headache")
+    _talk(iv, "my back aches as well")  # about something else
+    _talk(iv, "the weather is terrible today")  # not an answer: one clarify used
+    assert not iv.escalated
+    _talk(iv, "no")
+    assert not iv.escalated
