@@ -50,3 +50,15 @@ def _start_inprocess_beat(app):
 
 
 application = _start_inprocess_beat(application)
+
+
+def _install_drain() -> None:
+    """SIGTERM drains (no new calls, active ones finish) instead of daphne's immediate stop."""
+    from django.conf import settings
+
+    from triage import drain
+
+    drain.install_on_daphne(lambda: settings.TRIAGE["DRAIN_SECONDS"])
+
+
+_install_drain()

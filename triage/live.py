@@ -53,6 +53,12 @@ SendBytes = Callable[[bytes], Awaitable[None]]
 _calls: dict[str, LiveCall] = {}
 
 
+def active_call_count() -> int:
+    """Calls this process holds, detached ones in their grace period and ending ones (still
+    storing their last turns) included."""
+    return len(_calls)
+
+
 def audio_frame(reply_id: int, pcm: bytes) -> bytes:
     """Server→client binary frame: uint32 LE reply id, then s16le PCM (docs/protocol.md)."""
     return struct.pack("<I", reply_id) + pcm

@@ -34,6 +34,7 @@ class ErrorCode:
     SESSION_ENDED = "session_ended"
     MODELS_UNAVAILABLE = "models_unavailable"
     INTERNAL = "internal_error"
+    DRAINING = "server_draining"  # this process is restarting: reconnect (another node takes it)
 
 
 # Close codes (4000-4999 are free for applications).
@@ -41,6 +42,7 @@ CLOSE_SESSION_NOT_FOUND = 4404
 CLOSE_SESSION_IN_USE = 4409
 CLOSE_SESSION_ENDED = 4410
 CLOSE_INTERNAL = 4500
+CLOSE_DRAINING = 4503  # retryable: the load balancer sends the reconnect to a ready node
 
 
 class ProtocolError(ValueError):

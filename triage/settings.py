@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "triage.node.NodeHeaderMiddleware",  # X-Triage-Node: which web node answered (deploy/README.md)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -257,6 +258,9 @@ TRIAGE = {
     # Run CELERY_BEAT_SCHEDULE in a thread of the ASGI process (triage/inprocess_beat.py). On by
     # default when tasks run eagerly (embedded mode: no broker, so no beat process).
     "INPROCESS_BEAT": env_bool("TRIAGE_INPROCESS_BEAT", CELERY_TASK_ALWAYS_EAGER),
+    # On SIGTERM (rolling deploy) active calls may go on this long before the process stops
+    # (triage/drain.py). Keep the orchestrator's grace period longer than this.
+    "DRAIN_SECONDS": float(os.environ.get("TRIAGE_DRAIN_SECONDS", "600")),
 }
 
 # /metrics: a Prometheus bearer token, or a staff login (docs/metrics.md).

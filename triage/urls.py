@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.intake, name="intake"),
     path("api/sessions", views.create_session, name="create_session"),
     path("healthz", views.health, name="health"),
+    path("readyz", views.ready, name="ready"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

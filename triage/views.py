@@ -10,8 +10,9 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import services
+from . import readiness, services
 from .models import TriageSession
+from .node import NODE_ID
 from .protocol import PROTOCOL_VERSION
 
 AGE_BANDS = {"", "under_3_months", "3_months_to_2_years", "2_to_11", "12_to_17", "18_to_64", "65_plus"}
@@ -64,6 +65,15 @@ def create_session(request: HttpRequest):
 
 
 @require_GET
+def ready(request: HttpRequest):
+    """Readiness for the load balancer (triage/readiness.py): 200 or 503 with the reason."""
+    result = readiness.check()
+    response = JsonResponse(result.as_json(), status=200 if result.ready else 503)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
 def health(request: HttpRequest):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -72,5 +82,6 @@ def health(request: HttpRequest):
             "status": "ok",
             "database": connection.vendor,
             "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
+            "node": NODE_ID,  # which web node answered (load-balancer checks, deploy/README.md)
         }
     )

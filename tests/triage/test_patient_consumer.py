@@ -426,6 +426,7 @@ def test_the_protocol_document_matches_the_code():
         proto.ErrorCode.SESSION_ENDED: proto.CLOSE_SESSION_ENDED,
         proto.ErrorCode.SESSION_IN_USE: proto.CLOSE_SESSION_IN_USE,
         proto.ErrorCode.MODELS_UNAVAILABLE: proto.CLOSE_INTERNAL,
+        proto.ErrorCode.DRAINING: proto.CLOSE_DRAINING,
     }
 
     # Numbers: the documented defaults are the settings' defaults and the protocol constants.

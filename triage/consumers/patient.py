@@ -15,10 +15,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from clinical_rules import PatientContext
+from triage import drain, services
 from triage import protocol as proto
-from triage import services
 from triage.live import LiveCall
 from triage.models import TriageSession
+from triage.node import NODE_ID
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,13 @@ def patient_context(session: TriageSession) -> PatientContext:
 class PatientConsumer(AsyncWebsocketConsumer):
     call: LiveCall | None = None
 
+    async def __call__(self, scope, receive, send):
+        drain.socket_opened()  # a drain waits for open sockets too (their last messages)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            drain.socket_closed()
+
     async def connect(self):
         self.call = None
         self.limits = settings.TRIAGE
@@ -77,6 +85,14 @@ class PatientConsumer(AsyncWebsocketConsumer):
             return
         self.session_id = str(session.pk)
         existing = LiveCall.get(self.session_id)
+        if existing is None and drain.draining():
+            # Restarting: calls already here go on (reconnects included), new ones go elsewhere.
+            await self.refuse(
+                proto.ErrorCode.DRAINING,
+                "This server is restarting; reconnect to continue.",
+                proto.CLOSE_DRAINING,
+            )
+            return
         if existing is not None and existing.attached:
             await self.refuse(
                 proto.ErrorCode.SESSION_IN_USE,
@@ -116,6 +132,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 "protocol": proto.PROTOCOL_VERSION,
                 "session_id": self.session_id,
                 "resumed": resumed,
+                "node": NODE_ID,
                 "input": {
                     "format": "s16le",
                     "sample_rate": proto.INPUT_SAMPLE_RATE,
