@@ -101,6 +101,7 @@ def client_message(event: ev.VoiceEvent) -> dict[str, Any] | None:
                 "reply_id": event.reply_id,
                 "clause": event.clause_index,
                 "text": event.text,
+                "answer": event.answer,
             }
         case ev.AgentReplyFinished():
             return {"type": "agent_reply_end", "reply_id": event.reply_id, "interrupted": event.interrupted}

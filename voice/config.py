@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from voice.acknowledgement import DEFAULT_SET as DEFAULT_ACK_SET
+
 # Per-stage latency budgets in ms. Keys are the stage names TurnMetrics reports
 # (voice.telemetry.STAGES); a measured value above its budget is a BudgetMissed event.
 DEFAULT_BUDGETS_MS: dict[str, float] = {
@@ -19,7 +21,8 @@ DEFAULT_BUDGETS_MS: dict[str, float] = {
     "barge_in_hold": 150.0,  # speech onset over the agent -> AgentPaused (playback held)
 }
 
-DEFAULT_ACKNOWLEDGEMENTS: tuple[str, ...] = ("Okay.", "I see.", "Thank you.", "Got it.")
+# Context-chosen acknowledgements (voice.acknowledgement): all pre-synthesized at start-up.
+DEFAULT_ACKNOWLEDGEMENTS: tuple[str, ...] = DEFAULT_ACK_SET.phrases()
 
 
 @dataclass
@@ -78,6 +81,11 @@ class PipelineConfig:
     barge_in_max_no_speech: float = 0.6
     interrupt_emergency_script: bool = False  # an emergency script is spoken to the end
     acknowledgements: tuple[str, ...] = DEFAULT_ACKNOWLEDGEMENTS
+    # Who says the reply's one acknowledgement: "phrases" (a cached phrase chosen by what the
+    # patient said, at the endpoint; the rules' words follow verbatim, the model is not asked)
+    # or "model" (the LLM's own acknowledgement through the guardrail, no cached one before it:
+    # worth it only where the model answers within the endpoint, e.g. vLLM on a GPU).
+    ack_source: str = "phrases"
     # compute
     compute_workers: int = 2
     session_queue_limit: int = 4
@@ -88,6 +96,8 @@ class PipelineConfig:
             raise ValueError("frame_ms must be 10, 20 or 30 (webrtcvad)")
         if not 0 < self.audio_chunk_ms <= 100:
             raise ValueError("audio_chunk_ms must be in (0, 100]")
+        if self.ack_source not in ("phrases", "model"):
+            raise ValueError("ack_source must be 'phrases' or 'model'")
         if self.sample_rate != 16000:
             raise ValueError("input audio is 16 kHz mono s16le")
 

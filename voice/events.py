@@ -144,6 +144,7 @@ class AgentText:
     text: str
     source: ReplySource
     t: float
+    answer: bool = False  # carries the question / disposition / script (answer onset starts here)
 
 
 @dataclass(frozen=True, slots=True)

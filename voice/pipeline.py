@@ -31,9 +31,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from voice.acknowledgement import DEFAULT_SET as DEFAULT_ACK_SET
+from voice.acknowledgement import AcknowledgementSet, choose_acknowledgement
 from voice.audio import AcousticMonitor, FrameBuffer, pcm16_to_float32
 from voice.compute import Skipped
-from voice.config import PipelineConfig
+from voice.config import DEFAULT_ACKNOWLEDGEMENTS, PipelineConfig
 from voice.endpointing import BargeInConfig, BargeInDetector, EndpointConfig, EndpointPolicy, words_of
 from voice.events import (
     AgentAudio,
@@ -182,7 +184,12 @@ class VoiceSession:
             chunk_ms=cfg.audio_chunk_ms,
         )
         self._reply_ids = itertools.count(1)
-        self._acks = itertools.cycle(cfg.acknowledgements or ("Okay.",))
+        self._ack_set = (
+            DEFAULT_ACK_SET
+            if tuple(cfg.acknowledgements) == DEFAULT_ACKNOWLEDGEMENTS
+            else AcknowledgementSet.from_phrases(cfg.acknowledgements)
+        )
+        self._recent_acks: list[str] = []  # acknowledgements spoken, oldest first
         self._turn: _Turn | None = None
         self._reply: Reply | None = None  # the reply being spoken (gate open)
         self._pending: Reply | None = None  # reply of the current user turn, before its audio starts
@@ -609,14 +616,22 @@ class VoiceSession:
             self._reply_for(turn, prompt, spec.transcript.text)
             return
 
+        if fresh and self.config.speculation and turn.pause_result is not None:
+            # The words are in but nothing was speculated (escalation never is): commit them
+            # now, so an emergency script leads at once, with no acknowledgement before it.
+            self._mark(turn.turn_id, "asr_start", turn.pause_started or now)
+            prompt = self._commit_transcript(turn, turn.pause_result, turn.pause_done or now)
+            self._reply_for(turn, prompt, turn.pause_result.text)
+            return
+
         # Not speculated (or not ready yet): the acknowledgement starts now (response onset)
         # while the final transcript, the policy and the generation catch up behind it.
         self._cancel_speculation(turn)
         prompt_box: asyncio.Future = asyncio.get_running_loop().create_future()
+        ack = self._choose_ack(turn.latest_partial)  # the words so far, if a partial has them
         reply = self._make_reply(
-            turn.turn_id, _StaticPrompt("acknowledgement", "", False), next(self._acks), None,
-            deferred=prompt_box,
-        )  # fmt: skip
+            turn.turn_id, _StaticPrompt("acknowledgement", "", False), ack, None, deferred=prompt_box
+        )
         self._open(reply)
         self._spawn(self._commit_final(turn, fresh, prompt_box=prompt_box), "policy")
 
@@ -624,7 +639,7 @@ class VoiceSession:
         if prompt is None or not prompt.text.strip():
             self._no_reply(turn.turn_id)
             return
-        self._open(self._make_reply(turn.turn_id, prompt, self._ack_for(prompt), said))
+        self._open(self._make_reply(turn.turn_id, prompt, self._ack_for(prompt, said), said))
 
     def _no_reply(self, turn_id: int) -> None:
         self._set_state(S.LISTENING, "no_reply", turn_id=turn_id)
@@ -763,13 +778,24 @@ class VoiceSession:
         if prompt is None or not prompt.text.strip():
             return
         self.stats.speculations += 1
-        reply = self._make_reply(turn.turn_id, prompt, self._ack_for(prompt), result.text, speculative=True)
+        reply = self._make_reply(
+            turn.turn_id, prompt, self._ack_for(prompt, result.text), result.text, speculative=True
+        )
         turn.spec = _Speculation(epoch, result, turn.pause_done or self.clock(), prompt, assessment, reply)
 
     # --- replies --------------------------------------------------------------------------
 
-    def _ack_for(self, prompt) -> str | None:
-        return None if getattr(prompt, "fixed", False) else next(self._acks)
+    def _ack_for(self, prompt, said: str | None) -> str | None:
+        """The reply's one acknowledgement, or None: fixed text (an emergency script leads at
+        once) and, with ``ack_source="model"``, the model's own acknowledgement instead."""
+        if getattr(prompt, "fixed", False):
+            return None
+        if self.config.ack_source == "model" and self.runtime.generator is not None:
+            return None
+        return self._choose_ack(said)
+
+    def _choose_ack(self, said: str | None) -> str:
+        return choose_acknowledgement(said, self._recent_acks, self._ack_set)
 
     def _make_reply(
         self,
@@ -800,10 +826,14 @@ class VoiceSession:
                     return
                 if holder:
                     holder[0].kind, holder[0].required_text = p.kind, p.text
-            if getattr(p, "fixed", False) or self.runtime.generator is None or heard is None:
+            if getattr(p, "fixed", False) or self.runtime.generator is None or heard is None or ack:
+                # Verbatim: fixed text, no model, or an acknowledgement already said (the
+                # model's would be a second one: "Okay. Okay, thank you for ...").
+                spoken = "script" if getattr(p, "fixed", False) or not ack else "rules"
+                role = "script" if spoken == "script" else "required"
                 for i, text in enumerate(split_clauses(p.text)):
-                    source = "cached" if text in self.runtime.phrases else "script"
-                    yield ClauseItem(text, source, "script", i == 0)
+                    source = "cached" if text in self.runtime.phrases else spoken
+                    yield ClauseItem(text, source, role, i == 0)
                 return
             async for item in self._llm_clauses(p, heard, ctx):
                 yield item
@@ -871,6 +901,8 @@ class VoiceSession:
             self._pending = None
             self._reply = reply
             self._set_state(S.AGENT_SPEAKING, "reply", turn_id=reply.turn_id)
+        if item.role == "ack":
+            self._recent_acks = [*self._recent_acks[-7:], item.text]
         if item.carries_prompt and reply.ctx.answer_index < 0:
             reply.ctx.answer_index = reply.items_sent - 1
         for name, t in reply.ctx.marks.items():
@@ -910,8 +942,11 @@ class VoiceSession:
             try:
                 await asyncio.wait_for(ev.wait(), remaining)
             except TimeoutError:
-                if self._held_since is None:
-                    break
+                # Not done yet: a hold (or one that ended meanwhile, _release shifted the
+                # estimate by its length) moves the end; the loop re-reads it and exits when
+                # the estimate has really passed. Breaking here ended the reply one
+                # hold-length early, so speech in that stretch was no barge-in.
+                continue
         if reply.cancelled:
             return
         self._finish_reply(reply, interrupted=False, text=reply.timeline.text_sent())

@@ -205,7 +205,11 @@ class Reply:
                     self.ctx.fallback_used = True
                 if self._on_clause is not None:
                     self._on_clause(self, item)
-                self._put(AgentText(self.reply_id, index, item.text, item.source, self._clock()))
+                self._put(
+                    AgentText(
+                        self.reply_id, index, item.text, item.source, self._clock(), item.carries_prompt
+                    )
+                )
                 for i, chunk in enumerate(chunk_pcm(pcm, rate, self._speaker.chunk_ms)):
                     if self.cancelled:
                         return

@@ -1,0 +1,82 @@
+"""One short acknowledgement in front of the rules' words, chosen by what the patient said.
+
+The reply opens with at most one acknowledgement, spoken from the phrase cache the moment the
+turn ends (response onset), and the rules' question or disposition follows it at once. The
+phrase depends on the patient's words (sympathy for pain or distress, thanks for an account,
+a plain "Okay." for a short answer) and rotates so consecutive turns do not repeat it. The
+choice is deterministic: same words and same recent history, same phrase. Fixed text (the
+greeting, emergency scripts) gets none: an emergency script leads at once.
+
+Every phrase here is fixed, pre-synthesized text that was checked against the guardrail's
+acknowledgement rules (no question, diagnosis, advice or patient voice;
+``tests/voice/test_acknowledgement.py``), so no model output is spoken before the rules' words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Words that make sympathy the fitting acknowledgement (pain, injury, fear, being unwell).
+_DISTRESS = re.compile(
+    r"\b(?:pain\w*|hurt\w*|ache|aching|sore|bleed\w*|blood|cut|burn\w*|vomit\w*|throw\w* up|sick|"
+    r"scared|worried|frightened|awful|terrible|horrible|bad|worse|unable|fell|fall|"
+    r"injur\w*|swollen|swelling|crying|dizzy|faint\w*|breath\w*|fever|hot|cough\w*|rash|itch\w*)\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgementSet:
+    """Phrases by context. All of them end up in the phrase cache (``phrases()``)."""
+
+    short: tuple[str, ...] = ("Okay.", "Got it.", "Alright.")  # a brief answer ("yes", "two days")
+    account: tuple[str, ...] = ("Thank you.", "I see.", "Thanks for telling me.")  # a longer account
+    sympathy: tuple[str, ...] = ("I'm sorry to hear that.", "Okay, I understand.", "I see.")
+    short_answer_words: int = 5  # up to this many words is a brief answer
+
+    def phrases(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for p in (*self.short, *self.account, *self.sympathy):
+            seen.setdefault(p, None)
+        return tuple(seen)
+
+    @classmethod
+    def from_phrases(cls, phrases: Sequence[str]) -> AcknowledgementSet:
+        """A configured flat list (``VOICE_ACKNOWLEDGEMENTS``): the same phrases for every context."""
+        flat = tuple(p for p in phrases if p.strip()) or ("Okay.",)
+        return cls(short=flat, account=flat, sympathy=flat)
+
+
+DEFAULT_SET = AcknowledgementSet()
+
+
+def choose_acknowledgement(
+    said: str | None, recent: Sequence[str], ack_set: AcknowledgementSet = DEFAULT_SET
+) -> str:
+    """The acknowledgement for a reply to ``said`` (None: the words are not known yet).
+
+    ``recent``: acknowledgements already spoken in this call, oldest first. The first phrase
+    of the fitting group that was not among the last two spoken is taken; if all were, the
+    least recently spoken one."""
+    words = _WORD.findall(said or "")
+    if said is not None and _DISTRESS.search(said):
+        group = ack_set.sympathy
+    elif said is not None and len(words) > ack_set.short_answer_words:
+        group = ack_set.account
+    else:
+        group = ack_set.short
+    last_two = list(recent[-2:])
+    for phrase in group:
+        if phrase not in last_two:
+            return phrase
+
+    def last_used(phrase: str) -> int:
+        for i in range(len(recent) - 1, -1, -1):
+            if recent[i] == phrase:
+                return i
+        return -1
+
+    return min(group, key=last_used)
