@@ -56,6 +56,8 @@ class TriageSession(models.Model):
     age_band = models.CharField(max_length=32, blank=True)
     pregnant = models.BooleanField(null=True, blank=True)
     consent_at = models.DateTimeField(null=True, blank=True)
+    # Optional, given on the intake page (triage/callback.py): patient data, never logged.
+    callback_number = models.CharField(max_length=16, blank=True, help_text="+digits or digits")
     protocol_version = models.PositiveSmallIntegerField(default=1)
     latest_partial = models.TextField(blank=True, help_text="Latest partial transcript (live view)")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

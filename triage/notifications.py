@@ -3,7 +3,8 @@
 One ``NotificationDelivery`` row per (alert, channel) is the idempotency record: a task that
 runs twice (redelivery, a duplicate from the outbox sweep) finds it sent and does nothing.
 Both channels carry the alert's level, disposition and rule ids and a link to the dashboard,
-never the patient's words (email and pagers are not the place for clinical free text).
+never the patient's words (email and pagers are not the place for clinical free text)
+nor the callback number (they say only whether one is on file).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def alert_summary(alert: EscalationAlert) -> dict:
         "raised_at": alert.created_at.isoformat(),
         "dashboard_url": f"{_base_url()}/dashboard/",
         "review_url": f"{_base_url()}/review/{session_id}/",
+        # Whether the patient left a number, never the number: it is on the dashboard (tel: link).
+        "callback_on_file": bool(alert.session.callback_number),
     }
 
 
@@ -69,6 +72,7 @@ def email_message(alert: EscalationAlert, recipients: list[str]) -> EmailMessage
             f"Rules: {', '.join(info['rule_ids']) or '-'}",
             f"Raised while the patient was speaking: {'yes' if alert.on_partial else 'no'}",
             f"Raised at: {info['raised_at']}",
+            f"Callback number on file: {'yes (on the dashboard)' if info['callback_on_file'] else 'no'}",
             "",
             f"Open the live dashboard: {info['dashboard_url']}",
             f"Review the call: {info['review_url']}",

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from voice import events as ev
 
-from . import outbox
+from . import callback, outbox
 from .audit import append_event
 from .models import EscalationAlert, LatencySample, OutboxMessage, StateTransition, TriageSession, Turn
 
@@ -34,7 +34,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def create_session(
-    *, subject: str, age_band: str, pregnant: bool | None, consent: bool
+    *, subject: str, age_band: str, pregnant: bool | None, consent: bool, callback_number: str = ""
 ) -> tuple[TriageSession, str]:
     with transaction.atomic():
         session, token = TriageSession.create_with_token(
@@ -42,6 +42,7 @@ def create_session(
             age_band=age_band,
             pregnant=pregnant,
             consent_at=timezone.now() if consent else None,
+            callback_number=callback_number,
         )
         append_event(
             session,
@@ -49,6 +50,11 @@ def create_session(
             {"subject": subject, "age_band": age_band, "pregnant": pregnant, "consent": consent},
             actor="patient",
         )
+        if callback_number:
+            # Audited that it was given (and which, masked); the number itself lives on the session.
+            append_event(
+                session, "callback_number_set", {"number": callback.masked(callback_number)}, actor="patient"
+            )
     return session, token
 
 
@@ -73,6 +79,7 @@ def record_state_change(session_id, event: ev.StateChanged, at: dt.datetime) -> 
             updates["status"] = _STATUS_FOR_STATE[event.current]
             if event.current == "ended":
                 updates["ended_at"] = at
+                updates["end_reason"] = event.cause[:64]  # a dropped escalated call needs a call-back
         closed = [TriageSession.Status.ENDED, TriageSession.Status.ABANDONED]
         if event.current == "escalated":
             closed.append(TriageSession.Status.CLINICIAN)  # a clinician already holds the call

@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import readiness, services
+from . import callback, readiness, services
 from .models import TriageSession
 from .node import NODE_ID
 from .protocol import PROTOCOL_VERSION
@@ -49,8 +49,18 @@ def create_session(request: HttpRequest):
         return JsonResponse(
             {"error": "bad_field", "message": "pregnant must be true, false or null."}, status=400
         )
+    try:
+        callback_number = callback.normalise(body.get("callback_number"))
+    except callback.InvalidCallbackNumber as exc:
+        return JsonResponse(
+            {"error": "bad_field", "field": "callback_number", "message": str(exc)}, status=400
+        )
     session, token = services.create_session(
-        subject=subject, age_band=age_band, pregnant=pregnant, consent=True
+        subject=subject,
+        age_band=age_band,
+        pregnant=pregnant,
+        consent=True,
+        callback_number=callback_number,
     )
     return JsonResponse(
         {

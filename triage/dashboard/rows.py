@@ -6,6 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from .. import callback
 from ..models import EscalationAlert, TriageSession, UrgencyLevel
 
 OPEN_STATUSES = (
@@ -90,13 +91,24 @@ def session_row(session: TriageSession, alerts: list[EscalationAlert]) -> dict[s
         "alerts": len(alerts),
         "taken_over_by": session.taken_over_by.get_username() if session.taken_over_by_id else None,
         "review_url": f"/review/{session.pk}/",
+        "callback_number": session.callback_number,
+        "callback_tel": callback.tel_href(session.callback_number),
+        # Escalated (an alert, or level 1-2) and dropped: shown prominently until the window ends.
+        "call_back": callback.needs_call_back(session, bool(alerts) or session.urgency_level in (1, 2)),
     }
 
 
 def sort_key(row: dict[str, Any]) -> tuple:
-    """Open alerts first, then escalated, then most urgent (1 is most urgent), then newest."""
+    """Open alerts first, then dropped calls to call back, then escalated, then most urgent
+    (1 is most urgent), then newest."""
     level = row["urgency_level"] or 9
-    return (not row["open_alerts"], not row["escalated"], level, -_ts(row["created_at"]))
+    return (
+        not row["open_alerts"],
+        not row["call_back"],
+        not row["escalated"],
+        level,
+        -_ts(row["created_at"]),
+    )
 
 
 def _ts(iso: str) -> float:
@@ -125,7 +137,15 @@ def active_rows(limit: int = 200) -> list[dict[str, Any]]:
         .select_related("taken_over_by")
         .order_by("-created_at")[:limit]
     )
+    sessions += list(
+        TriageSession.objects.filter(
+            end_reason__in=callback.DROPPED_REASONS, ended_at__gte=callback.call_back_cutoff()
+        )
+        .exclude(callback_number="")
+        .select_related("taken_over_by")[:limit]
+    )
     alerts = _alerts_by_session([s.pk for s in sessions])
     rows = [session_row(s, alerts.get(str(s.pk), [])) for s in sessions]
+    rows = [r for r in rows if r["open"] or r["call_back"]]
     rows.sort(key=sort_key)
     return rows

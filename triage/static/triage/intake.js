@@ -106,7 +106,29 @@
       subject: form.querySelector('input[name="subject"]:checked').value,
       age_band: $("age_band").value,
       pregnant: pregnant === "" ? null : pregnant === "true",
+      callback_number: $("callback_number").value.trim(),
     };
+  }
+
+  // Same rules as the server (triage/callback.py); the server's answer is shown if it differs.
+  function callbackProblem(value) {
+    if (!value) return "";
+    if (value.length > 32 || !/^\+?[0-9 ().-]+$/.test(value))
+      return "Use only digits, spaces and a leading +, for example +44 20 7946 0958.";
+    const digits = value.replace(/\D/g, "").length;
+    if (digits < 7 || digits > 15) return `A phone number has 7 to 15 digits; this one has ${digits}.`;
+    return "";
+  }
+
+  function callbackError(text) {
+    const input = $("callback_number");
+    const el = $("callback-error");
+    el.textContent = text;
+    el.hidden = !text;
+    if (text) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    } else input.removeAttribute("aria-invalid");
   }
 
   function startError(text) {
@@ -124,6 +146,8 @@
       show("consent");
       return;
     }
+    callbackError(callbackProblem($("callback_number").value.trim()));
+    if (!$("callback-error").hidden) return;
     if (!window.TriageAudio.AudioEngine.supported()) {
       startError(
         window.isSecureContext
@@ -173,6 +197,7 @@
     if (response.status !== 201) {
       const err = new Error(data.error || `HTTP ${response.status}`);
       err.userMessage = data.message || "The call could not start. Please try again.";
+      if (data.field === "callback_number") callbackError(data.message);
       throw err;
     }
     return data;

@@ -149,9 +149,14 @@
   }
 
   // --- rendering ----------------------------------------------------------------------------
+  function callbackLink(row) {
+    if (!row || !row.callback_tel) return null;
+    return el("a", { class: "callback", href: row.callback_tel, title: "Call the patient back" }, `☎ ${row.callback_number}`);
+  }
+
   function sortKey(row) {
     const alerts = row.open_alerts.length || liveAlerts.has(row.id) ? 0 : 1;
-    return [alerts, row.escalated ? 0 : 1, row.urgency_level || 9, -Date.parse(row.created_at)];
+    return [alerts, row.call_back ? 0 : 1, row.escalated ? 0 : 1, row.urgency_level || 9, -Date.parse(row.created_at)];
   }
 
   function compare(a, b) {
@@ -179,7 +184,7 @@
       "tr",
       {
         "data-session": row.id,
-        class: ["session-row", alerting ? "alerting" : "", row.escalated ? "escalated" : "", row.open ? "" : "closed"].join(" "),
+        class: ["session-row", alerting ? "alerting" : "", row.escalated ? "escalated" : "", row.call_back ? "needs-call-back" : "", row.open ? "" : "closed"].join(" "),
       },
       el(
         "td",
@@ -187,6 +192,8 @@
         el("a", { href: row.review_url }, el("code", {}, row.short_id)),
         el("div", { class: "muted" }, row.status_label),
         row.taken_over_by ? el("div", { class: "badge" }, `with ${row.taken_over_by}`) : null,
+        row.call_back ? el("div", { class: "call-back", role: "status" }, "Call dropped during an escalation: call back") : null,
+        callbackLink(row),
       ),
       el(
         "td",
@@ -203,7 +210,7 @@
   }
 
   function render() {
-    const list = Array.from(rows.values()).filter((r) => r.open || r._closing);
+    const list = Array.from(rows.values()).filter((r) => r.open || r._closing || r.call_back);
     list.sort(compare);
     const focused = document.activeElement && tbody.contains(document.activeElement);
     const openDetails = new Set(Array.from(tbody.querySelectorAll("details[open]")).map((d) => d.closest("tr").dataset.session));
@@ -219,7 +226,7 @@
     if (row.open_alerts.length) liveAlerts.delete(row.id);
     const before = rows.get(row.id);
     rows.set(row.id, row);
-    if (!row.open && (!before || !before._closing)) {
+    if (!row.open && !row.call_back && (!before || !before._closing)) {
       row._closing = true; // keep an ended call visible briefly, then drop it
       setTimeout(() => {
         if (rows.get(row.id) === row) {
@@ -240,6 +247,7 @@
       human(message.disposition),
       message.on_partial ? el("span", { class: "badge" }, "while the patient is speaking") : null,
       reasonsList(message.reasons),
+      el("span", { class: "callback-slot" }, callbackLink(rows.get(message.session_id))),
       el("span", { class: "muted" }, `call ${message.session_id.slice(0, 8)}` + (message.delivery_ms != null ? ` · delivered in ${Math.round(message.delivery_ms)} ms` : "")),
       el("button", { type: "button", class: "secondary", onclick: () => card.remove() }, "Dismiss banner"),
     );
@@ -251,7 +259,12 @@
     if (!rows.has(message.session_id)) {
       fetch(`/dashboard/api/sessions/${message.session_id}`, { headers: { Accept: "application/json" } })
         .then((r) => (r.ok ? r.json() : null))
-        .then((data) => data && upsert(data.session));
+        .then((data) => {
+          if (!data) return;
+          upsert(data.session);
+          const slot = card.querySelector(".callback-slot");
+          if (slot && !slot.firstChild && data.session.callback_tel) slot.append(callbackLink(data.session));
+        });
     }
     render();
   }
