@@ -28,7 +28,7 @@ from voice.pipeline import VoiceSession
 from voice.safety_net_runner import SafetyNetRunner
 from voice.tts import pcm_ms
 
-from . import metrics, services
+from . import channel_outage, metrics, services
 from .dashboard.control import TAKE_OVER_TEXT, call_group
 from .runtime import get_runtime
 
@@ -298,12 +298,14 @@ class LiveCall:
                 return
             try:
                 await database_sync_to_async(self._persist)(event)
-                await self._broadcast(event)
             except Exception:
                 # Keep the call going; the event is lost from storage only, and that is logged.
                 logger.exception(
                     "failed to persist %s for session %s", type(event).__name__, self.session_id[:8]
                 )
+            try:
+                # Never raises: a channel-layer outage holds the broadcast (channel_outage).
+                await self._broadcast(event)
             finally:
                 self._writes.task_done()
 
@@ -336,9 +338,10 @@ class LiveCall:
             case ev.PartialTranscript():
                 services.record_partial(sid, event.text)
             case ev.FinalTranscript():
-                services.record_patient_turn(
-                    sid, event, self.wall(event.speech_start), self.wall(event.speech_end)
-                )
+                if event.text.strip():  # no words (noise, or judged not speech): not a turn
+                    services.record_patient_turn(
+                        sid, event, self.wall(event.speech_start), self.wall(event.speech_end)
+                    )
             case ev.AssessmentUpdated():
                 services.record_assessment(sid, event)
             case ev.EscalationRaised():
@@ -388,7 +391,8 @@ class LiveCall:
                 services.record_audit(
                     sid,
                     "acoustic_anomaly",
-                    {"kind": event.kind, "value": event.value, "turn_id": event.turn_id},
+                    {"kind": event.kind, "value": event.value, "turn_id": event.turn_id}
+                    | ({"detail": event.detail} if event.detail else {}),
                 )
             case ev.PipelineError():
                 services.record_audit(sid, "pipeline_error", {"stage": event.stage, "code": event.code})
@@ -405,10 +409,7 @@ class LiveCall:
             | ev.AgentReplyFinished,
         ):
             return
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        await layer.group_send(
+        await channel_outage.group_send(
             DASHBOARD_GROUP,
             {"type": "session.changed", "session_id": self.session_id, "event": type(event).__name__},
         )
@@ -420,38 +421,31 @@ class LiveCall:
         task.add_done_callback(self._tasks.discard)
 
     async def _push_alert(self, event: ev.EscalationRaised) -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            await layer.group_send(
-                DASHBOARD_GROUP,
-                {
-                    "type": "escalation.raised",
-                    "session_id": self.session_id,
-                    "turn_id": event.turn_id,
-                    "level": event.level,
-                    "disposition": event.disposition,
-                    "rule_ids": list(event.rule_ids),
-                    "reasons": [dict(r) for r in event.reasons],
-                    "on_partial": event.on_partial,
-                    "raised_mono": event.t,
-                    "raised_wall": self.wall(event.t).timestamp(),
-                    "host": HOST,
-                },
-            )
-        except Exception:  # the stored alert still reaches dashboards via session.changed
-            logger.exception("could not push alert for session %s", self.session_id[:8])
+        # Held and delivered when the layer returns if it is down; the stored alert is also in
+        # every dashboard's snapshot (a dashboard reconnecting after an outage sees it).
+        await channel_outage.group_send(
+            DASHBOARD_GROUP,
+            {
+                "type": "escalation.raised",
+                "session_id": self.session_id,
+                "turn_id": event.turn_id,
+                "level": event.level,
+                "disposition": event.disposition,
+                "rule_ids": list(event.rule_ids),
+                "reasons": [dict(r) for r in event.reasons],
+                "on_partial": event.on_partial,
+                "raised_mono": event.t,
+                "raised_wall": self.wall(event.t).timestamp(),
+                "host": HOST,
+            },
+        )
 
     async def _on_safety_net_hit(self, hit, on_partial: bool, check_ms: float) -> None:
         """A possible red flag the rules did not fire on: dashboards first, then the stored,
         audited alert. The session's level and status are left to the rules."""
         level = self.interview.assessment.level
         t = time.monotonic()
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        await layer.group_send(
+        await channel_outage.group_send(
             DASHBOARD_GROUP,
             {
                 "type": "escalation.raised",
@@ -483,21 +477,25 @@ class LiveCall:
             try:
                 channel = await layer.new_channel()
                 await layer.group_add(group, channel)
+                channel_outage.health.ok()
                 while not self.ended:
                     message = await layer.receive(channel)
                     match message.get("type"):
                         case "call.take_over":
-                            await self.take_over(str(message.get("clinician") or "A clinician"))
+                            try:
+                                await self.take_over(str(message.get("clinician") or "A clinician"))
+                            except Exception:  # not a layer failure: report it as what it is
+                                logger.exception("take-over of session %s failed", self.session_id[:8])
                         case "call.end":
                             self._spawn(self.end(str(message.get("reason") or "ended_by_server")))
             except asyncio.CancelledError:
                 return
-            except Exception:  # a channel-layer hiccup must not leave the call unreachable
+            except Exception as exc:  # a channel-layer outage must not leave the call unreachable
                 if not self.ended:
-                    logger.warning("call control channel failed; listening again", exc_info=True)
-                    await asyncio.sleep(1.0)
+                    channel_outage.health.failed("call control listener", exc)
+                    await asyncio.sleep(channel_outage.RETRY_SECONDS)
             finally:
-                if channel is not None:
+                if channel is not None and not channel_outage.health.down:
                     try:
                         await layer.group_discard(group, channel)
                     except BaseException:

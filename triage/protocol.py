@@ -18,6 +18,9 @@ MAX_AUDIO_REALTIME_FACTOR = 2.0
 AUDIO_BURST_SECONDS = 2.0
 # Agent audio frames start with the reply id (uint32 little-endian).
 OUTPUT_HEADER = "uint32le reply_id"
+# No client message needs more than a few levels; deeper JSON is refused before it is parsed
+# (json.loads recurses per level: ~1,000 '[' in a 4 KiB frame would raise RecursionError).
+MAX_JSON_DEPTH = 16
 
 
 class ErrorCode:
@@ -64,10 +67,15 @@ CLIENT_TYPES = {"hello", "playback", "end", "ping"}
 def parse_text_message(text: str, max_bytes: int) -> ClientMessage:
     if len(text.encode("utf-8")) > max_bytes:
         raise ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"Text messages are limited to {max_bytes} bytes.")
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ProtocolError(
+            ErrorCode.BAD_JSON, f"Text messages may nest objects and arrays at most {MAX_JSON_DEPTH} deep."
+        )
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"Text messages must be JSON objects ({exc.msg}).") from None
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: a second line of defence
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise ProtocolError(ErrorCode.BAD_JSON, f"Text messages must be JSON objects ({reason}).") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_JSON, "Text messages must be JSON objects with a string 'type'.")
     if data["type"] not in CLIENT_TYPES:
@@ -90,6 +98,29 @@ def parse_text_message(text: str, max_bytes: int) -> ClientMessage:
                 f"Protocol {version!r} is not supported; this server speaks {PROTOCOL_VERSION}.",
             )
     return ClientMessage(type=data["type"], data=data)
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` in JSON text, without parsing it (brackets inside strings
+    do not count). Linear in the text, no recursion: safe on any input."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def validate_audio_frame(data: bytes, max_bytes: int) -> None:

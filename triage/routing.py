@@ -1,9 +1,12 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from triage.consumers.dashboard import DashboardConsumer
 from triage.consumers.patient import PatientConsumer
+from triage.consumers.unknown import UnknownPathConsumer
 
 websocket_urlpatterns = [
     path("ws/patient/<str:token>/", PatientConsumer.as_asgi()),
     path("ws/dashboard/", DashboardConsumer.as_asgi()),
+    # Last: every other path is closed with 4404, not left to raise in the router.
+    re_path(r"", UnknownPathConsumer.as_asgi()),
 ]

@@ -212,9 +212,11 @@ class BudgetMissed:
 @dataclass(frozen=True, slots=True)
 class AcousticAnomaly:
     turn_id: int
-    kind: Literal["clipping", "dead_microphone", "low_level"]
+    # non_speech: the recognizer's words were judged invented (voice/speech_filter.py)
+    kind: Literal["clipping", "dead_microphone", "low_level", "non_speech"]
     value: float
     t: float
+    detail: str = ""  # non_speech: why (no_speech, low_confidence, repetition, hallucination)
 
 
 @dataclass(frozen=True, slots=True)

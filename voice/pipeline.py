@@ -28,9 +28,10 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from voice import speech_filter
 from voice.acknowledgement import DEFAULT_SET as DEFAULT_ACK_SET
 from voice.acknowledgement import AcknowledgementSet, choose_acknowledgement
 from voice.audio import AcousticMonitor, FrameBuffer, pcm16_to_float32
@@ -38,6 +39,7 @@ from voice.compute import Skipped
 from voice.config import DEFAULT_ACKNOWLEDGEMENTS, PipelineConfig
 from voice.endpointing import BargeInConfig, BargeInDetector, EndpointConfig, EndpointPolicy, words_of
 from voice.events import (
+    AcousticAnomaly,
     AgentAudio,
     AgentInterrupted,
     AgentPaused,
@@ -89,6 +91,7 @@ class SessionStats:
     speculations_used: int = 0
     speculations_discarded: int = 0
     noise_turns: int = 0  # bursts the recognizer found no words in
+    non_speech_turns: int = 0  # ... or words the speech filter judged invented (noise, a loop)
     partials: int = 0
     escalations: int = 0
 
@@ -533,7 +536,7 @@ class VoiceSession:
             return  # the patient went on: a newer decode counts
         turn.pause_result = result
         turn.pause_done = self.clock()
-        if not words_of(result.text):
+        if not words_of(result.text) or self._non_speech(turn.turn_id, result):
             self.stats.noise_turns += 1
             self._close_burst(turn)
             self._set_state(S.LISTENING, "no_words", turn_id=turn.turn_id)
@@ -551,6 +554,17 @@ class VoiceSession:
         if avg_logprob < cfg.barge_in_min_logprob or no_speech_prob > cfg.barge_in_max_no_speech:
             return ""
         return text
+
+    def _non_speech(self, turn_id: int, result: Transcription) -> bool:
+        """True (and an acoustic anomaly counted) when a decode's words are not speech
+        (voice/speech_filter.py): they must not become a turn or reach the rules."""
+        verdict = speech_filter.judge(result.text, result.avg_logprob, result.no_speech_prob)
+        if verdict.speech:
+            return False
+        self.stats.non_speech_turns += 1
+        self._tel(turn_id).anomalies.append("non_speech")
+        self._put(AcousticAnomaly(turn_id, "non_speech", verdict.value, self.clock(), verdict.reason))
+        return True
 
     def _close_burst(self, turn: _Turn) -> None:
         self._seg.end_turn()
@@ -677,6 +691,8 @@ class VoiceSession:
         turn.transcriber.close()
         self._mark(turn.turn_id, "asr_final", decoded_at)
         tel = self._tel(turn.turn_id)
+        if self._non_speech(turn.turn_id, result):
+            result = replace(result, text="")  # a final with no words: no turn, nothing for the rules
         self._put(
             FinalTranscript(
                 turn.turn_id, result.text, result.avg_logprob, result.no_speech_prob,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import struct
 import uuid
@@ -211,6 +212,14 @@ BAD_INPUT = [
     ("playback without fields", {"type": "playback"}, proto.ErrorCode.BAD_FIELD),
     ("hello for protocol 2", {"type": "hello", "protocol": 2}, proto.ErrorCode.UNSUPPORTED_PROTOCOL),
     ("text over the maximum", {"type": "ping", "t": "x" * 5000}, proto.ErrorCode.MESSAGE_TOO_LARGE),
+    # ~2 KB, under the size limit: json.loads alone would raise RecursionError on these.
+    ("1,000 nested arrays", "[" * 1000 + "]" * 1000, proto.ErrorCode.BAD_JSON),
+    (
+        "ping with t nested 1,000 deep",
+        '{"type": "ping", "t": ' + "[" * 1000 + "]" * 1000 + "}",
+        proto.ErrorCode.BAD_JSON,
+    ),
+    ("unclosed nesting", '{"type": "ping", "t": ' + '{"a": ' * 300, proto.ErrorCode.BAD_JSON),
 ]
 
 
@@ -443,3 +452,76 @@ def test_the_protocol_document_matches_the_code():
     assert proto.INPUT_SAMPLE_RATE == 16000 and "16 000 Hz" in doc
     assert f"multiple of {proto.FRAME_QUANTUM_BYTES} bytes" in doc
     assert f'`header`: `"{proto.OUTPUT_HEADER}"`' in doc
+
+
+@pytest.mark.models
+async def test_a_failure_handling_one_message_is_a_non_fatal_error(call, monkeypatch, caplog):
+    """Whatever goes wrong with one message (here: the parser itself fails), the client gets
+    ``internal_error`` and the call goes on; the log names the failure, not the payload."""
+
+    def broken(text, max_bytes):
+        raise KeyError("a bug nobody foresaw")
+
+    monkeypatch.setattr(proto, "parse_text_message", broken)
+    secret = uuid.uuid4().hex
+    await call.send(text=json.dumps({"type": "ping", "t": secret}))
+    error = await call.inbox.until(lambda e: e["type"] == "error")
+    assert error == {
+        "type": "error",
+        "code": proto.ErrorCode.INTERNAL,
+        "message": "The server could not handle that message.",
+        "fatal": False,
+    }
+    monkeypatch.undo()
+    await assert_call_goes_on(call)
+    logged = [r for r in caplog.records if r.name == "triage.consumers.patient"]
+    assert any("KeyError" in r.getMessage() for r in logged)
+    assert not any(secret in r.getMessage() or r.exc_info for r in caplog.records)
+
+
+@pytest.mark.models
+async def test_a_consumer_exception_detaches_the_call_and_a_reconnect_resumes_it(call, monkeypatch):
+    """An exception that escapes the consumer (daphne then closes with 1011 and never calls
+    disconnect()) still detaches the call: the reconnect resumes it instead of 4409."""
+    from triage.consumers.patient import PatientConsumer
+
+    await call.inbox.until(lambda e: e["type"] == "agent_reply_start")  # the greeting is under way
+
+    async def broken(self, text_data=None, bytes_data=None):
+        raise RuntimeError("escaped the per-message guard")
+
+    monkeypatch.setattr(PatientConsumer, "receive", broken)
+    await call.send(text=json.dumps({"type": "ping", "t": 1}))
+    with pytest.raises(RuntimeError, match="escaped"):  # the consumer died of it
+        while True:  # what it sent before (the greeting's audio), then its exception
+            await call.communicator.receive_output(timeout=5)
+    monkeypatch.undo()
+    live = LiveCall.get(str(call.session.pk))
+    assert live is not None and not live.attached and not live.ended, "detached, waiting for the patient"
+
+    call.communicator, call.inbox = await connect(call.token)
+    ready = await call.inbox.until(lambda e: e["type"] == "ready")
+    assert ready["resumed"] is True and ready["session_id"] == str(call.session.pk)
+    await call.ping()
+    session, kinds, broken_link = await session_record(call.session.pk)
+    gap = kinds.index("socket_disconnected")
+    assert kinds.count("socket_connected") == 1 and kinds.index("socket_reconnected") > gap
+    assert session.is_open and broken_link is None
+
+    @database_sync_to_async
+    def disconnect_payload():
+        return AuditEvent.objects.get(session_id=call.session.pk, kind="socket_disconnected").payload
+
+    assert (await disconnect_payload()) == {"code": "consumer_stopped"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/ws/nothing-here/", "/ws/patient//", "/ws/patient/abc/extra/", "/ws/dashboard", "/"]
+)
+async def test_unknown_socket_paths_are_closed_with_4404_and_no_traceback(path, caplog):
+    communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4404}
+    await communicator.disconnect()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]

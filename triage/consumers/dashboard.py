@@ -15,6 +15,11 @@ the channel group "dashboard", sends a snapshot of every open session, then:
 * ``escalation.raised`` (from LiveCall, as soon as the pipeline raises it, before it is
   stored): the alert with its rules and the words that fired them is pushed at once; the
   delay from the pipeline event is recorded (Prometheus + a ``alert_delivery`` latency sample).
+
+A channel-layer (Redis) outage does not close the socket: its reads of the layer wait the
+outage out, then the socket joins its groups again (a restarted Redis has forgotten them)
+and sends a fresh snapshot, which holds every open alert, including any raised meanwhile
+(their held broadcasts follow, see triage/channel_outage.py).
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ import socket
 import time
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from triage import metrics
+from triage import channel_outage, metrics
 from triage.dashboard import access, rows
 from triage.dashboard.control import DASHBOARD_GROUP
 from triage.dashboard.permissions import can_view
@@ -67,6 +75,57 @@ def _store_alert_delivery(session_id: str, turn_id: int, ms: float) -> None:
 
 class DashboardConsumer(AsyncWebsocketConsumer):
     allowed = False
+    joined = False  # in the dashboard groups on the channel layer
+
+    async def __call__(self, scope, receive, send):
+        # As channels' AsyncConsumer.__call__, but the layer is read through _receive_from_layer,
+        # which waits out an outage instead of ending the socket with 1011.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()  # local: no Redis round trip
+        self.base_send = send
+        try:
+            await await_many_dispatch([receive, self._receive_from_layer], self.dispatch)
+        except StopConsumer:
+            pass
+
+    async def _receive_from_layer(self) -> dict:
+        while True:
+            if self.allowed and not self.joined:
+                await asyncio.sleep(channel_outage.RETRY_SECONDS)
+                try:
+                    await self._join_groups()
+                except Exception as exc:
+                    channel_outage.health.failed("dashboard socket (joining its groups)", exc)
+                    continue
+                channel_outage.health.ok()
+                return {"type": "dashboard.layer_restored"}
+            try:
+                return await self.channel_layer.receive(self.channel_name)
+            except Exception as exc:
+                channel_outage.health.failed("dashboard socket (reading the channel layer)", exc)
+                self.joined = False
+                if not self.allowed:
+                    await asyncio.sleep(channel_outage.RETRY_SECONDS)
+
+    async def _join_groups(self) -> None:
+        # The user's group first, so a revocation racing this join is not missed (the
+        # re-check after it then sees it).
+        await self.channel_layer.group_add(access.user_group(self.user_pk), self.channel_name)
+        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
+        self.joined = True
+
+    async def dashboard_layer_restored(self, message: dict) -> None:
+        """Back after a channel-layer outage: what changed meanwhile, from the database."""
+        if await self._revoke_if_lost():
+            return
+        await self._send_snapshot()
+
+    async def _send_snapshot(self) -> None:
+        snapshot = await database_sync_to_async(rows.active_rows)()
+        await self.send_json(
+            {"type": "snapshot", "sessions": snapshot, "user": self.username, "t": time.time()}
+        )
 
     async def connect(self):
         self.allowed = False
@@ -86,16 +145,13 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.username = user.get_username()
         self.user_pk = user.pk
         self.session_key: str | None = getattr(self.scope.get("session"), "session_key", None)
-        # Join the user's group before the dashboard's, so a revocation racing this connect
-        # is not missed (the re-check below then sees it).
-        await self.channel_layer.group_add(access.user_group(self.user_pk), self.channel_name)
-        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
+        try:
+            await self._join_groups()
+        except Exception as exc:  # joined when the layer is back (_receive_from_layer)
+            channel_outage.health.failed("dashboard socket (joining its groups)", exc)
         if await self._revoke_if_lost():
             return
-        snapshot = await database_sync_to_async(rows.active_rows)()
-        await self.send_json(
-            {"type": "snapshot", "sessions": snapshot, "user": self.username, "t": time.time()}
-        )
+        await self._send_snapshot()
         interval = float(settings.TRIAGE["DASHBOARD_RECHECK_SECONDS"])
         if interval > 0:
             self._spawn(self._recheck_every(interval))
@@ -108,8 +164,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             task.cancel()
 
     async def _leave_groups(self) -> None:
-        await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
-        await self.channel_layer.group_discard(access.user_group(self.user_pk), self.channel_name)
+        joined, self.joined = self.joined, False
+        if not joined:
+            return
+        try:
+            await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
+            await self.channel_layer.group_discard(access.user_group(self.user_pk), self.channel_name)
+        except Exception as exc:  # the memberships expire on their own
+            channel_outage.health.failed("dashboard socket (leaving its groups)", exc)
 
     async def send_json(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message))

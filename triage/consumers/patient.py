@@ -2,6 +2,13 @@
 
 Bad input gets a clear error message and the call goes on; only an unknown/expired
 token, an ended session or a second socket on a live session are refused.
+
+Faults (docs/architecture.md, Faults): a failure while handling one message is a non-fatal
+``internal_error``; whatever ends the consumer (a close, a client drop, an unexpected
+exception that makes daphne close with 1011, a cancellation) detaches the call, so the grace
+timer starts and a reconnect resumes it. The socket does not use the channel layer (the call
+is in this process; its control messages go through LiveCall), so a Redis outage cannot
+close it.
 """
 
 from __future__ import annotations
@@ -52,13 +59,22 @@ def patient_context(session: TriageSession) -> PatientContext:
 
 class PatientConsumer(AsyncWebsocketConsumer):
     call: LiveCall | None = None
+    # No alias of that name is configured, so channels gives this consumer no channel layer:
+    # nothing is ever sent to its channel, and a layer outage must not end the call.
+    channel_layer_alias = "patient-socket-uses-no-channel-layer"
+    session_id = ""
 
     async def __call__(self, scope, receive, send):
         drain.socket_opened()  # a drain waits for open sockets too (their last messages)
         try:
             await super().__call__(scope, receive, send)
         finally:
-            drain.socket_closed()
+            try:
+                # disconnect() does not run when the consumer dies of an exception (daphne
+                # closes with 1011): detach here too, or every reconnect would be refused (4409).
+                await self.release_call("consumer_stopped")
+            finally:
+                drain.socket_closed()
 
     async def connect(self):
         self.call = None
@@ -176,6 +192,17 @@ class PatientConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.call is None:
             return
+        try:
+            await self.handle(text_data, bytes_data)
+        except Exception as exc:
+            # One message failed in a way nobody foresaw: the message is lost, the call is not.
+            # The type only: the payload may hold patient data.
+            logger.warning(
+                "patient message failed for session %s: %s", self.session_id[:8], type(exc).__name__
+            )
+            await self.internal_error()
+
+    async def handle(self, text_data, bytes_data) -> None:
         if not self.bucket.take():
             await self.rate_limited("messages")
             return
@@ -202,6 +229,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 )
             case "end":
                 call, self.call = self.call, None
+                if call is None:
+                    return
                 await call.end("patient_ended")
                 await self.send_json({"type": "ended", "reason": "patient_ended"})
                 await self.close(code=1000)
@@ -214,6 +243,10 @@ class PatientConsumer(AsyncWebsocketConsumer):
             logger.warning(
                 "pipeline input failed for session %s: %s", self.session_id[:8], type(exc).__name__
             )
+            await self.internal_error()
+
+    async def internal_error(self) -> None:
+        try:
             await self.send_json(
                 {
                     "type": "error",
@@ -222,11 +255,23 @@ class PatientConsumer(AsyncWebsocketConsumer):
                     "fatal": False,
                 }
             )
+        except Exception:  # the socket is going away; release_call runs when it has gone
+            logger.debug("could not send internal_error", exc_info=True)
 
     async def disconnect(self, code):
-        if self.call is not None:
-            self.call.detach()
+        await self.release_call(code)
+
+    async def release_call(self, code: int | str) -> None:
+        """Detach this socket from its call (once): the grace timer starts, the audit records it."""
+        call, self.call = self.call, None
+        if call is None:
+            return
+        call.detach()
+        try:
             await database_sync_to_async(services.record_connection)(
                 self.session_id, "socket_disconnected", {"code": code}
             )
-            self.call = None
+        except Exception as exc:  # the call is detached either way; the gap is only unrecorded
+            logger.warning(
+                "could not record the disconnect of session %s: %s", self.session_id[:8], type(exc).__name__
+            )

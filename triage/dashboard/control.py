@@ -10,6 +10,8 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from triage import channel_outage
+
 DASHBOARD_GROUP = "dashboard"
 TAKE_OVER_TEXT = "A clinician is joining the call now. Please stay on the line."
 
@@ -27,9 +29,12 @@ async def send_to_call(session_id, message: dict) -> None:
 async def notify_dashboards(session_id, event: str) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(
-            DASHBOARD_GROUP, {"type": "session.changed", "session_id": str(session_id), "event": event}
-        )
+        try:
+            await layer.group_send(
+                DASHBOARD_GROUP, {"type": "session.changed", "session_id": str(session_id), "event": event}
+            )
+        except Exception as exc:  # stored already; dashboards re-read everything when the layer is back
+            channel_outage.health.failed("dashboard broadcast", exc)
 
 
 def request_take_over(session_id, clinician: str) -> None:
