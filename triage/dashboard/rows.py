@@ -132,20 +132,31 @@ def fetch_row(session_id) -> dict[str, Any] | None:
 
 
 def active_rows(limit: int = 200) -> list[dict[str, Any]]:
-    sessions = list(
-        TriageSession.objects.filter(status__in=OPEN_STATUSES)
-        .select_related("taken_over_by")
-        .order_by("-created_at")[:limit]
+    """Open sessions (newest ``limit``), plus every session with an open alert whatever its
+    status or age: an unacknowledged alert must be on the dashboard even if the call has ended
+    (say, while a Redis outage held its broadcast) or is older than the newest ``limit``."""
+    alerted = set(
+        EscalationAlert.objects.filter(status=EscalationAlert.Status.OPEN).values_list(
+            "session_id", flat=True
+        )
     )
-    sessions += list(
+    newest = set(
+        TriageSession.objects.filter(status__in=OPEN_STATUSES)
+        .order_by("-created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    dropped = set(
         TriageSession.objects.filter(
             end_reason__in=callback.DROPPED_REASONS, ended_at__gte=callback.call_back_cutoff()
         )
         .exclude(callback_number="")
-        .select_related("taken_over_by")[:limit]
+        .values_list("pk", flat=True)[:limit]
+    )
+    sessions = list(
+        TriageSession.objects.filter(pk__in=newest | alerted | dropped).select_related("taken_over_by")
     )
     alerts = _alerts_by_session([s.pk for s in sessions])
     rows = [session_row(s, alerts.get(str(s.pk), [])) for s in sessions]
-    rows = [r for r in rows if r["open"] or r["call_back"]]
+    rows = [r for r in rows if r["open"] or r["open_alerts"] or r["call_back"]]
     rows.sort(key=sort_key)
     return rows
