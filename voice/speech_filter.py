@@ -22,8 +22,15 @@ MIN_AVG_LOGPROB = -1.3
 # Whisper's compression-ratio threshold: text that zlib shrinks this much is a loop.
 MAX_COMPRESSION_RATIO = 2.4
 MIN_CHARS_FOR_RATIO = 24  # short text does not compress either way
-# The same 1-4 words said this many times in a row is a decoding loop, not a patient.
+# The same 1-4 words said more than this many times in a row is a decoding loop...
 MAX_REPEATS = 3
+# ... but a distressed caller repeats too ("help, help, help, help"; "I can't breathe" four
+# times): a loop or a highly compressible text is refused only when the decode is unsure of it,
+# or when it goes on longer than a person would.
+UNSURE_LOGPROB = -0.6
+UNSURE_NO_SPEECH = 0.3
+ABSURD_REPEATS = 8
+ABSURD_COMPRESSION_RATIO = 4.0
 
 # Whole transcripts Whisper produces from silence and noise (its subtitle training data).
 # Never a triage answer, whatever the confidence.
@@ -91,11 +98,12 @@ def judge(text: str, avg_logprob: float, no_speech_prob: float) -> Verdict:
         return Verdict(False, "hallucination", round(no_speech_prob, 3))
     if phrase in _AMBIGUOUS and (no_speech_prob > _AMBIGUOUS_NO_SPEECH or avg_logprob < _AMBIGUOUS_LOGPROB):
         return Verdict(False, "hallucination", round(no_speech_prob, 3))
+    unsure = avg_logprob < UNSURE_LOGPROB or no_speech_prob > UNSURE_NO_SPEECH
     if len(text) >= MIN_CHARS_FOR_RATIO:
         ratio = compression_ratio(text)
-        if ratio > MAX_COMPRESSION_RATIO:
+        if ratio > (MAX_COMPRESSION_RATIO if unsure else ABSURD_COMPRESSION_RATIO):
             return Verdict(False, "repetition", round(ratio, 2))
     repeats = longest_repeat(words)
-    if repeats > MAX_REPEATS:
+    if repeats > MAX_REPEATS and (unsure or repeats >= ABSURD_REPEATS):
         return Verdict(False, "repetition", float(repeats))
     return SPEECH

@@ -18,8 +18,9 @@ from voice import speech_filter as sf
 @pytest.mark.parametrize(
     ("text", "logprob", "no_speech", "reason"),
     [
-        ("I'm gonna go to the end of the end of the end of the end of the end.", -0.4, 0.1, "repetition"),
-        ("the the the the the", -0.3, 0.05, "repetition"),
+        ("I'm gonna go to the end of the end of the end of the end of the end.", -0.7, 0.1, "repetition"),
+        ("the the the the the", -0.3, 0.4, "repetition"),
+        ("I'm going to go to the " + "end of the " * 9 + "end.", -0.2, 0.05, "repetition"),  # confident loop
         ("Thanks for watching!", -0.2, 0.1, "hallucination"),
         ("Subtitles by the Amara.org community", -0.3, 0.2, "hallucination"),
         ("You", -0.9, 0.5, "hallucination"),
@@ -41,6 +42,9 @@ def test_invented_words_are_not_speech(text, logprob, no_speech, reason):
         ("Yes.", -0.6, 0.2),
         ("No, no, no.", -0.4, 0.1),
         ("Help, help me, please help.", -0.5, 0.1),
+        # a distressed caller repeats: confident repeats are speech
+        ("Help, help, help, help!", -0.3, 0.05),
+        ("I can't breathe, I can't breathe, I can't breathe, I can't breathe.", -0.3, 0.05),
         ("My son is nine and he has been wheezing at night since his cold.", -0.9, 0.3),
         ("", -10.0, 1.0),  # nothing to judge: the caller's "no words" path handles it
     ],
