@@ -72,6 +72,7 @@ class SafetyNetBank:
     entries: tuple[SafetyNetEntry, ...]
     benign: tuple[str, ...] = ()  # look-alikes: a window closer to one of these is not a hit
     margin: float = 0.0
+    partial_threshold: float = 1.0  # streaming partials (newest window): unfinished sentences mislead
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,7 @@ def load_bank(ruleset: RuleSet | None = None, path: str | Path | None = None) ->
         version=str(data.get("version", "")),
         threshold=threshold,
         margin=float(data.get("margin", 0.0)),
+        partial_threshold=max(threshold, float(data.get("partial_threshold", threshold))),
         benign=tuple(str(d).strip().lower() for d in benign.get("descriptions") or () if str(d).strip()),
         window_words=int(data.get("window_words", 14)),
         window_stride=int(data.get("window_stride", 7)),
@@ -206,6 +208,20 @@ def windows(text: str, size: int = 14, stride: int = 7, min_words: int = 4) -> l
     return list(dict.fromkeys(out))
 
 
+def newest_window(text: str, size: int = 14, min_words: int = 4) -> list[str]:
+    """The window ending at the newest word: on a streaming partial only this one is new (the
+    partials before it already covered every earlier position, a few words apart)."""
+    sentences = [w for w in (_WORD.findall(x) for x in _SENTENCE.split(text or "")) if w]
+    if not sentences:
+        return []
+    words = sentences[-1]
+    if len(words) < min_words and len(sentences) > 1:
+        words = sentences[-2] + words  # "... my chest. It hurts" : keep the newest words in context
+    if len(words) < min_words:
+        return []
+    return [" ".join(words[-size:]).lower()]
+
+
 # --- matching ------------------------------------------------------------------------------
 
 
@@ -231,8 +247,10 @@ class SafetyNet:
     def threshold(self) -> float:
         return self.bank.threshold
 
-    def windows(self, text: str) -> list[str]:
+    def windows(self, text: str, *, newest_only: bool = False) -> list[str]:
         b = self.bank
+        if newest_only:
+            return newest_window(text, b.window_words, b.min_words)
         return windows(text, b.window_words, b.window_stride, b.min_words)
 
     def _embed_windows(self, wins: list[str]) -> np.ndarray:
@@ -249,9 +267,10 @@ class SafetyNet:
                     self._cache.popitem(last=False)
         return np.stack([known[w] for w in wins])
 
-    def scores(self, text: str) -> list[tuple[float, int, int, str]]:
-        """Best (score, entry index, description row, window) per entry, highest first."""
-        wins = self.windows(text)
+    def scores(self, text: str, *, newest_only: bool = False) -> list[tuple[float, int, int, str]]:
+        """Best (score, entry index, description row, window) per entry, highest first.
+        ``newest_only``: just the window ending at the newest word (for streaming partials)."""
+        wins = self.windows(text, newest_only=newest_only)
         if not wins:
             return []
         vectors = self._embed_windows(wins)
@@ -269,11 +288,12 @@ class SafetyNet:
                 best[entry] = (score, entry, row, wins[win_idx])
         return sorted(best.values(), reverse=True)
 
-    def check(self, text: str) -> list[SafetyNetHit]:
+    def check(self, text: str, *, newest_only: bool = False) -> list[SafetyNetHit]:
         """Every bank entry whose nearest description reaches the threshold, best first."""
         hits = []
-        for score, entry_idx, row, win in self.scores(text):
-            if score < self.bank.threshold:
+        threshold = self.bank.partial_threshold if newest_only else self.bank.threshold
+        for score, entry_idx, row, win in self.scores(text, newest_only=newest_only):
+            if score < threshold:
                 break
             entry = self.bank.entries[entry_idx]
             hits.append(
@@ -282,7 +302,7 @@ class SafetyNet:
                     label=entry.label,
                     description=self._texts[row],
                     score=score,
-                    threshold=self.bank.threshold,
+                    threshold=threshold,
                     question_id=entry.question_id,
                     question=entry.question,
                     provenance=entry.provenance,
@@ -308,10 +328,13 @@ class SafetyNetMonitor:
         self.net = net
         self.alerted: dict[str, SafetyNetHit] = {}
 
-    def observe(self, text: str, assessment: Assessment | None) -> list[SafetyNetHit]:
+    def observe(self, text: str, assessment: Assessment | None, *, final: bool = True) -> list[SafetyNetHit]:
+        """``final=False`` (a streaming partial): only the newest window is compared; a final
+        transcript is compared window by window in full."""
         if rules_already_urgent(assessment):
             return []
-        new = [h for h in self.net.check(text) if h.description_id not in self.alerted][:1]
+        hits = self.net.check(text, newest_only=not final)
+        new = [h for h in hits if h.description_id not in self.alerted][:1]
         for h in new:  # one alert and one question at a time: the strongest
             self.alerted[h.description_id] = h
         return new

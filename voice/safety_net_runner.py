@@ -90,7 +90,7 @@ class SafetyNetRunner:
                 if monitor is None:
                     return []
                 t0 = time.perf_counter()
-                hits = await asyncio.to_thread(monitor.observe, text, self._interview.assessment)
+                hits = await asyncio.to_thread(monitor.observe, text, self._interview.assessment, final=final)
                 ms = (time.perf_counter() - t0) * 1000.0
                 self.check_ms.append(ms)
             finally:

@@ -9,10 +9,12 @@ provoked without touching the installed package.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import io
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from clinical_rules.safety_net import (
     SafetyNetHit,
     SafetyNetMonitor,
     load_bank,
+    newest_window,
     rules_already_urgent,
     windows,
 )
@@ -286,3 +289,33 @@ async def test_runner_queues_the_question_alerts_once_and_skips_partials_while_b
     assert alerts[0][2] > 0 and len(runner.check_ms) == 2
     assert iv.assessment.level == assess(CALM, ruleset=rs).level  # attention raised, level untouched
     assert iv.next_prompt().question_id == "general.chest_pain"
+
+
+def test_a_partial_compares_its_newest_window_against_the_stricter_partial_threshold(net):
+    # a short newest sentence keeps the one before it as context
+    assert newest_window("my chest hurts. It is bad", size=14, min_words=4) == ["my chest hurts it is bad"]
+    assert newest_window("my chest hurts. It is bad now", size=14, min_words=4) == ["it is bad now"]
+    words = [f"w{i}" for i in range(20)]
+    assert newest_window(" ".join(words), size=14) == [" ".join(words[-14:])]
+    strict = copy.copy(net)
+    strict.bank = replace(net.bank, partial_threshold=0.99)
+    assert strict.check(ATYPICAL_CARDIAC)  # the final is judged against the final threshold
+    assert strict.check(ATYPICAL_CARDIAC, newest_only=True) == []
+    hits = net.check(ATYPICAL_CARDIAC, newest_only=True)
+    assert hits and hits[0].threshold == net.bank.partial_threshold > net.bank.threshold
+
+
+def test_calibration_picks_the_most_recall_within_the_false_alert_target():
+    from voice.safety_net_bench import calibrate, summarise
+
+    rows = [{"id": f"e{i}", "expected": 1, "rules_level": 1, "rules_urgent": True, "score": 0.5 + i / 100,
+             "partial_score": 0.0} for i in range(20)]  # fmt: skip
+    rows += [{"id": f"b{i}", "expected": 5, "rules_level": 5, "rules_urgent": False, "score": 0.55 + i / 100,
+              "partial_score": 0.9 if i == 0 else 0.0} for i in range(10)]  # fmt: skip
+    cal = calibrate(rows, lo=0.5, hi=0.7)
+    # benign scores 0.55..0.64: one false alert in ten (10%) first at 0.64
+    assert cal["recommended"]["threshold"] == 0.64 and cal["recommended"]["false_alert_rate"] == 0.1
+    s = summarise(rows, 0.64, 0.95)
+    assert (
+        s["stream_false_alert_rate"] == 0.1 and summarise(rows, 0.64, 0.85)["stream_false_alert_rate"] == 0.2
+    )
