@@ -73,8 +73,9 @@ def parse_text_message(text: str, max_bytes: int) -> ClientMessage:
         )
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: a second line of defence
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+    # ValueError: also an integer over Python's digit limit. RecursionError: a second line of defence.
+    except (ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not valid JSON"
         raise ProtocolError(ErrorCode.BAD_JSON, f"Text messages must be JSON objects ({reason}).") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_JSON, "Text messages must be JSON objects with a string 'type'.")

@@ -77,7 +77,18 @@ class PipelineConfig:
     # noise floor are not a hold. Speech into a browser microphone sits around -35 to -15.
     barge_in_hold_min_dbfs: float = -50.0
     barge_in_min_ms: int = 800  # voiced speech over the agent, no words heard yet -> barge-in
-    barge_in_min_logprob: float = -0.6  # less confident decodes of overlapping speech are "no words"
+    # Less confident decodes of overlapping speech are "no words". Calibrated for the fitted
+    # window (Piper bursts, 2026-12-01): "Wait."/"Sorry."/"No." from their first 300 ms at
+    # -0.7..-0.9, hums and coughs ("Amen.", "Imam", "Oh", "Okay," from a cough) at -1.6 or
+    # below. With barge_in_full_window the old floor -0.6 applies.
+    barge_in_min_logprob: float = -1.0
+    # Speech over the agent is decoded every this much new audio (from its onset), in the
+    # fitted window (~0.1 s a decode, not ~0.4 s): a "Wait." is heard ~0.3 s into the burst.
+    barge_in_partial_interval_ms: int = 200
+    barge_in_full_window: bool = False
+    # A held reply plays on once a partial heard only a backchannel ("Okay", "Yeah") and the
+    # burst has been unvoiced this long (before the segmenter's 200 ms pause and the decode).
+    barge_in_release_ms: int = 100
     barge_in_max_no_speech: float = 0.6
     interrupt_emergency_script: bool = False  # an emergency script is spoken to the end
     acknowledgements: tuple[str, ...] = DEFAULT_ACKNOWLEDGEMENTS

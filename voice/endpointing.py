@@ -42,7 +42,7 @@ AUXILIARIES = frozenset(
 # Subjects and verbs that need a complement ("it's ...", "I feel ...", "I'm having ...").
 OPEN_ENDINGS = frozenset(
     "i i'm im i've ive i'd i'll it's there's he's she's they're we're you're we they he she "
-    "feel feels felt feeling seem seems seemed getting gets having very quite extremely want "
+    "feel feels felt feeling seem seems seemed getting gets got having very quite extremely want "
     "wanted need needed going".split()
 )
 PRONOUNS = frozenset("i you he she it we they that there".split())
@@ -94,6 +94,51 @@ def classify_completion(text: str | None) -> Completion:
     return Completion.COMPLETE
 
 
+# --- opening fragments ------------------------------------------------------------------
+# A caller's first statement often opens with who the call is about before the complaint:
+# "My son's nine," [pause] "he's got asthma, ...". Such a clause sounds finished, but
+# answering it cuts the caller off (issue 12: 13 of 65 spoken calls). A transcript made only
+# of these words says who, not what is wrong.
+_INTRO_WORDS = frozenset(
+    # greetings and discourse openers
+    "hi hello hey hiya morning afternoon evening good yes yeah yep okay ok so um uh er erm well "
+    "right oh sorry please thanks thank you there "
+    # who the call is about
+    "my our his her their me i i'm im i am it's its it this that is was he she he's she's who who's "
+    "whose we we're they they're son daughter boy girl baby child kid kids toddler infant newborn "
+    "husband wife partner mum mom mother mam dad father grandma grandmother granny nan nana grandad "
+    "grandfather grandpa granddad gran grandmum grandmom grandson granddaughter brother sister friend neighbour neighbor aunt uncle "
+    "nephew niece little youngest eldest oldest older younger one two twins patient name called "
+    # calling about / age
+    "calling call ringing phoning about for regarding on behalf of with just a an the and "
+    "year years yr month months week weeks day days old aged age half nearly almost about "
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
+    "ninety hundred".split()
+)
+_NUMBER = re.compile(r"^\d+(st|nd|rd|th|s)?$")
+
+
+def is_opening_fragment(text: str | None, max_words: int = 10) -> bool:
+    """True for a short clause that only says who the call is about or how old they are
+    ("My son's nine.", "My little boy's three.", "Hi, I'm calling about my mum.", "I'm 45.").
+
+    Lexical and deliberately narrow: one word outside that vocabulary (a symptom, a verb
+    such as "has", "fell", "hurts") makes it a statement of the problem.
+    """
+    words = words_of(_NON_SPEECH_TEXT.sub(" ", text or ""))
+    if not words or len(words) > max_words:
+        return False
+    for w in words:
+        base = w[:-2] if w.endswith("'s") else w
+        if not (base in _INTRO_WORDS or w in _INTRO_WORDS or _NUMBER.match(base)):
+            return False
+    return True
+
+
+_NON_SPEECH_TEXT = re.compile(r"\[[^\]]*\]|\([^)]*\)")
+
+
 SHORT_ANSWERS = frozenset(
     "yes no yeah yep yup nope nah okay ok sure correct right never always sometimes".split()
     + ["not really", "i don't know", "i'm not sure", "yes please", "no thanks", "no thank you"]
@@ -120,6 +165,19 @@ class EndpointConfig:
     # misheard as "yeah" scores far lower still (~0.1), so the bar is lower for them.
     min_short_answer_prob: float = 0.5
     long_silence_ms: float = 1300.0  # silence that ends any turn (hesitation or not)
+    # An open statement (the first one of the call, or the answer to an open question such as
+    # "what's happening?") runs on over clause pauses: "My son's nine, [600 ms] he's got
+    # asthma, [800 ms] since his cold ...". A complete-sounding clause there needs this
+    # longer silence, and a clause that only says who the call is about
+    # (``is_opening_fragment``) never ends the turn before ``long_silence_ms``. Whisper writes
+    # a full stop at most clause pauses ("It started on Sunday." [700 ms] "it's a sharp
+    # pain ..."), so only the pause length tells them from the end: realistic clause pauses
+    # run to 900 ms (voice.endpointing_eval, "realistic").
+    open_complete_silence_ms: float = 1000.0
+    # A bare "yes" / "no" answering a closed question ends the turn as soon as its transcript
+    # is back (the segmenter's 200 ms hangover + the decode): the most common answer, and the
+    # one where a person replies fastest.
+    short_answer_silence_ms: float = 200.0
     max_turn_ms: float = 30_000.0  # cap on one turn, silence or not (Whisper windows are 30 s)
 
 
@@ -150,8 +208,11 @@ class EndpointPolicy:
         transcript: str | None,
         turn_ms: float = 0.0,
         last_word_prob: float | None = None,
+        open_statement: bool = False,
     ) -> EndpointDecision:
-        """``last_word_prob``: ASR probability of the transcript's last word, if known."""
+        """``last_word_prob``: ASR probability of the transcript's last word, if known.
+        ``open_statement``: the caller is describing the problem (first statement of the
+        call, or an answer to an open question), not answering a closed question."""
         cfg = self.config
         completion = classify_completion(transcript)
         if turn_ms >= cfg.max_turn_ms:
@@ -161,9 +222,17 @@ class EndpointPolicy:
         if silence_ms >= cfg.long_silence_ms:
             return EndpointDecision(True, "long_silence", completion)
         if completion is Completion.COMPLETE:
+            if open_statement and is_opening_fragment(transcript):
+                return EndpointDecision(False, "opening_fragment", completion)
             bar = cfg.min_short_answer_prob if is_short_answer(transcript) else cfg.min_last_word_prob
             sure = last_word_prob is None or last_word_prob >= bar
-            if silence_ms >= (cfg.complete_silence_ms if sure else cfg.uncertain_silence_ms):
+            if open_statement:
+                sure_ms = cfg.open_complete_silence_ms
+            elif is_short_answer(transcript):
+                sure_ms = min(cfg.short_answer_silence_ms, cfg.complete_silence_ms)
+            else:
+                sure_ms = cfg.complete_silence_ms
+            if silence_ms >= (sure_ms if sure else max(sure_ms, cfg.uncertain_silence_ms)):
                 return EndpointDecision(
                     True, "complete_sentence" if sure else "complete_uncertain", completion
                 )
@@ -200,6 +269,27 @@ def is_backchannel(text: str | None, max_words: int = 4) -> bool:
     return len(words) <= max_words and all(w in BACKCHANNELS for w in words)
 
 
+def reliable_words(
+    text: str, avg_logprob: float, no_speech_prob: float, *, min_logprob: float, max_no_speech: float
+) -> str:
+    """What the barge-in gate may treat as words. Whisper "transcribes" hums and coughs with
+    made-up words at low confidence ("Mm." -> "Amen.", a cough -> "Okay," at no-speech 0.76),
+    while real short interruptions decode with more confidence: below the floor the burst
+    counts as no words (like a cough)."""
+    if avg_logprob < min_logprob or no_speech_prob > max_no_speech:
+        return ""
+    return text
+
+
+# First words that mean "the caller is taking the turn": one of these alone in an early
+# partial is enough to interrupt. Other single words in a partial of a burst still going on
+# are not trusted (Whisper turns the start of a hum into "And" or "The").
+INTERRUPT_OPENERS = frozenset(
+    "wait stop no nope sorry excuse pardon hold hang hey hello actually but what why how where "
+    "when who can could please listen sorry help".split()
+)
+
+
 @dataclass(frozen=True, slots=True)
 class BargeInConfig:
     min_speech_ms: float = 600.0  # voiced speech without any words heard -> interrupt
@@ -216,7 +306,10 @@ class BargeInDetector:
     of the burst arrives. It returns True exactly once, when the burst becomes a real
     interruption:
 
-    - a partial with real words ("wait", "no", "I can't breathe") -> at once;
+    - a partial with real words ("no wait", "I can't breathe") -> at once; a one-word
+      partial of a burst still going on only if the word opens an interruption ("Wait",
+      "Stop", "Sorry": ``INTERRUPT_OPENERS``); the final decode of a burst
+      (``final=True``) counts any real word;
     - no partial yet (ASR behind) -> after ``min_speech_ms`` of voiced speech;
     - a backchannel partial ("uh-huh", "okay", "yeah") or one with no words (a cough,
       noise) -> only if the burst goes on for ``max_backchannel_ms``.
@@ -232,15 +325,29 @@ class BargeInDetector:
         self.reason = None
         self._heard_backchannel = False
 
-    def update(self, *, voiced_ms: float, partial_text: str | None = None) -> bool:
+    @property
+    def heard_backchannel(self) -> bool:
+        """A decode of this burst heard only listener noise so far."""
+        return self._heard_backchannel and not self.declared
+
+    def update(self, *, voiced_ms: float, partial_text: str | None = None, final: bool = True) -> bool:
+        """``final``: ``partial_text`` decodes the whole burst (it has paused); False for a
+        partial of a burst still going on, whose last word may be a guess."""
         if self.declared:
             return False
         cfg = self.config
         if partial_text is not None:
             # An empty partial means ASR heard no words (noise, a cough): same as a backchannel.
             if not is_backchannel(partial_text, cfg.backchannel_words):
-                return self._declare("words")
-            self._heard_backchannel = True
+                words = words_of(_NON_SPEECH.sub(" ", partial_text))
+                if final or len(words) >= 2:
+                    return self._declare("words")
+                if words[0] in INTERRUPT_OPENERS:
+                    return self._declare("first_word")
+                # one untrusted word: wait for the next decode or the duration rule
+            elif final or words_of(_NON_SPEECH.sub(" ", partial_text)):
+                # (a partial with no words yet says little: the burst may have barely begun)
+                self._heard_backchannel = True
         limit = cfg.max_backchannel_ms if self._heard_backchannel else cfg.min_speech_ms
         if voiced_ms >= limit:
             return self._declare("long_backchannel" if self._heard_backchannel else "duration")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,55 @@ HARD: tuple[tuple[Piece, ...], ...] = (
     ("It started yesterday", 700, "after lunch."),
     ("I feel sick", 600, "and I've been vomiting."),
 )
+# Realistic first statements (issue 12): long, run on with commas and clause breaks, ages,
+# numbers and lists of symptoms. Each is spoken in one piece by Piper (so a comma keeps its
+# rising, unfinished intonation) and its pause at every comma / full stop is stretched to
+# 300-900 ms (``build_run_on``); an end of turn before the last word is a cut-off.
+REALISTIC_TEXTS: tuple[str, ...] = (
+    "My son's nine, he's got asthma, and since his cold he's been wheezing a lot more at night.",
+    "My little boy's three. He's had a temperature since yesterday, and now he's got a rash on his tummy.",
+    "I'm sixty two, I've got diabetes, and I've had a pain in my left foot for about a week.",
+    "My mum's eighty four, she fell in the kitchen this morning, and she can't put any weight on her leg.",
+    "I've had a cough, a sore throat, a runny nose, and a temperature for three days.",
+    "It started on Sunday, it's a sharp pain under my ribs on the right, and it gets worse after I eat.",
+    "My daughter is six months old, she's been sick four times today, and she won't take her bottle.",
+    "I'm calling about my husband. He's seventy, he's been confused since lunchtime, and his speech is slurred.",
+    "I'm thirty five weeks pregnant, I've got a bad headache, and my feet are really swollen.",
+    "So I cut my hand on a knife, about an hour ago, it's quite deep, and it's still bleeding a bit.",
+    "I've been getting headaches, every morning, for about two weeks now, and paracetamol isn't helping.",
+    "My granddad's eighty, he's had a fall, he hit his head on the table, and he's a bit drowsy.",
+    "I'm twenty four, I've had diarrhoea since Tuesday, and I'm feeling really weak and dizzy.",
+    "My son is four, he's got a fever of thirty nine, and he's been pulling at his ear all night.",
+    "It's my wife, she's forty, she's had chest pain on and off all day, and now she feels sweaty.",
+    "I twisted my ankle playing football, on Saturday, it's swollen and bruised, and I can just about walk on it.",
+    "My baby's two weeks old. She's very sleepy, she's not feeding well, and she feels hot.",
+    "I've got a rash on my arms, my legs, and my back, and it's really itchy.",
+    "Hi, I'm fifty eight, I've got high blood pressure, and I've been getting dizzy when I stand up.",
+    "My daughter's seven, she's got a sore tummy, she's been sick twice, and it's worse on the right side.",
+    "I've been feeling low, for a few months now, I'm not sleeping, and I've lost interest in everything.",
+    "My dad's seventy six, he's on warfarin, and he's had a nosebleed for forty minutes that won't stop.",
+    "I burnt my hand on the oven, about twenty minutes ago, it's blistering, and it's about the size of my palm.",
+    "My little girl's two, she's got a cough, a runny nose, and she's breathing quite fast.",
+    "I'm forty five, I've had a pain in my lower back, since I lifted a box on Monday, and it goes down my leg.",
+)
+# The same kind of statement, hesitant: fillers and pauses at hesitation points as well.
+HESITANT_LONG_TEXTS: tuple[str, ...] = (
+    "Um, my son's nine, and, er, he's got asthma, and he's been wheezing since his cold.",
+    "So, my little boy's three, and he's had, um, a temperature since yesterday.",
+    "I'm, er, sixty two, and I've had this, um, pain in my foot for about a week.",
+    "Well, my mum's eighty four, and she, um, fell this morning, and she can't walk.",
+    "I've got, um, a cough, and, er, a sore throat, and a temperature.",
+    "It's my, er, husband, he's seventy, and he's been, um, confused since lunchtime.",
+    "Um, I cut my hand, and it's, er, still bleeding a bit.",
+    "My daughter's, um, six months old, and she's been, er, sick four times today.",
+)
+_CLAUSE_BREAK = re.compile(r"(?<=[,.])\s+")
+_PAUSES_MS = (300, 500, 700, 900, 400, 800, 600)
+
+
+# Categories spoken as a first statement (the policy's open-statement mode).
+OPEN_CATEGORIES = frozenset({"realistic", "hesitant_long"})
+
 FLUENT: tuple[tuple[Piece, ...], ...] = (
     ("I have a pain in my chest.",),
     ("It started yesterday evening.",),
@@ -165,6 +215,69 @@ def build_utterance(
     return Utterance(tuple(pieces), audio.astype(np.float32), start or 0.0, end or 0.0, tuple(pauses))
 
 
+def _quiet_gaps(audio: np.ndarray, threshold: float = 0.004, min_ms: int = 40) -> list[tuple[int, int]]:
+    """(start, end) sample ranges of silence inside ``audio`` (10 ms resolution)."""
+    hop = RATE // 100
+    n = audio.size // hop
+    loud = np.abs(audio[: n * hop]).reshape(n, hop).max(axis=1) > threshold
+    idx = np.flatnonzero(loud)
+    gaps: list[tuple[int, int]] = []
+    i = idx[0] if idx.size else n
+    last = idx[-1] if idx.size else -1
+    while i <= last:
+        if loud[i]:
+            i += 1
+            continue
+        j = i
+        while j <= last and not loud[j]:
+            j += 1
+        if (j - i) * 10 >= min_ms:
+            gaps.append((i * hop, j * hop))
+        i = j
+    return gaps
+
+
+def build_run_on(
+    text: str,
+    *,
+    seed: int = 0,
+    length_scale: float = 1.0,
+    lead_ms: int = 400,
+    tail_ms: int = 2000,
+    noise_dbfs: float = -65.0,
+    synth: Callable[..., np.ndarray] = synthesize_16k,
+) -> Utterance:
+    """``text`` spoken in one piece, each pause Piper makes at a comma / full stop stretched to
+    300-900 ms (fixed cycle shifted by ``seed``). Piper's pauses there (200-380 ms) are longer
+    than the gaps inside words (<= 160 ms), so the longest gaps are the clause breaks."""
+    breaks = len(_CLAUSE_BREAK.findall(text.strip()))
+    speech = trim_silence(synth(text) if length_scale == 1.0 else synth(text, length_scale))
+    gaps = sorted(sorted(_quiet_gaps(speech), key=lambda g: g[0] - g[1])[:breaks])
+    margin = RATE * 20 // 1000
+    parts = [np.zeros(RATE * lead_ms // 1000, dtype=np.float32)]
+    pos, cursor = parts[0].size, 0
+    pieces: list[Piece] = []
+    pauses: list[tuple[float, float]] = []
+    for k, (g0, g1) in enumerate(gaps, start=1):
+        chunk = speech[cursor : g0 + margin]
+        pause_ms = _PAUSES_MS[(seed + k) % len(_PAUSES_MS)]
+        gap = np.zeros(RATE * pause_ms // 1000, dtype=np.float32)
+        parts += [chunk, gap]
+        pauses.append(((pos + chunk.size) / RATE, (pos + chunk.size + gap.size) / RATE))
+        pos += chunk.size + gap.size
+        cursor = g1 - margin
+        pieces.append(pause_ms)
+    parts.append(speech[cursor:])
+    start_s = lead_ms / 1000
+    end_s = (pos + speech.size - cursor) / RATE
+    parts.append(np.zeros(RATE * tail_ms // 1000, dtype=np.float32))
+    audio = np.concatenate(parts)
+    if noise_dbfs is not None:
+        rng = np.random.default_rng(seed)
+        audio = audio + rng.normal(0, 10 ** (noise_dbfs / 20), audio.size).astype(np.float32)
+    return Utterance((text, *pieces), audio.astype(np.float32), start_s, end_s, tuple(pauses))
+
+
 def speech_pcm16k(text: str, length_scale: float = 1.0) -> bytes:
     return float32_to_pcm16(synthesize_16k(text, length_scale))
 
@@ -194,6 +307,7 @@ def simulate(
     vad_aggressiveness: int = 2,
     asr_latency_s: float | None = None,
     category: str = "",
+    open_statement: bool = False,
 ) -> Outcome:
     """Stream ``utt`` frame by frame; ``transcribe(audio)`` is the speculative final decode.
 
@@ -232,6 +346,7 @@ def simulate(
             transcript=transcript,
             turn_ms=seg.turn_ms(now),
             last_word_prob=last_prob,
+            open_statement=open_statement,
         )
         if decision.end:
             cut = now < utt.speech_end_s
@@ -255,6 +370,15 @@ def _p95(values: list[float]) -> float | None:
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
+CATEGORIES: dict[str, tuple] = {
+    "realistic": REALISTIC_TEXTS,  # run-on texts (build_run_on)
+    "hesitant_long": HESITANT_LONG_TEXTS,
+    "hesitant": HESITANT,
+    "hard": HARD,
+    "fluent": FLUENT,
+}
+
+
 def run(
     *,
     endpoint_config: EndpointConfig | None = None,
@@ -262,16 +386,25 @@ def run(
     asr_latency_s: float | None = None,
     transcribe: Callable[[np.ndarray], Transcription] | None = None,
     speaking_rates: Sequence[float] = (1.0, 1.2),
+    categories: Sequence[str] = tuple(CATEGORIES),
     verbose: bool = True,
 ) -> dict:
-    """Run the evaluation; print a table (``verbose``) and return the summary numbers."""
+    """Run the evaluation; print a table (``verbose``) and return the summary numbers.
+
+    ``realistic`` and ``hesitant_long`` are spoken as a caller's first statement (the policy's
+    open-statement mode); ``hesitant``, ``hard`` and ``fluent`` as answers to a question.
+    """
     policy = EndpointPolicy(endpoint_config)
     seg_cfg = segmenter_config or SegmenterConfig()
     transcribe = transcribe or _whisper_transcriber()
     outcomes: list[Outcome] = []
-    for category, items in (("hesitant", HESITANT), ("hard", HARD), ("fluent", FLUENT)):
+    for category in categories:
+        items = CATEGORIES[category]
         for (n, pieces), rate_scale in itertools.product(enumerate(items), speaking_rates):
-            utt = build_utterance(pieces, seed=n, length_scale=rate_scale)
+            if isinstance(pieces, str):
+                utt = build_run_on(pieces, seed=n, length_scale=rate_scale)
+            else:
+                utt = build_utterance(pieces, seed=n, length_scale=rate_scale)
             outcomes.append(
                 simulate(
                     utt,
@@ -280,28 +413,42 @@ def run(
                     segmenter_config=seg_cfg,
                     asr_latency_s=asr_latency_s,
                     category=category,
+                    open_statement=category in OPEN_CATEGORIES,
                 )
             )
             if rate_scale != 1.0:
                 outcomes[-1].text += f"  (slow x{rate_scale})"
 
-    def rate(cat: str) -> float:
-        group = [o for o in outcomes if o.category == cat]
-        return sum(o.false_cutoff for o in group) / len(group)
+    def group(cat: str) -> list[Outcome]:
+        return [o for o in outcomes if o.category == cat]
 
-    def delays(cats: tuple[str, ...]) -> list[float]:
+    def rate(cat: str) -> float | None:
+        g = group(cat)
+        return sum(o.false_cutoff for o in g) / len(g) if g else None
+
+    def delays(cats) -> list[float]:
         return [o.delay_ms for o in outcomes if o.category in cats and o.delay_ms is not None]
 
-    all_delays = delays(("hesitant", "hard", "fluent"))
+    all_delays = delays(categories)
     fluent = delays(("fluent",))
     asr = [ms for o in outcomes for ms in o.asr_ms]
     summary = {
         "utterances": len(outcomes),
         "false_cutoff_rate": rate("hesitant"),
-        "false_cutoffs": sum(o.false_cutoff for o in outcomes if o.category == "hesitant"),
-        "hesitant": sum(o.category == "hesitant" for o in outcomes),
+        "false_cutoffs": sum(o.false_cutoff for o in group("hesitant")),
+        "hesitant": len(group("hesitant")),
         "false_cutoff_rate_hard": rate("hard"),
+        "by_category": {
+            cat: {
+                "n": len(group(cat)),
+                "false_cutoffs": sum(o.false_cutoff for o in group(cat)),
+                "false_cutoff_rate": rate(cat),
+                "delay_ms": _dist(delays((cat,))),
+            }
+            for cat in categories
+        },
         "mean_delay_ms": statistics.fmean(all_delays) if all_delays else None,
+        "p50_delay_ms": _pct(all_delays, 0.5),
         "p95_delay_ms": _p95(all_delays),
         "mean_delay_ms_fluent": statistics.fmean(fluent) if fluent else None,
         "p95_delay_ms_fluent": _p95(fluent),
@@ -318,21 +465,44 @@ def run(
     return summary
 
 
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _dist(values: list[float]) -> dict:
+    """End-of-turn delay distribution (the in-process part of the response onset)."""
+    return {
+        "n": len(values),
+        "p10": _pct(values, 0.1),
+        "p50": _pct(values, 0.5),
+        "p90": _pct(values, 0.9),
+        "p95": _pct(values, 0.95),
+        "max": max(values) if values else None,
+    }
+
+
 def _print_table(outcomes: list[Outcome], summary: dict) -> None:
-    print(f"{'category':9} {'cut':>3} {'delay ms':>8} {'reason':17} utterance / transcript at decision")
+    print(f"{'category':13} {'cut':>3} {'delay ms':>8} {'reason':17} utterance / transcript at decision")
     for o in outcomes:
         delay = "-" if o.delay_ms is None else f"{o.delay_ms:.0f}"
-        print(f"{o.category:9} {'CUT' if o.false_cutoff else '':>3} {delay:>8} {str(o.reason):17} {o.text}")
-        print(f"{'':41} heard at pauses [last-word prob]: {' | '.join(o.heard)}")
-    print(
-        f"false cut-offs (hesitant): {summary['false_cutoffs']}/{summary['hesitant']} "
-        f"= {summary['false_cutoff_rate']:.1%}; hard cases: {summary['false_cutoff_rate_hard']:.0%} cut"
-    )
-    print(
-        f"end-of-turn delay: mean {summary['mean_delay_ms']:.0f} ms, p95 {summary['p95_delay_ms']:.0f} ms "
-        f"(fluent: mean {summary['mean_delay_ms_fluent']:.0f}, p95 {summary['p95_delay_ms_fluent']:.0f}); "
-        f"mean ASR decode {summary['mean_asr_ms']:.0f} ms"
-    )
+        print(f"{o.category:13} {'CUT' if o.false_cutoff else '':>3} {delay:>8} {str(o.reason):17} {o.text}")
+        print(f"{'':45} heard at pauses [last-word prob]: {' | '.join(o.heard)}")
+    print(f"{'category':13} {'cut-offs':>12} {'delay p10':>9} {'p50':>6} {'p90':>6} {'max':>6}")
+    for cat, c in summary["by_category"].items():
+        d = c["delay_ms"]
+
+        def ms(v):
+            return "-" if v is None else f"{v:.0f}"
+
+        print(
+            f"{cat:13} {c['false_cutoffs']:>4}/{c['n']:<3} {c['false_cutoff_rate']:>4.0%} {ms(d['p10']):>9} "
+            f"{ms(d['p50']):>6} {ms(d['p90']):>6} {ms(d['max']):>6}"
+        )
+    if summary["mean_asr_ms"] is not None:
+        print(f"mean ASR decode {summary['mean_asr_ms']:.0f} ms; reasons {summary['reasons']}")
 
 
 if __name__ == "__main__":
@@ -342,5 +512,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--asr-latency", type=float, default=None, help="model ASR latency (s) instead of measuring"
     )
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted(CATEGORIES), default=None, help="categories to run (default: all)"
+    )
+    parser.add_argument("--rates", type=float, nargs="*", default=[1.0, 1.2], help="Piper length scales")
     args = parser.parse_args()
-    run(asr_latency_s=args.asr_latency)
+    run(asr_latency_s=args.asr_latency, categories=args.only or tuple(CATEGORIES), speaking_rates=args.rates)

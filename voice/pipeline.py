@@ -37,7 +37,14 @@ from voice.acknowledgement import AcknowledgementSet, choose_acknowledgement
 from voice.audio import AcousticMonitor, FrameBuffer, pcm16_to_float32
 from voice.compute import Skipped
 from voice.config import DEFAULT_ACKNOWLEDGEMENTS, PipelineConfig
-from voice.endpointing import BargeInConfig, BargeInDetector, EndpointConfig, EndpointPolicy, words_of
+from voice.endpointing import (
+    BargeInConfig,
+    BargeInDetector,
+    EndpointConfig,
+    EndpointPolicy,
+    reliable_words,
+    words_of,
+)
 from voice.events import (
     AcousticAnomaly,
     AgentAudio,
@@ -72,6 +79,8 @@ log = logging.getLogger(__name__)
 
 S = TurnState
 _MAX_AUDIO_LAG_S = 2.0
+# Prompts after which the caller describes rather than answers (see _open_statement).
+OPEN_PROMPT_KINDS = frozenset({"greeting", "clarify"})
 Emit = Callable[[VoiceEvent], Awaitable[None]]
 
 
@@ -212,6 +221,9 @@ class VoiceSession:
         self._started = False
         self._ended = False
         self._history: list[tuple[str, str]] = []  # (speaker, text) as heard
+        # The caller is describing the problem (first statement, or after an open prompt):
+        # the endpoint gives clause pauses more patience (EndpointPolicy, open_statement).
+        self._open_statement = True
 
     # --- public API -----------------------------------------------------------------------
 
@@ -407,6 +419,7 @@ class VoiceSession:
             if (
                 turn.held_reply is None
                 and self._seg.voiced_ms >= self.config.barge_in_pause_ms > 0
+                and self._seg.unvoiced_ms == 0  # a voiced frame (not the tail of a released burst)
                 # webrtcvad calls short blips in a quiet noise floor "speech": only a burst
                 # loud enough (its last 300 ms, not the previous turn) holds the agent
                 and self._acoustic.recent_voiced_dbfs(self._last_frame_end - 0.3)
@@ -415,16 +428,28 @@ class VoiceSession:
                 self._hold(turn)
             if self._barge.update(voiced_ms=self._seg.voiced_ms):
                 self._interrupt(turn, self._barge.reason or "duration")
+            elif (
+                turn.held_reply is not None
+                and self._barge.heard_backchannel
+                and self._seg.unvoiced_ms >= self.config.barge_in_release_ms
+            ):
+                self._release(turn)  # "okay" and the voice stopped: play on (words can still cancel)
         self._check_endpoint(self._last_frame_end)
 
     def _new_transcriber(self, turn_id: int, *, overlap: bool = False):
         from voice.asr import StreamingConfig, StreamingTranscriber
 
+        cfg = self.config
+        # Over the agent: frequent cheap partials, so a "Wait." is heard ~0.3 s into the burst.
+        interval = min(cfg.partial_interval_ms, cfg.barge_in_partial_interval_ms) if overlap else None
         return StreamingTranscriber(
             self.runtime.recognizer,
             turn_id=turn_id,
             executor=self._asr_executor,
-            config=StreamingConfig(partial_interval_ms=self.config.partial_interval_ms, full_window=overlap),
+            config=StreamingConfig(
+                partial_interval_ms=interval or cfg.partial_interval_ms,
+                full_window=overlap and cfg.barge_in_full_window,
+            ),
             on_partial=lambda p, tid=turn_id: self._on_partial(tid, p),
             audio_start=self._seg.audio_start,
             clock=self.clock,
@@ -453,6 +478,10 @@ class VoiceSession:
         if turn is None or turn.ended:
             return
         turn.epoch += 1
+        if turn.overlap and turn.held_reply is not None and self._barge.heard_backchannel:
+            # A partial already heard only "uh-huh" / "okay" and the burst stopped: play on now
+            # rather than after the decode of the whole burst (which can still interrupt).
+            self._release(turn)
         if self._script_due is not None and not turn.overlap:
             self._end_of_turn(turn, "escalation")
             return
@@ -500,11 +529,11 @@ class VoiceSession:
         if turn.overlap:
             # Over the agent only the barge-in gate sees it (a backchannel is not a turn).
             # A one-word partial of a cut-off burst is often a hallucination ("Mm-h..." ->
-            # "And"), and once the burst has paused the decode of all of it is on its way:
-            # so only partials of two or more words, while still speaking, count as words.
+            # "And"): the gate trusts one word only if it opens an interruption ("Wait");
+            # once the burst has paused, the decode of all of it decides.
             heard = self._reliable_words(partial.text, partial.avg_logprob, partial.no_speech_prob)
-            if self._seg.state == SpeechSegmenter.SPEAKING and len(words_of(heard)) >= 2:
-                if self._barge.update(voiced_ms=self._seg.voiced_ms, partial_text=heard):
+            if self._seg.state == SpeechSegmenter.SPEAKING:
+                if self._barge.update(voiced_ms=self._seg.voiced_ms, partial_text=heard, final=False):
                     self._interrupt(turn, self._barge.reason or "words")
             return
         self.stats.partials += 1
@@ -546,14 +575,14 @@ class VoiceSession:
         self._check_endpoint(self._last_frame_end)
 
     def _reliable_words(self, text: str, avg_logprob: float, no_speech_prob: float) -> str:
-        """What the barge-in gate may treat as words. Whisper "transcribes" hums and coughs
-        with made-up words at low confidence ("Mm." -> "in the", lp -2.4; a cough -> "You",
-        no-speech 0.77), while real short interruptions ("Stop.", "No, wait.") decode at
-        lp > -0.5: below the floor, the burst counts as no words (like a cough)."""
         cfg = self.config
-        if avg_logprob < cfg.barge_in_min_logprob or no_speech_prob > cfg.barge_in_max_no_speech:
-            return ""
-        return text
+        return reliable_words(
+            text,
+            avg_logprob,
+            no_speech_prob,
+            min_logprob=cfg.barge_in_min_logprob,
+            max_no_speech=cfg.barge_in_max_no_speech,
+        )
 
     def _non_speech(self, turn_id: int, result: Transcription) -> bool:
         """True (and an acoustic anomaly counted) when a decode's words are not speech
@@ -585,6 +614,8 @@ class VoiceSession:
             silence_ms=self._seg.silence_ms(now),
             transcript=None if fresh is None else fresh.text,
             turn_ms=self._seg.turn_ms(now),
+            last_word_prob=fresh.word_probs[-1] if fresh is not None and fresh.word_probs else None,
+            open_statement=self._open_statement,
         )
         if decision.end:
             self._end_of_turn(turn, decision.reason)
@@ -709,7 +740,9 @@ class VoiceSession:
             # Escalated on this final: the script is the reply.
             script, self._script_due = self._script_due, None
             return script
-        return self.policy.next_prompt()
+        prompt = self.policy.next_prompt()
+        self._open_statement = getattr(prompt, "kind", None) in OPEN_PROMPT_KINDS
+        return prompt
 
     def _assessment(self, turn_id: int, assessment, *, on_partial: bool) -> None:
         detail = _to_dict(assessment)

@@ -133,6 +133,14 @@ class SpeechSegmenter:
     def turn_ms(self, now: float) -> float:
         return 0.0 if self.speech_start is None else (now - self.speech_start) * 1000.0
 
+    @property
+    def unvoiced_ms(self) -> float:
+        """Unvoiced time since the last voiced frame while still SPEAKING (inside the
+        hangover, before a pause is declared); 0 otherwise."""
+        if self.state != self.SPEAKING:
+            return 0.0
+        return self._unvoiced_run * self.config.frame_ms
+
     def feed(
         self, frame: bytes, is_speech: bool, t: float
     ) -> list[SpeechStarted | SpeechPaused | SpeechResumed]:

@@ -10,6 +10,7 @@ from voice.endpointing import (
     EndpointPolicy,
     classify_completion,
     is_backchannel,
+    is_opening_fragment,
 )
 
 C, INC, U = Completion.COMPLETE, Completion.INCOMPLETE, Completion.UNKNOWN
@@ -174,6 +175,86 @@ def test_backchannel_does_not_barge_in_unless_it_goes_on():
     gate.reset()
     assert not gate.declared
     assert gate.update(voiced_ms=100, partial_text="okay so actually the pain moved")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My son's nine.",
+        "My little boy's three.",
+        "Hi, I'm calling about my mum.",
+        "I'm 45.",
+        "It's my husband, he's seventy.",
+        "My daughter is six months old.",
+        "Um, my granddad's eighty.",
+    ],
+)
+def test_opening_fragments_say_who_not_what(text):
+    assert is_opening_fragment(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My son's nine, he's got asthma.",
+        "My son is nine and he has a fever.",
+        "My mum fell.",
+        "I have a headache.",
+        "",
+        "My son's nine and he's been wheezing since his cold, and he's using his inhaler a lot.",
+    ],
+)
+def test_statements_of_a_problem_are_not_opening_fragments(text):
+    assert not is_opening_fragment(text)
+
+
+def test_open_statement_waits_through_an_opening_fragment():
+    policy = EndpointPolicy()
+    frag = "My son's nine."
+    assert policy.decide(silence_ms=400, transcript=frag, last_word_prob=0.99).end, "as an answer it ends"
+    waiting = policy.decide(silence_ms=1000, transcript=frag, last_word_prob=0.99, open_statement=True)
+    assert not waiting.end and waiting.reason == "opening_fragment"
+    assert policy.decide(silence_ms=1300, transcript=frag, open_statement=True).reason == "long_silence"
+
+
+def test_open_statement_needs_a_longer_pause_after_a_complete_clause():
+    policy = EndpointPolicy(EndpointConfig(complete_silence_ms=350, open_complete_silence_ms=600))
+    text = "He's had a temperature since yesterday."
+    assert policy.decide(silence_ms=350, transcript=text, last_word_prob=0.97).end
+    assert not policy.decide(silence_ms=550, transcript=text, last_word_prob=0.97, open_statement=True).end
+    ends = policy.decide(silence_ms=600, transcript=text, last_word_prob=0.97, open_statement=True)
+    assert ends.end and ends.reason == "complete_sentence"
+    # a guessed last word waits the longer of the two bars
+    assert not policy.decide(silence_ms=700, transcript=text, last_word_prob=0.3, open_statement=True).end
+
+
+def test_one_word_partial_interrupts_only_if_it_opens_an_interruption():
+    gate = BargeInDetector()
+    assert not gate.update(voiced_ms=300, partial_text="And", final=False), "a lone guessed word waits"
+    assert not gate.heard_backchannel and not gate.declared
+    assert gate.update(voiced_ms=340, partial_text="Wait", final=False)
+    assert gate.reason == "first_word"
+    gate.reset()
+    assert gate.update(voiced_ms=300, partial_text="Knee.", final=True), "the burst's own final decode counts"
+    assert gate.reason == "words"
+
+
+def test_backchannel_heard_in_a_partial_is_remembered_for_a_fast_resume():
+    gate = BargeInDetector(BargeInConfig(min_speech_ms=600, max_backchannel_ms=1500))
+    assert not gate.update(voiced_ms=200, partial_text="", final=False)
+    assert not gate.heard_backchannel, "an empty early partial says nothing yet"
+    assert not gate.update(voiced_ms=300, partial_text="Uh-huh.", final=False)
+    assert gate.heard_backchannel
+    assert not gate.update(voiced_ms=700), "the duration bar is raised"
+    assert gate.update(voiced_ms=500, partial_text="Uh-huh, but my knee", final=False)
+    assert not gate.heard_backchannel
+
+
+def test_a_bare_yes_or_no_answer_ends_as_soon_as_its_words_are_back():
+    policy = EndpointPolicy(EndpointConfig(complete_silence_ms=350, short_answer_silence_ms=200))
+    assert policy.decide(silence_ms=220, transcript="No.", last_word_prob=0.8).end
+    assert not policy.decide(silence_ms=220, transcript="No, it started yesterday.", last_word_prob=0.99).end
+    assert not policy.decide(silence_ms=220, transcript="Yeah.", last_word_prob=0.1).end, "a guessed 'yeah'"
 
 
 # --- evaluation with the real chain -------------------------------------------------------

@@ -121,11 +121,22 @@ async def test_prefix_cache_lowers_time_to_first_token(gen, record_property):
     assert warm_stats.ttft_ms < cold_stats.ttft_ms
 
 
-async def test_saturated_while_every_context_generates(gen):
+async def test_saturated_once_a_request_already_waits_for_every_context(gen):
+    assert gen.options.pool_size == 1 and gen.options.max_waiting == 1
     assert not gen.saturated
     stream = gen.stream(LONG, max_tokens=200, temperature=0.0)
     async for _ in stream:
-        assert gen.saturated  # the one context is in use: a new request would queue
+        # the one context is in use: one more request may wait for it (a short acknowledgement
+        # fits the guardrail's budget), a third would queue behind two replies
+        assert not gen.saturated and gen.in_flight == 1
+        waiting = gen.stream(LONG, max_tokens=4, temperature=0.0)
+        assert gen.saturated and gen.in_flight == 2
+        waiting.cancel()  # never started: leaves the queue at once
+        await waiting.wait_closed()
         stream.cancel()
     await stream.wait_closed()
-    assert not gen.saturated  # the context is back
+    for _ in range(100):  # the executor's done-callback runs just after the stream closes
+        if gen.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert not gen.saturated and gen.in_flight == 0

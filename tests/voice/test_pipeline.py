@@ -49,6 +49,13 @@ HEADACHE = "I have had a headache since this morning."
 INTERRUPTION = "Wait, I need to tell you something about my knee."
 BACKCHANNEL = "Uh-huh."
 PAUSED = ("I have had a bad headache and", "some tiredness since this morning.")
+# A realistic first statement: it runs on over clause pauses, and its first clause only says
+# who the call is about (issue 12: the turn used to end at "My son's nine.").
+RUN_ON = (
+    ("My son's nine,", 700),
+    ("he's got asthma,", 450),
+    ("and since his cold he's been wheezing at night.", 0),
+)
 # The rules escalate once the pain "spreads down the left arm"; the rest of the sentence
 # leaves the partial transcripts time to catch up before the patient stops.
 CHEST = (
@@ -60,7 +67,7 @@ CHEST = (
 @pytest.fixture(scope="module")
 def runtime():
     # Synthesize the test speech first (cached), so no test blocks its loop on Piper.
-    for text in (HEADACHE, INTERRUPTION, BACKCHANNEL, *PAUSED, CHEST):
+    for text in (HEADACHE, INTERRUPTION, BACKCHANNEL, *PAUSED, CHEST, *(t for t, _ in RUN_ON)):
         speech_pcm16k(text)
     rt = VoiceRuntime.load(PipelineConfig(llm_backend="llama_cpp"))
     yield rt
@@ -232,6 +239,25 @@ async def test_mid_sentence_pause_is_not_cut_off(runtime):
         text = final.text.lower()
         assert "headache" in text and "tiredness" in text and "morning" in text
         assert len(client.of(EndOfTurn)) == 1
+    finally:
+        await session.end("test_done")
+        client.close()
+
+
+async def test_run_on_first_statement_with_clause_pauses_stays_one_turn(runtime):
+    session, client = await open_session(runtime, play_realtime=False)
+    try:
+        await client.wait_for(lambda e: isinstance(e, AgentReplyFinished) and e.turn_id == 0)
+        *head, (last, _) = RUN_ON
+        for text, pause_ms in head:
+            await stream_pcm(session, speech_pcm16k(text) + comfort_noise(pause_ms))
+        final = await speak(
+            session, client, speech_pcm16k(last), until=lambda e: isinstance(e, FinalTranscript)
+        )
+        text = final.text.lower()
+        assert "nine" in text and "asthma" in text and "night" in text, text
+        assert len(client.of(EndOfTurn)) == 1
+        assert not [e for e in client.of(AgentReplyStarted) if e.turn_id > 0 and e.turn_id != final.turn_id]
     finally:
         await session.end("test_done")
         client.close()

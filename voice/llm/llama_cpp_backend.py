@@ -3,7 +3,9 @@
 Sharing: one ``LlamaCppGenerator`` serves every session in the process. A llama.cpp context is
 not thread-safe, so generations run on a small executor whose workers each own one context
 (``pool_size``, default 1; the weights are mmap-ed, so extra contexts cost only their KV cache).
-Requests are served in arrival order (the executor's FIFO queue). A session has at most one
+Requests are served in arrival order (the executor's FIFO queue); ``max_waiting`` requests per
+context may wait before ``saturated`` tells the guardrail not to queue (issue 12: with no
+waiting allowed, 75% of replies fell back under 4 callers). A session has at most one
 generation in flight (a new turn or a barge-in cancels the old one), so FIFO is also
 round-robin between sessions: nobody waits behind more than one generation per other session.
 A request cancelled while queued never touches the model.
@@ -60,6 +62,11 @@ class LlamaCppOptions:
     n_ctx: int = 2048
     n_batch: int = 512
     pool_size: int = 1  # llama.cpp contexts; >1 only helps with more cores than one context uses
+    # Requests that may wait per context before the generator reports ``saturated`` (and the
+    # guardrail speaks the rules' words at once). A reply here is one short acknowledgement
+    # (~0.2-0.3 s warm), so one waiting request still gets its first clause inside the
+    # guardrail's first-clause deadline; the deadline stays the bound either way.
+    max_waiting: int = 1
     reuse_prefix: bool = True  # False: drop the KV cache before each request (for measurement)
     seed: int = 1234
     top_k: int = 40
@@ -144,6 +151,8 @@ class LlamaCppGenerator:
             max_workers=max(1, self.options.pool_size), thread_name_prefix="llm-llama"
         )
         self._load_lock = threading.Lock()
+        self._in_flight = 0  # requests submitted and not finished (running or queued)
+        self._count_lock = threading.Lock()
         self._loaded = False
         self.load_s: float | None = None
         _live_generators.add(self)
@@ -160,9 +169,20 @@ class LlamaCppGenerator:
 
     @property
     def saturated(self) -> bool:
-        """Every context is generating: a new request would queue behind a whole reply. The
-        guardrail then speaks the rules' words at once instead of waiting out its budget."""
-        return self._loaded and self._contexts.qsize() == 0
+        """Every context is generating and ``max_waiting`` requests per context already wait:
+        a new request would queue behind more than one reply. The guardrail then speaks the
+        rules' words at once instead of waiting out its budget."""
+        limit = max(1, self.options.pool_size) * (1 + max(0, self.options.max_waiting))
+        return self._loaded and self._in_flight >= limit
+
+    @property
+    def in_flight(self) -> int:
+        """Requests running or waiting for a context."""
+        return self._in_flight
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self._in_flight += delta
 
     def load(self) -> None:
         """Blocking: load the model (``pool_size`` contexts). Safe to call repeatedly."""
@@ -202,7 +222,9 @@ class LlamaCppGenerator:
         """Start a generation now; read it with ``async for`` on this event loop."""
         stream = ThreadedTokenStream()
         msgs = list(messages)
+        self._count(+1)
         future = self._executor.submit(self._generate, stream, msgs, max_tokens, temperature)
+        future.add_done_callback(lambda _f: self._count(-1))  # ran, failed or cancelled while queued
 
         def drop_if_queued() -> None:
             if future.cancel():  # never started: end the stream ourselves
