@@ -28,7 +28,7 @@ from voice.pipeline import VoiceSession
 from voice.safety_net_runner import SafetyNetRunner
 from voice.tts import pcm_ms
 
-from . import channel_outage, metrics, services
+from . import channel_outage, listen, metrics, services
 from .dashboard.control import TAKE_OVER_TEXT, call_group
 from .runtime import get_runtime
 
@@ -217,6 +217,7 @@ class LiveCall:
 
     # --- inputs ------------------------------------------------------------------------------
     async def feed_audio(self, pcm: bytes) -> None:
+        listen.patient_audio(self.session_id, pcm)  # clinicians listening in (triage/listen.py)
         if self.voice is not None and not self.ended:
             await self.voice.feed_audio(pcm)
 
@@ -252,6 +253,7 @@ class LiveCall:
                 self.session_id, "session_ended", {"reason": reason}
             )
             _calls.pop(self.session_id, None)
+            listen.call_ended(self.session_id)
 
     # --- outputs -----------------------------------------------------------------------------
     async def _on_event(self, event: ev.VoiceEvent) -> None:
@@ -263,6 +265,7 @@ class LiveCall:
                     event.pcm, event.sample_rate
                 )
                 await self._send_bytes(audio_frame(event.reply_id, event.pcm))
+                listen.agent_audio(self.session_id, event.pcm, event.sample_rate)
             return
         metrics.observe(event)
         if isinstance(event, ev.PartialTranscript | ev.FinalTranscript) and not self.ended:
@@ -282,6 +285,7 @@ class LiveCall:
             if self._current_reply == event.reply_id:
                 self._current_reply = None
         message = client_message(event)
+        listen.call_event(self.session_id, message)
         if message is not None and self._send_json is not None:
             try:
                 await self._send_json(message)
@@ -573,6 +577,10 @@ class LiveCall:
             step = 9600  # 200-300 ms per frame at the usual output rates
             for i in range(0, len(pcm), step):
                 await self._send_bytes(audio_frame(reply_id, pcm[i : i + step]))
+            listen.agent_audio(self.session_id, pcm, self.voice.config.output_sample_rate)
+        listen.call_event(
+            self.session_id, {"type": "agent_text", "reply_id": reply_id, "clause": 0, "text": text}
+        )
         if self._send_json is not None:
             await self._send_json({"type": "agent_reply_end", "reply_id": reply_id, "interrupted": False})
         self._finished_played[reply_id] = self._played_for(reply_id, False)

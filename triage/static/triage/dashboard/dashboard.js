@@ -170,6 +170,9 @@
     const pending = liveAlerts.get(row.id);
     const alerting = row.open_alerts.length > 0 || Boolean(pending);
     const actions = el("td", { class: "actions" });
+    if (row.open && window.TriageListen) {
+      actions.append(el("button", { type: "button", class: "listen secondary", onclick: () => window.TriageListen.start(row.id, row.short_id) }, "Listen in"));
+    }
     if (canAct && row.open) {
       for (const alert of row.open_alerts) {
         actions.append(el("button", { type: "button", class: "ack", onclick: () => acknowledge(alert.id) }, "Acknowledge alert"));
