@@ -38,6 +38,8 @@ class ErrorCode:
     MODELS_UNAVAILABLE = "models_unavailable"
     INTERNAL = "internal_error"
     DRAINING = "server_draining"  # this process is restarting: reconnect (another node takes it)
+    CALL_ELSEWHERE = "call_elsewhere"  # another node holds this call: reconnect (the balancer routes it)
+    CALL_LOST = "call_lost"  # the node holding this call died; it cannot be resumed: start a new call
 
 
 # Close codes (4000-4999 are free for applications).
@@ -46,6 +48,7 @@ CLOSE_SESSION_IN_USE = 4409
 CLOSE_SESSION_ENDED = 4410
 CLOSE_INTERNAL = 4500
 CLOSE_DRAINING = 4503  # retryable: the load balancer sends the reconnect to a ready node
+CLOSE_CALL_ELSEWHERE = 4421  # retryable: the call's owner holds its lease (triage/ownership.py)
 
 
 class ProtocolError(ValueError):

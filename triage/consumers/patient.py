@@ -22,7 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from clinical_rules import PatientContext
-from triage import drain, services
+from triage import drain, ownership, services
 from triage import protocol as proto
 from triage.live import LiveCall
 from triage.models import TriageSession
@@ -109,6 +109,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 proto.CLOSE_DRAINING,
             )
             return
+        if existing is None and not await self.claim_call():
+            return
         if existing is not None and existing.attached:
             await self.refuse(
                 proto.ErrorCode.SESSION_IN_USE,
@@ -138,6 +140,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
             )
             return
         resumed = call.attach(self.send_json, self.send_bytes)
+        if not resumed:
+            await ownership.mark_started(self.session_id)
         self.call = call
         await database_sync_to_async(services.record_connection)(
             self.session_id, "socket_reconnected" if resumed else "socket_connected", {}
@@ -167,6 +171,28 @@ class PatientConsumer(AsyncWebsocketConsumer):
         )
         if not resumed:
             await call.begin()
+
+    async def claim_call(self) -> bool:
+        """Take the call's ownership lease before a pipeline starts here (triage/ownership.py)."""
+        claim = await ownership.claim(self.session_id)
+        if not claim.granted:
+            await self.refuse(
+                proto.ErrorCode.CALL_ELSEWHERE,
+                "This call is connected to another server; reconnect.",
+                proto.CLOSE_CALL_ELSEWHERE,
+            )
+            return False
+        if claim.moved_from is not None:
+            moved = {"from": claim.moved_from, "to": ownership.INSTANCE, "resumed": False}
+            await database_sync_to_async(services.record_audit)(self.session_id, "call_moved", moved)
+            await self.refuse(
+                proto.ErrorCode.CALL_LOST,
+                "We lost the connection to this call and cannot continue it. Please start a new call. "
+                "If this is an emergency, call your local emergency number now.",
+                proto.CLOSE_SESSION_ENDED,
+            )
+            return False
+        return True
 
     async def refuse(self, code: str, message: str, close_code: int) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, "fatal": True})
