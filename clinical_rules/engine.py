@@ -166,7 +166,10 @@ def _analyse(rs: RuleSet, text: str) -> Analysis:
     mentions: list[Mention] = []
     for m in positives:
         cats = ctx_of.get((m.start, m.end), {})
-        assertion, cue_span = _assertion(rs, cats, rs.concepts[m.key].family_history)
+        concept = rs.concepts[m.key]
+        assertion, cue_span = _assertion(rs, cats, concept.family_history)
+        if assertion == "historical" and concept.lasting:
+            assertion, cue_span = "present", None  # the event was in the past; its state is now
         cue = tokens.quote(*cue_span) if cue_span else ""
         a, b = tokens.char_span(m.start, m.end)
         mentions.append(Mention(m.key, assertion, tokens.quote(m.start, m.end), a, b, m.start, m.end, cue))

@@ -235,8 +235,10 @@ def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
         if unit in _AGE_UNITS_MONTHS:
             nxt = words[j + 1] if j + 1 < len(words) else ""
             prev = words[num.start - 1] if num.start > 0 else ""
-            if nxt == "pregnant" or (nxt == "and" and "pregnant" in words[j + 2 : j + 4]):
-                continue  # "eleven weeks pregnant" is the pregnancy, not a baby's age
+            if nxt in ("pregnant", "late", "early", "overdue") or (
+                nxt == "and" and "pregnant" in words[j + 2 : j + 4]
+            ):
+                continue  # "eleven weeks pregnant", "period is two weeks late": not a baby's age
             if (
                 nxt == "old"
                 or (answer and nxt not in ("ago",))

@@ -335,7 +335,7 @@ class _Loader:
                 )
                 continue
             unknown = set(item) - {"id", "label", "patterns", "negative_patterns", "implies", "overrides", "sets",
-                                   "answer_only", "family_history"}  # fmt: skip
+                                   "answer_only", "family_history", "lasting"}  # fmt: skip
             for key in unknown:
                 self.errs.add(item, item.line_of(key), f"unknown concept field {key!r}")
             answer_only = bool(item.get("answer_only", False))
@@ -369,6 +369,7 @@ class _Loader:
                 sets=tuple(sets.items()),
                 answer_only=answer_only,
                 family_history=bool(item.get("family_history", False)),
+                lasting=bool(item.get("lasting", False)),
                 where=where,
             )
         for c in out.values():

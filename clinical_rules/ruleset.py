@@ -31,6 +31,7 @@ class Concept:
     sets: tuple[tuple[str, Any], ...] = ()
     answer_only: bool = False
     family_history: bool = False  # "my dad had <this>" reads as family history
+    lasting: bool = False  # a lasting state: "had a transplant last year" is still true now
     where: Where = Where("", 0)
 
 

@@ -34,7 +34,8 @@ def _mod(a, rule_id):
          "MOD-PREG-001"),
         # weakened immune system
         ("I've had diarrhoea since yesterday", "I'm on chemo and I've had diarrhoea since yesterday",
-         "MOD-IMMUNO-002"),
+         "MOD-IMMUNO-003"),
+        ("I've had a cough for a few days", "I'm on chemo and I've had a cough for a few days", "MOD-IMMUNO-002"),
         ("I've got a sore throat", "I had a kidney transplant and I've got a sore throat", "MOD-IMMUNO-002"),
         # blood thinners
         ("I cut my finger chopping onions it's a small cut",
@@ -59,7 +60,8 @@ def test_raise_modifier_makes_the_complaint_more_urgent(rs, base, risky, rule_id
     assert a1.level < a0.level, (a0.rule_ids, a1.rule_ids)
     f = _mod(a1, rule_id)
     assert f.level == a1.level and f.level >= 2 and not f.escalate  # a raise never reaches 911 alone
-    assert "Raised from level" in f.explanation and f.provenance
+    rule = next(r for r in rs.rules if r.id == rule_id)
+    assert ("Raised from level" in f.explanation) == (rule.raise_by is not None) and f.provenance
     assert rule_id in a1.explanation()
 
 
@@ -125,8 +127,9 @@ def test_risk_factor_denied_or_in_the_past_does_not_raise(rs):
 
 
 def test_modifiers_do_not_stack(rs):
-    a = _level(rs, "I'm 82, I'm on chemo and I'm diabetic and I've had diarrhoea since yesterday")
-    base = _level(rs, "I've had diarrhoea since yesterday")
+    a = _level(rs, "I'm 82, I'm on chemo and I have sickle cell and I've had a cough for a few days")
+    base = _level(rs, "I've had a cough for a few days")
+    assert len([f for f in a.reasons if f.rule_id.startswith("MOD-")]) >= 2
     assert a.level == base.level - 1
 
 
