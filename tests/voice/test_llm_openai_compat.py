@@ -236,13 +236,15 @@ async def test_no_server_falls_back_and_counts_connect_errors():
     gen = OpenAICompatGenerator(OpenAICompatOptions(base_url=f"http://127.0.0.1:{free_port()}/v1"))
     with pytest.raises(LlmServerError, match="unreachable"):
         gen.load()
+    gen.warmup()  # what the runtime calls at start-up: a server that is down must not stop the node
+    assert gen.errors["connect"] == 1
     stats = GuardrailStats()
     prompt = _Prompt("question", "Where is the pain?", False, ())
     reply = GuardedReply(prompt, "It hurts.", gen, stats=stats)
     clauses = await reply.collect()
     assert [c.text for c in clauses] == ["Where is the pain?"] and clauses[0].source == "fallback"
     assert reply.fallback_reason == "llm_error" and stats.snapshot()["fallbacks"] == {"llm_error": 1}
-    assert gen.errors["connect"] == 1
+    assert gen.errors["connect"] == 2  # warmup and the reply
     await gen.aclose()
 
 

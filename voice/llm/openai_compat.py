@@ -113,12 +113,19 @@ class OpenAICompatGenerator:
         self.served_model = self.options.model or (models[0] if models else None)
 
     def warmup(self) -> None:
-        """Blocking: check the server, then send the fixed prompt prefix once (fills its prefix cache)."""
-        self.load()
-        body = self._body(build_reply_messages("Thank you.", ""), max_tokens=1, temperature=0.0)
-        body["stream"] = False
-        with httpx.Client(timeout=self._timeout(), headers=self._headers()) as client:
-            client.post(self.url + "/chat/completions", json=body).raise_for_status()
+        """Blocking: check the server, then send the fixed prompt prefix once (fills its prefix
+        cache). Never raises: a server that is down at start-up must not stop the web node from
+        taking calls; every reply then speaks the rules' words until the server is back."""
+        try:
+            self.load()
+            body = self._body(build_reply_messages("Thank you.", ""), max_tokens=1, temperature=0.0)
+            body["stream"] = False
+            with httpx.Client(timeout=self._timeout(), headers=self._headers()) as client:
+                client.post(self.url + "/chat/completions", json=body).raise_for_status()
+        except (LlmServerError, httpx.HTTPError) as exc:
+            kind = exc.kind if isinstance(exc, LlmServerError) else "warmup"
+            self.errors[kind] += 1
+            log.warning("LLM server not ready at start-up (%s): replies fall back until it is", kind)
 
     async def aclose(self) -> None:
         """Close this loop's connection pool (other loops' clients go with their loops)."""
