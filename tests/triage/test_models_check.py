@@ -26,7 +26,7 @@ def models_check(**env_overrides) -> subprocess.CompletedProcess:
 def test_models_check_loads_asr_tts_and_llm():
     result = models_check()
     assert result.returncode == 0, result.stdout + result.stderr
-    for stage in ("ASR  OK", "TTS  OK", "LLM  OK"):
+    for stage in ("ASR  OK", "TTS  OK", "LLM  OK", "EMB  OK"):
         assert stage in result.stdout
     assert "All models loaded." in result.stdout
 

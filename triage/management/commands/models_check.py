@@ -8,7 +8,10 @@ from voice.provisioning import ModelSettings, ModelUnavailable
 
 
 class Command(BaseCommand):
-    help = "Load the ASR, TTS and LLM models (real inference smoke test); exits non-zero if any fails."
+    help = (
+        "Load the ASR, TTS, LLM and safety-net embedding models (real inference smoke test); "
+        "exits non-zero if any fails."
+    )
 
     def handle(self, *args, **options):
         from voice.asr import WhisperRecognizer
@@ -50,9 +53,18 @@ class Command(BaseCommand):
             generator.warmup()  # loads the weights and evaluates the fixed prompt prefix
             return f"{generator.name} {gguf.name} ({gguf.stat().st_size / 1e6:.0f} MB)"
 
+        def emb():
+            from voice.embedding import MiniLMEmbedder
+            from voice.provisioning import embedding_model_dir
+
+            path = embedding_model_dir(settings)
+            vector = MiniLMEmbedder(path).embed(["my chest feels tight"])[0]
+            return f"all-MiniLM-L6-v2 (safety net), {vector.shape[0]}-dim ({path})"
+
         check("ASR", asr)
         check("TTS", tts)
         check("LLM", llm)
+        check("EMB", emb)
         if failures:
             raise CommandError(f"models_check failed: {', '.join(failures)}", returncode=1)
         self.stdout.write(self.style.SUCCESS("All models loaded."))
