@@ -73,3 +73,31 @@ async def test_the_live_call_alerts_dashboards_first_then_stores_it():
     assert message["reasons"][0]["rule_id"] == "SN-CARDIAC-ATYPICAL"
     rows = await database_sync_to_async(list)(EscalationAlert.objects.filter(session_id=session.pk))
     assert [r.disposition for r in rows] == ["possible_red_flag"] and rows[0].level == 3
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_partial_the_rules_do_not_place_urgently_raises_one_alert_through_the_real_net(monkeypatch):
+    """LiveCall -> SafetyNetRunner -> the real MiniLM net -> dashboard + stored alert + queued question."""
+    import voice.safety_net_runner as runner_mod
+    from voice import events as ev
+
+    net = await asyncio.to_thread(runner_mod.load_safety_net)
+    assert net is not None, "the bundled embedding model must load"
+    session = await database_sync_to_async(make_session)()
+    call = LiveCall(str(session.pk), PatientContext())
+    text = "there's a dull ache between my shoulders and I've gone all clammy and lightheaded"
+    call.interview.observe_partial(text)
+    assert not call.interview.escalated and (call.interview.assessment.level or 5) > 2
+    await call._on_event(ev.PartialTranscript(0, text, text, -0.2, 0.01, 1.0))
+    await call._on_event(ev.FinalTranscript(0, text, -0.2, 0.01, 0.5, 1.5, 1.6))
+    for _ in range(200):  # the checks run in threads; wait for them to land
+        if not call._tasks:
+            break
+        await asyncio.sleep(0.05)
+    rows = await database_sync_to_async(list)(EscalationAlert.objects.filter(session_id=session.pk))
+    assert [(r.disposition, r.rule_ids, r.on_partial) for r in rows] == [
+        ("possible_red_flag", ["SN-CARDIAC-ATYPICAL"], True)  # once per entry: the final adds none
+    ]
+    call.interview.observe_final(text)
+    assert call.interview.next_prompt().question_id == "general.chest_pain"
+    assert len(call.safety_net.check_ms) == 2
