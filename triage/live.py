@@ -257,7 +257,8 @@ class LiveCall:
 
     # --- outputs -----------------------------------------------------------------------------
     async def _on_event(self, event: ev.VoiceEvent) -> None:
-        if self.taken_over_by is not None and isinstance(event, _AGENT_OUTPUT) and self._mute(event):
+        muting = self.taken_over_by is not None or self._muted  # a clinician holds, or held, the call
+        if muting and isinstance(event, _AGENT_OUTPUT) and self._mute(event):
             return
         if isinstance(event, ev.AgentAudio):
             if self._send_bytes is not None:
@@ -490,6 +491,8 @@ class LiveCall:
                                 await self.take_over(str(message.get("clinician") or "A clinician"))
                             except Exception:  # not a layer failure: report it as what it is
                                 logger.exception("take-over of session %s failed", self.session_id[:8])
+                        case "call.hand_back":
+                            await self.hand_back(str(message.get("text") or ""))
                         case "call.end":
                             self._spawn(self.end(str(message.get("reason") or "ended_by_server")))
             except asyncio.CancelledError:
@@ -531,12 +534,48 @@ class LiveCall:
         await self._speak(TAKE_OVER_TEXT, kind="clinician_joining")
         return True
 
+    # --- clinician voice (triage/handoff.py, triage/consumers/clinician_audio.py) -------------
+    async def clinician_voice_start(self) -> int | None:
+        """The clinician's microphone opens: one host reply id carries their voice to the patient."""
+        if self.ended or self.taken_over_by is None:
+            return None
+        reply_id = next(self._host_reply_ids)
+        if self._send_json is not None:
+            await self._send_json({"type": "agent_reply_start", "reply_id": reply_id, "kind": "clinician"})
+        return reply_id
+
+    async def clinician_audio(self, reply_id: int, pcm: bytes) -> bool:
+        """Clinician PCM (already at the output rate) to the patient's playback, only while a
+        clinician holds the call. Listeners hear it too."""
+        if self.ended or self.taken_over_by is None or self._send_bytes is None:
+            return False
+        await self._send_bytes(audio_frame(reply_id, pcm))
+        if self.voice is not None:
+            listen.agent_audio(self.session_id, pcm, self.voice.config.output_sample_rate)
+        return True
+
+    async def clinician_voice_end(self, reply_id: int) -> None:
+        if self._send_json is not None and not self.ended:
+            await self._send_json({"type": "agent_reply_end", "reply_id": reply_id, "interrupted": False})
+
+    async def hand_back(self, text: str) -> bool:
+        """The clinician hands the call back (or was lost): say ``text``, then the agent speaks
+        again. Replies it made while muted stay unheard; the next turn continues the interview."""
+        if self.ended or self.taken_over_by is None:
+            return False
+        self.taken_over_by = None
+        if text:
+            await self._speak(text, kind="hand_back")
+        return True
+
     def _mute(self, event) -> bool:
         """After a take-over without pipeline support: drop the agent's further output."""
         reply_id = event.reply_id
         if reply_id >= HOST_REPLY_IDS:
             return False
         if isinstance(event, ev.AgentReplyStarted):
+            if self.taken_over_by is None:  # handed back: the agent speaks again
+                return False
             self._muted.add(reply_id)
             return True
         if reply_id not in self._muted:

@@ -190,6 +190,8 @@ class ClinicianAction(models.Model):
         TAKE_OVER = "take_over", "Take over call"
         OVERRIDE_URGENCY = "override_urgency", "Override urgency"
         NOTE = "note", "Note"
+        HAND_BACK = "hand_back", "Hand back to the agent"
+        CLOSE = "close", "Close call"
 
     session = models.ForeignKey(TriageSession, on_delete=models.PROTECT, related_name="clinician_actions")
     clinician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -1,4 +1,8 @@
-"""``ws/clinician/calls/<session_id>/listen/``: a clinician listens in to a live call.
+"""Clinician audio sockets on a live call.
+
+``ws/clinician/calls/<session_id>/listen/``: a clinician listens in.
+``ws/clinician/calls/<session_id>/talk/``: the clinician who took the call over talks to the
+patient (issue 13 part 2); it also carries everything the listen socket does.
 
 Login with ``triage.view_clinical_dashboard`` required (a patient token is no credential: a
 patient has no Django login). The socket gets what the patient says and what the patient hears
@@ -21,8 +25,8 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from triage import listen, services
-from triage.dashboard.permissions import can_view
+from triage import clinician_speech, handoff, listen, services
+from triage.dashboard.permissions import can_act, can_view
 from triage.live import LiveCall
 from triage.models import TriageSession
 
@@ -36,6 +40,11 @@ CLOSE_OTHER_NODE = 4409
 def _open_session(session_id: str) -> bool:
     session = TriageSession.objects.filter(pk=session_id).only("status").first()
     return session is not None and session.is_open
+
+
+def _holder(session_id: str) -> str | None:
+    session = TriageSession.objects.select_related("taken_over_by").filter(pk=session_id).first()
+    return session.taken_over_by.get_username() if session and session.taken_over_by_id else None
 
 
 class ListenConsumer(AsyncWebsocketConsumer):
@@ -125,3 +134,130 @@ class ListenConsumer(AsyncWebsocketConsumer):
             )
         except Exception:
             logger.exception("could not audit the end of listening to session %s", self.session_id[:8])
+
+
+TALK_FRAME_MAX_BYTES = 16000 * 2  # at most 1 s of 16 kHz s16le per message
+TAKE_OVER_WAIT_S = 5.0  # the take-over reaches the call over the channel layer, after the POST
+
+
+class TalkConsumer(ListenConsumer):
+    """Two-way audio for the clinician holding the call (``dashboard.actions.take_over``).
+
+    Their 16 kHz microphone frames are resampled to the patient's playback rate and sent to
+    the patient's socket; the patient's voice comes back as on the listen socket. Their words
+    are transcribed as clinician turns. If this socket drops while they still hold the call,
+    the call goes back to the agent with a fixed message (triage/handoff.py), never silence."""
+
+    reply_id: int | None = None
+
+    async def connect(self):
+        self.listener = None
+        self._sender = None
+        self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
+        user = self.scope.get("user")
+        allowed = await database_sync_to_async(can_act)(user)
+        await self.accept()
+        if not allowed:
+            await self._refuse(CLOSE_FORBIDDEN, "forbidden", "A clinician login that may act is required.")
+            return
+        if not await database_sync_to_async(_open_session)(self.session_id):
+            await self._refuse(CLOSE_NOT_LIVE, "not_live", "This call is not live.")
+            return
+        holder = await database_sync_to_async(_holder)(self.session_id)
+        if holder != user.get_username():
+            message = f"{holder} has this call." if holder else "Take over the call first."
+            await self._refuse(CLOSE_OTHER_NODE, "held_by" if holder else "not_taken_over", message)
+            return
+        call = LiveCall.get(self.session_id)
+        if call is None or call.ended:
+            await self._refuse(
+                CLOSE_OTHER_NODE, "other_node", "This call is held by another server: open it there."
+            )
+            return
+        deadline = time.monotonic() + TAKE_OVER_WAIT_S
+        while call.taken_over_by is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.reply_id = await call.clinician_voice_start()
+        if self.reply_id is None:
+            await self._refuse(CLOSE_NOT_LIVE, "not_taken_over", "The call did not hand over; try again.")
+            return
+        self.call = call
+        self.username = user.get_username()
+        self.started = time.monotonic()
+        voice = call.voice
+        agent_rate = int(voice.config.output_sample_rate) if voice is not None else listen.PATIENT_RATE
+        self.resample = handoff.LinearResampler(clinician_speech.RATE, agent_rate)
+        recognizer = getattr(getattr(voice, "runtime", None), "recognizer", None)
+        self.transcriber = None
+        if recognizer is not None:
+            self.transcriber = clinician_speech.ClinicianTranscriber(
+                lambda audio: recognizer.transcribe(audio).text, self._clinician_said
+            )
+        self.listener = listen.add(self.session_id)
+        await self.send(
+            text_data=json.dumps(
+                {
+                    "type": "talk_ready",
+                    "session_id": self.session_id,
+                    "patient_rate": listen.PATIENT_RATE,
+                    "agent_rate": agent_rate,
+                    "capture_rate": clinician_speech.RATE,
+                    "transcribed": self.transcriber is not None,
+                }
+            )
+        )
+        await database_sync_to_async(services.record_audit)(
+            self.session_id, "clinician_voice_started", {"by": self.username}, actor=self._actor()
+        )
+        self._sender = asyncio.create_task(self._send_loop(self.listener))
+
+    async def _clinician_said(self, text: str, started, ended) -> None:
+        await database_sync_to_async(clinician_speech.record_clinician_turn)(
+            self.session_id, text, self.username, started, ended, clinician_speech.new_key(self.session_id)
+        )
+        listen.call_event(
+            self.session_id, {"type": "clinician_transcript", "text": text, "by": self.username}
+        )
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.listener is None or not bytes_data:
+            return
+        if len(bytes_data) % 2 or len(bytes_data) > TALK_FRAME_MAX_BYTES:
+            await self.send(
+                text_data=json.dumps(
+                    {
+                        "type": "error",
+                        "code": "bad_audio",
+                        "message": "Audio frames are 16 kHz s16le, at most 1 s.",
+                    }
+                )
+            )
+            return
+        if self.transcriber is not None:
+            self.transcriber.feed(bytes_data)
+        await self.call.clinician_audio(self.reply_id, self.resample(bytes_data))
+
+    async def disconnect(self, code):
+        listener = self.listener
+        if listener is None:
+            return
+        seconds = time.monotonic() - self.started
+        try:
+            await self.call.clinician_voice_end(self.reply_id)
+            if self.transcriber is not None:
+                await self.transcriber.close()
+            # Still holding the call (no hand back, no close): the clinician was lost.
+            if await database_sync_to_async(handoff.clinician_lost)(self.session_id, self.username, seconds):
+                await self.call.hand_back(handoff.CLINICIAN_LOST_TEXT)
+        except Exception:
+            logger.exception("clinician voice teardown failed for session %s", self.session_id[:8])
+        await super().disconnect(code)
+        try:
+            await database_sync_to_async(services.record_audit)(
+                self.session_id,
+                "clinician_voice_ended",
+                {"by": self.username, "seconds": round(seconds, 1)},
+                actor=self._actor(),
+            )
+        except Exception:
+            logger.exception("could not audit the end of the clinician's voice on %s", self.session_id[:8])

@@ -42,6 +42,11 @@ def request_take_over(session_id, clinician: str) -> None:
     async_to_sync(send_to_call)(session_id, {"type": "call.take_over", "clinician": clinician})
 
 
+def request_hand_back(session_id, text: str) -> None:
+    """Ask the live call to say ``text`` and let the agent speak again (triage/handoff.py)."""
+    async_to_sync(send_to_call)(session_id, {"type": "call.hand_back", "text": text})
+
+
 def request_end(session_id, reason: str) -> None:
     async_to_sync(send_to_call)(session_id, {"type": "call.end", "reason": reason})
 

@@ -13,6 +13,8 @@ urlpatterns = [
         views.override_urgency,
         name="dashboard_override_urgency",
     ),
+    path("dashboard/sessions/<uuid:session_id>/hand-back", views.hand_back, name="dashboard_hand_back"),
+    path("dashboard/sessions/<uuid:session_id>/close", views.close_call, name="dashboard_close_call"),
     path("dashboard/telemetry/", views.telemetry_page, name="dashboard_telemetry"),
     path("dashboard/telemetry/data", views.telemetry_data, name="dashboard_telemetry_data"),
     path("review/", views.review_list, name="review_list"),

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from .. import handoff
 from ..models import ClinicianAction, EscalationAlert, NotificationDelivery, TriageSession, UrgencyLevel
 from . import actions, rows, telemetry, timeline
 from .forms import AcknowledgeForm, OverrideUrgencyForm, ReviewFilterForm
@@ -102,6 +103,34 @@ def take_over(request: HttpRequest, session_id):
         200,
         {"session": rows.fetch_row(session_id)},
     )
+
+
+@require_POST
+@clinician_required(act=True, api=True)
+def hand_back(request: HttpRequest, session_id):
+    try:
+        handoff.hand_back(session_id, request.user, request.POST.get("note", "")[:1000])
+    except actions.ActionRefused as exc:
+        return _action_response(request, False, exc.message, exc.status)
+    return _action_response(
+        request,
+        True,
+        "Handed back: the agent continues the interview.",
+        200,
+        {"session": rows.fetch_row(session_id)},
+    )
+
+
+@require_POST
+@clinician_required(act=True, api=True)
+def close_call(request: HttpRequest, session_id):
+    try:
+        handoff.close_call(
+            session_id, request.user, request.POST.get("disposition", ""), request.POST.get("note", "")[:2000]
+        )
+    except actions.ActionRefused as exc:
+        return _action_response(request, False, exc.message, exc.status)
+    return _action_response(request, True, "Call closed.", 200, {"session": rows.fetch_row(session_id)})
 
 
 @require_POST

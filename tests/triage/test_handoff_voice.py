@@ -1,0 +1,221 @@
+"""Take the call by voice, hand back, close, a lost clinician (issue 13 parts 2, 3, 5).
+
+A real LiveCall, real PostgreSQL and Redis (the take-over and hand-back reach the call over the
+channel layer, as from another process), the real ASGI app for the sockets and Django's test
+client for the POSTs. No voice models: the call has no VoiceSession, so it is put in the
+process registry by hand (``LiveCall.open`` does that once the models are loaded), and the
+patient's socket is the PatientSide recorder."""
+
+import asyncio
+import math
+import struct
+import time
+
+import numpy as np
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from tests.triage.clinician_support import make_clinician, make_plain_user, ws_headers
+from tests.triage.test_listen_in import PatientSide, live_call, new_session, refused_with
+from triage import audit, handoff, listen
+from triage.asgi import application
+from triage.dashboard.control import TAKE_OVER_TEXT
+from triage.live import audio_frame
+from triage.models import AuditEvent, ClinicianAction, TriageSession
+from voice import events as ev
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+async def post(user, url, **data):
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    return await database_sync_to_async(client.post)(url, data, HTTP_ACCEPT="application/json")
+
+
+async def until(predicate, what: str, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def said(patient: PatientSide, text: str) -> bool:
+    return any(m.get("type") == "agent_text" and m.get("text") == text for m in patient.json)
+
+
+async def take_over(user, session_id: str, patient: PatientSide) -> None:
+    response = await post(user, f"/dashboard/sessions/{session_id}/take-over")
+    assert response.status_code == 200, response.content
+    await until(lambda: said(patient, TAKE_OVER_TEXT), "the take-over notice")
+
+
+async def open_talk(session_id: str, user):
+    headers = await database_sync_to_async(ws_headers)(user)
+    communicator = WebsocketCommunicator(
+        application, f"/ws/clinician/calls/{session_id}/talk/", headers=headers
+    )
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    return communicator
+
+
+async def agent_reply(call, reply_id: int, text: str) -> None:
+    t = time.monotonic()
+    await call._on_event(ev.AgentReplyStarted(reply_id, 3, "question", text, t))
+    await call._on_event(ev.AgentText(reply_id, 0, text, "llm", t))
+    await call._on_event(ev.AgentAudio(reply_id, 0, b"\x10\x00" * 160, 16000, t))
+
+
+async def test_clinician_and_patient_hear_each_other_the_agent_is_silent_then_speaks_after_hand_back():
+    nurse = await database_sync_to_async(make_clinician)("nurse_tal")
+    session, _ = await database_sync_to_async(new_session)()
+    sid = str(session.pk)
+    call, patient = await live_call(sid)
+    await take_over(nurse, sid, patient)
+
+    talk = await open_talk(sid, nurse)
+    ready = await talk.receive_json_from(timeout=10)
+    assert ready["type"] == "talk_ready" and ready["capture_rate"] == 16000
+    start = next(m for m in patient.json if m.get("kind") == "clinician")
+    reply_id = start["reply_id"]
+
+    # Clinician -> patient: the frame reaches the patient's playback, at the playback rate.
+    voice = struct.pack("<320h", *[int(8000 * math.sin(i / 5)) for i in range(320)])
+    await talk.send_to(bytes_data=voice)
+    await until(lambda: audio_frame(reply_id, voice) in patient.audio, "the clinician's voice at the patient")
+    # Patient -> clinician.
+    mic = struct.pack("<320h", *range(0, 640, 2))
+    await call.feed_audio(mic)
+    while True:
+        frame = await talk.receive_from(timeout=5)
+        if isinstance(frame, bytes) and listen.HEADER.unpack(frame[:4])[0] == listen.PATIENT:
+            break
+    assert frame[4:] == mic
+
+    # The agent is silent while the clinician holds the call (the rules still run on its side).
+    heard = len(patient.audio)
+    await agent_reply(call, 9, "Is the pain worse when you breathe?")
+    assert len(patient.audio) == heard and not said(patient, "Is the pain worse when you breathe?")
+
+    response = await post(nurse, f"/dashboard/sessions/{sid}/hand-back", note="Reassured, back to questions")
+    assert response.status_code == 200 and response.json()["session"]["taken_over_by"] is None
+    await until(lambda: said(patient, handoff.HAND_BACK_TEXT), "the hand-back notice")
+    await talk.disconnect()
+    await agent_reply(call, 10, "Where exactly is the pain?")
+    assert said(patient, "Where exactly is the pain?") and len(patient.audio) > heard
+    await call.end("test_done")
+
+    @database_sync_to_async
+    def stored():
+        kinds = list(AuditEvent.objects.filter(session_id=sid).values_list("kind", flat=True))
+        return TriageSession.objects.get(pk=sid), kinds, audit.verify_chain(sid)
+
+    session, kinds, broken = await stored()
+    assert session.taken_over_by_id is None and broken is None
+    for kind in (
+        "clinician_took_over",
+        "clinician_voice_started",
+        "clinician_handed_back",
+        "clinician_voice_ended",
+    ):
+        assert kind in kinds, kinds
+    assert "clinician_connection_lost" not in kinds, "a hand back is not a lost clinician"
+
+
+async def test_only_the_clinician_holding_the_call_can_talk():
+    ann = await database_sync_to_async(make_clinician)("nurse_ann")
+    bo = await database_sync_to_async(make_clinician)("dr_bo")
+    visitor = await database_sync_to_async(make_plain_user)()
+    session, _ = await database_sync_to_async(new_session)()
+    sid = str(session.pk)
+    call, patient = await live_call(sid)
+    await refused_with(await open_talk(sid, ann), 4409, "not_taken_over")
+    await take_over(ann, sid, patient)
+    second = await post(bo, f"/dashboard/sessions/{sid}/take-over")
+    assert second.status_code == 409 and "nurse_ann" in second.json()["message"]
+    talk = await open_talk(sid, bo)
+    refusal = await talk.receive_json_from(timeout=10)
+    assert refusal["code"] == "held_by" and refusal["message"] == "nurse_ann has this call."
+    await talk.disconnect()
+    await refused_with(await open_talk(sid, visitor), 4403, "forbidden")
+    await refused_with(await open_talk(sid, None), 4403, "forbidden")
+    assert (await post(bo, f"/dashboard/sessions/{sid}/hand-back")).status_code == 409
+    await call.end("test_done")
+
+
+async def test_a_dropped_clinician_socket_returns_the_patient_to_the_agent_with_a_message():
+    nurse = await database_sync_to_async(make_clinician)("nurse_drop")
+    session, _ = await database_sync_to_async(new_session)(urgency_level=2)
+    sid = str(session.pk)
+    call, patient = await live_call(sid)
+    await take_over(nurse, sid, patient)
+    talk = await open_talk(sid, nurse)
+    assert (await talk.receive_json_from(timeout=10))["type"] == "talk_ready"
+    await talk.disconnect()  # the clinician's browser went away: no hand back, no close
+    await until(lambda: said(patient, handoff.CLINICIAN_LOST_TEXT), "the lost-clinician message")
+    assert call.taken_over_by is None
+    await agent_reply(call, 11, "Are you still there?")
+    assert said(patient, "Are you still there?"), "the agent speaks again: never silence"
+    await call.end("test_done")
+
+    @database_sync_to_async
+    def stored():
+        return TriageSession.objects.get(pk=sid), AuditEvent.objects.get(
+            session_id=sid, kind="clinician_connection_lost"
+        )
+
+    session, event = await stored()
+    assert session.taken_over_by_id is None and session.status == "escalated"
+    assert event.payload["by"] == "nurse_drop" and event.payload["spoken"] == handoff.CLINICIAN_LOST_TEXT
+
+
+async def test_close_needs_a_disposition_and_a_note_and_keeps_the_override_reason():
+    nurse = await database_sync_to_async(make_clinician)("nurse_cls")
+    session, _ = await database_sync_to_async(new_session)(urgency_level=4)
+    sid = str(session.pk)
+    call, patient = await live_call(sid)
+    override = await post(
+        nurse, f"/dashboard/sessions/{sid}/urgency", level=2, reason="Sounds septic on the phone"
+    )
+    assert override.status_code == 200
+    await take_over(nurse, sid, patient)
+    bad = await post(nurse, f"/dashboard/sessions/{sid}/close", disposition="Go to A&E!", note="x")
+    assert bad.status_code == 400 and "disposition" in bad.json()["message"]
+    assert (
+        await post(nurse, f"/dashboard/sessions/{sid}/close", disposition="emergency_department")
+    ).status_code == 400
+    closed = await post(
+        nurse, f"/dashboard/sessions/{sid}/close", disposition="emergency_department", note="Advised ED now"
+    )
+    assert closed.status_code == 200
+    await until(lambda: call.ended, "the live call to end")
+
+    @database_sync_to_async
+    def stored():
+        session = TriageSession.objects.get(pk=sid)
+        kinds = dict(ClinicianAction.objects.filter(session_id=sid).values_list("kind", "reason"))
+        event = AuditEvent.objects.get(session_id=sid, kind="clinician_closed_call")
+        return session, kinds, event, audit.verify_chain(sid)
+
+    session, kinds, event, broken = await stored()
+    assert session.status == "ended" and session.end_reason == "closed_by_clinician"
+    assert session.disposition == "emergency_department"
+    assert session.urgency_level == 2 and session.urgency_overridden
+    assert kinds["override_urgency"] == "Sounds septic on the phone" and kinds["close"] == "Advised ED now"
+    assert event.payload["urgency_overridden"] is True and broken is None
+
+
+def test_resampler_joins_chunks_without_a_seam():
+    rate_in, rate_out = 16000, 22050
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(rate_in) / rate_in)).astype("<i2")
+    whole = np.frombuffer(handoff.LinearResampler(rate_in, rate_out)(tone.tobytes()), dtype="<i2")
+    chunked_resampler = handoff.LinearResampler(rate_in, rate_out)
+    chunks = [chunked_resampler(tone[i : i + 320].tobytes()) for i in range(0, len(tone), 320)]
+    chunked = np.frombuffer(b"".join(chunks), dtype="<i2")
+    assert abs(len(chunked) - rate_out) <= 2 and abs(len(whole) - len(chunked)) <= 1
+    n = min(len(whole), len(chunked))
+    assert np.max(np.abs(whole[:n].astype(int) - chunked[:n].astype(int))) <= 1
+    assert handoff.LinearResampler(16000, 16000)(tone[:320].tobytes()) == tone[:320].tobytes()
