@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 from clinical_rules import PatientContext
 from clinical_rules.safety_net import SafetyNetHit
 from triage import services
+from triage.dashboard import timeline
 from triage.live import DASHBOARD_GROUP, LiveCall
 from triage.models import AuditEvent, EscalationAlert, OutboxMessage, TriageSession
 
@@ -54,6 +55,10 @@ def test_the_alert_is_stored_and_audited_but_changes_no_level_and_pages_no_one()
     assert event.actor == "safety_net"
     assert event.payload["entry_id"] == "SN-CARDIAC-ATYPICAL" and event.payload["check_ms"] == 7.2
     assert "clammy" not in str(event.payload)  # the caller's words stay in the alert, not the audit log
+    items = [i for i in timeline.build(session)["items"] if i.kind == "alert"]
+    assert [i.title for i in items] == [
+        "Possible red flag (SN-CARDIAC-ATYPICAL, similarity 0.74) — rules did not fire"
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

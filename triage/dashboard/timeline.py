@@ -135,6 +135,14 @@ def _item(event: AuditEvent) -> Item | None:
                 turn_id=p.get("turn_id"),
                 **base,
             )
+        case "safety_net_alert":
+            return Item(
+                kind="alert",
+                title=f"Possible red flag ({p.get('entry_id')}, similarity {p.get('score')}) — rules did not fire",
+                text=f"semantic safety net; asked next: {p.get('question_id')}",
+                detail=p,
+                **base,
+            )
         case "alert_acknowledged":
             return Item(
                 kind="clinician",
