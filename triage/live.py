@@ -9,6 +9,7 @@ task that persists them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -29,6 +30,7 @@ from voice.safety_net_runner import SafetyNetRunner
 from voice.tts import pcm_ms
 
 from . import channel_outage, listen, metrics, services
+from . import resume as resume_call
 from .dashboard.control import TAKE_OVER_TEXT, call_group
 from .runtime import get_runtime
 
@@ -149,6 +151,7 @@ class LiveCall:
         self._host_reply_ids = itertools.count(HOST_REPLY_IDS)
         self._control: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.id_offset = 0  # resumed calls: added to stored turn/reply ids (_stored_ids)
 
     # --- registry ---------------------------------------------------------------------------
     @classmethod
@@ -156,13 +159,14 @@ class LiveCall:
         return _calls.get(session_id)
 
     @classmethod
-    async def open(cls, session_id: str, context: PatientContext) -> LiveCall:
+    async def open(cls, session_id: str, context: PatientContext, *, resume: bool = False) -> LiveCall:
+        """``resume``: the call ran on a node that died; continue it from what is stored."""
         call = _calls.get(session_id)
         if call is None:
             call = cls(session_id, context)
             _calls[session_id] = call
             # A reconnect while this start is still loading models waits for the same start.
-            call._starting = asyncio.ensure_future(call._start())
+            call._starting = asyncio.ensure_future(call._start(resume))
         starting = getattr(call, "_starting", None)
         if starting is not None:
             try:
@@ -180,9 +184,16 @@ class LiveCall:
     def wall(self, t: float) -> dt.datetime:
         return self._wall0 + dt.timedelta(seconds=t - self._mono0)
 
-    async def _start(self) -> None:
+    async def _start(self, resume: bool = False) -> None:
         runtime = await get_runtime()
         self.budgets = dict(getattr(runtime.config, "budgets_ms", {}) or {})
+        if resume:
+            point = await database_sync_to_async(resume_call.load_resume_point)(self.session_id)
+            opening = await asyncio.to_thread(resume_call.replay, self.interview, point)
+            self.id_offset = point.generation * resume_call.ID_STRIDE
+            # The pipeline greets with policy.opening(): here, "sorry, we were cut off" + the
+            # pending question. An instance attribute, so the interview class stays untouched.
+            self.interview.opening = lambda: opening
         self.start_recording()
         self.voice = VoiceSession(runtime, self.interview, self._on_event)
 
@@ -333,6 +344,14 @@ class LiveCall:
             return None
         return round(min(reported, sent), 1) if sent is not None else reported
 
+    def _stored_ids(self, event):
+        """A resumed call's pipeline counts turns and replies from 0 again: store them clear of
+        the ids the dead node stored (triage/resume.py)."""
+        if not self.id_offset:
+            return event
+        ids = {k: getattr(event, k) + self.id_offset for k in ("turn_id", "reply_id") if hasattr(event, k)}
+        return dataclasses.replace(event, **ids)
+
     def _persist(self, event: ev.VoiceEvent) -> None:
         sid = self.session_id
         match event:
@@ -345,7 +364,7 @@ class LiveCall:
             case ev.FinalTranscript():
                 if event.text.strip():  # no words (noise, or judged not speech): not a turn
                     services.record_patient_turn(
-                        sid, event, self.wall(event.speech_start), self.wall(event.speech_end)
+                        sid, self._stored_ids(event), self.wall(event.speech_start), self.wall(event.speech_end)
                     )
             case ev.AssessmentUpdated():
                 services.record_assessment(sid, event)
@@ -363,7 +382,7 @@ class LiveCall:
                 started = self._reply_started.pop(event.reply_id, None)
                 services.record_agent_turn(
                     sid,
-                    event,
+                    self._stored_ids(event),
                     source="fallback" if event.fallback_used else self._reply_source.pop(event.reply_id, ""),
                     played_ms=self._finished_played.pop(event.reply_id, None),
                     started=self.wall(started) if started is not None else None,

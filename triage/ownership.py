@@ -9,11 +9,9 @@ the call asks for the lease first:
 * held by another node: refused with ``call_elsewhere`` (close 4421, retryable; the balancer
   normally sends the retry to the owner), so a second pipeline never starts;
 * free, and no other node ever held it: this node takes it and starts the call;
-* free, but another node held it before (its owner died mid-call): this node takes it and
-  records the move in the audit chain (``call_moved``). Resuming the conversation from what is
-  stored is not implemented yet, so the socket is told ``call_lost`` (close 4410): a fresh
-  pipeline would restart the interview and its turn ids, and turns would collide with the
-  stored ones. The session stays open for the clinicians (and the abandon sweep).
+* free, but another node held it before (its owner died mid-call): this node takes it,
+  records the move in the audit chain (``call_moved``) and resumes the call from what is
+  stored (triage/resume.py).
 
 Without ``REDIS_URL`` (embedded mode: one process) every claim is granted.
 """

@@ -39,7 +39,6 @@ class ErrorCode:
     INTERNAL = "internal_error"
     DRAINING = "server_draining"  # this process is restarting: reconnect (another node takes it)
     CALL_ELSEWHERE = "call_elsewhere"  # another node holds this call: reconnect (the balancer routes it)
-    CALL_LOST = "call_lost"  # the node holding this call died; it cannot be resumed: start a new call
 
 
 # Close codes (4000-4999 are free for applications).

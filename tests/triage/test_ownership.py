@@ -1,6 +1,6 @@
 """Call ownership leases (triage/ownership.py) on the real Redis, and the patient socket that
 reaches a node without the call: refused while another node holds it (never a second
-pipeline), told ``call_lost`` after its owner died (the move is in the audit chain)."""
+pipeline). The resume after the owner died: tests/triage/test_resume.py."""
 
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from django.conf import settings
 from triage import ownership, services
 from triage import protocol as proto
 from triage.asgi import application
-from triage.audit import verify_chain
 from triage.live import LiveCall
-from triage.models import AuditEvent
 
 pytestmark = pytest.mark.services
 
@@ -126,30 +124,5 @@ async def test_a_socket_for_a_call_another_node_holds_is_refused_and_starts_noth
         assert code == proto.CLOSE_CALL_ELSEWHERE == 4421
         assert LiveCall.get(sid) is None  # no pipeline here
         assert await registry.redis.get(ownership.owner_key(sid)) == "web2/2/b"  # untouched
-    finally:
-        await close_registry(registry, sid)
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_a_call_whose_owner_died_is_recorded_as_moved_and_told_it_was_lost(redis_url):
-    session, token = await database_sync_to_async(services.create_session)(
-        subject="self", age_band="18_to_64", pregnant=None, consent=True
-    )
-    sid = str(session.pk)
-    registry = ownership.leases()
-    # web1 ran this call, then died: its lease expired, the record of who ran it remains.
-    await registry.redis.set(ownership.last_owner_key(sid), "web1/1/dead", ex=60)
-    try:
-        error, code = await connect_and_read_refusal(token)
-        assert error["code"] == proto.ErrorCode.CALL_LOST and "emergency" in error["message"]
-        assert code == proto.CLOSE_SESSION_ENDED  # the client does not retry; it starts a new call
-        assert LiveCall.get(sid) is None  # a fresh pipeline would restart the interview
-        moved = await database_sync_to_async(
-            lambda: list(
-                AuditEvent.objects.filter(session_id=sid, kind="call_moved").values_list("payload", flat=True)
-            )
-        )()
-        assert moved == [{"from": "web1/1/dead", "to": ownership.INSTANCE, "resumed": False}]
-        assert await database_sync_to_async(verify_chain)(sid) is None  # the chain verifies
     finally:
         await close_registry(registry, sid)

@@ -109,7 +109,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 proto.CLOSE_DRAINING,
             )
             return
-        if existing is None and not await self.claim_call():
+        claim = None
+        if existing is None and (claim := await self.claim_call()) is None:
             return
         if existing is not None and existing.attached:
             await self.refuse(
@@ -119,7 +120,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
             )
             return
         try:
-            call = await LiveCall.open(self.session_id, patient_context(session))
+            moved = claim is not None and claim.moved_from is not None
+            call = await LiveCall.open(self.session_id, patient_context(session), resume=moved)
         except Exception as exc:  # ModelUnavailable and friends: tell the client, keep the session
             logger.exception("could not start the voice pipeline")
             await database_sync_to_async(services.record_audit)(
@@ -172,8 +174,9 @@ class PatientConsumer(AsyncWebsocketConsumer):
         if not resumed:
             await call.begin()
 
-    async def claim_call(self) -> bool:
-        """Take the call's ownership lease before a pipeline starts here (triage/ownership.py)."""
+    async def claim_call(self) -> ownership.Claim | None:
+        """Take the call's ownership lease before a pipeline starts here (triage/ownership.py);
+        None: refused. A call whose owner died is resumed here (triage/resume.py)."""
         claim = await ownership.claim(self.session_id)
         if not claim.granted:
             await self.refuse(
@@ -181,18 +184,11 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 "This call is connected to another server; reconnect.",
                 proto.CLOSE_CALL_ELSEWHERE,
             )
-            return False
+            return None
         if claim.moved_from is not None:
-            moved = {"from": claim.moved_from, "to": ownership.INSTANCE, "resumed": False}
+            moved = {"from": claim.moved_from, "to": ownership.INSTANCE, "resumed": True}
             await database_sync_to_async(services.record_audit)(self.session_id, "call_moved", moved)
-            await self.refuse(
-                proto.ErrorCode.CALL_LOST,
-                "We lost the connection to this call and cannot continue it. Please start a new call. "
-                "If this is an emergency, call your local emergency number now.",
-                proto.CLOSE_SESSION_ENDED,
-            )
-            return False
-        return True
+        return claim
 
     async def refuse(self, code: str, message: str, close_code: int) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, "fatal": True})
