@@ -12,6 +12,7 @@
   const toast = document.getElementById("toast");
   const overrideTemplate = document.getElementById("override-template");
   const canAct = root.dataset.canAct === "1";
+  const me = root.dataset.username;
   const csrf = root.querySelector("input[name=csrfmiddlewaretoken]").value;
 
   const rows = new Map(); // session id -> row data
@@ -129,9 +130,10 @@
     return post(`/dashboard/alerts/${alertId}/acknowledge`);
   }
 
-  function takeOver(row) {
+  async function takeOver(row) {
     if (!window.confirm("Take over this call? The agent will stop and tell the patient a clinician is joining.")) return;
-    return post(`/dashboard/sessions/${row.id}/take-over`);
+    // Taking over opens this page's microphone to the patient (listen.js, talk mode).
+    if ((await post(`/dashboard/sessions/${row.id}/take-over`)) && window.TriageListen) window.TriageListen.talk(row.id, row.short_id);
   }
 
   function overrideForm(row) {
@@ -173,12 +175,15 @@
     if (row.open && window.TriageListen) {
       actions.append(el("button", { type: "button", class: "listen secondary", onclick: () => window.TriageListen.start(row.id, row.short_id) }, "Listen in"));
     }
+    // An open alert can be acknowledged after its call has ended (the row stays until it is).
+    for (const alert of canAct ? row.open_alerts : []) {
+      actions.append(el("button", { type: "button", class: "ack", onclick: () => acknowledge(alert.id) }, "Acknowledge alert"));
+    }
     if (canAct && row.open) {
-      for (const alert of row.open_alerts) {
-        actions.append(el("button", { type: "button", class: "ack", onclick: () => acknowledge(alert.id) }, "Acknowledge alert"));
-      }
       if (!row.taken_over_by) {
         actions.append(el("button", { type: "button", class: "take-over", onclick: () => takeOver(row) }, "Take over call"));
+      } else if (row.taken_over_by === me && window.TriageListen) {
+        actions.append(el("button", { type: "button", class: "talk", onclick: () => window.TriageListen.talk(row.id, row.short_id) }, "Talk to the patient"));
       }
       actions.append(overrideForm(row));
     }
@@ -213,7 +218,7 @@
   }
 
   function render() {
-    const list = Array.from(rows.values()).filter((r) => r.open || r._closing || r.call_back);
+    const list = Array.from(rows.values()).filter((r) => r.open || r._closing || r.call_back || r.open_alerts.length);
     list.sort(compare);
     const focused = document.activeElement && tbody.contains(document.activeElement);
     const openDetails = new Set(Array.from(tbody.querySelectorAll("details[open]")).map((d) => d.closest("tr").dataset.session));
@@ -229,7 +234,7 @@
     if (row.open_alerts.length) liveAlerts.delete(row.id);
     const before = rows.get(row.id);
     rows.set(row.id, row);
-    if (!row.open && !row.call_back && (!before || !before._closing)) {
+    if (!row.open && !row.call_back && !row.open_alerts.length && (!before || !before._closing)) {
       row._closing = true; // keep an ended call visible briefly, then drop it
       setTimeout(() => {
         if (rows.get(row.id) === row) {
