@@ -47,10 +47,14 @@ models-check: install
 	$(PY) manage.py models_check
 
 # Latency benchmark with the real models: prints a table, writes bench-results/*.json.
+# Headline: the socket-level benchmark (the caller's side, through daphne); then the in-process
+# stage breakdown. docs/benchmarks.md has the definitions.
 bench: install
+	$(PY) -m triage.bench_socket $(SOCKET_BENCH_ARGS)
 	$(PY) -m voice.bench $(BENCH_ARGS)
 
 bench-quick: install
+	$(PY) -m triage.bench_socket --quick $(SOCKET_BENCH_ARGS)
 	$(PY) -m voice.bench --quick --repeats 1 --turns 4 --sessions 2 $(BENCH_ARGS)
 
 vllm:

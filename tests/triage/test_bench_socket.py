@@ -1,0 +1,54 @@
+"""The socket-level benchmark client against a live server (not a timed test).
+
+``triage.bench_socket`` starts daphne on a free port (embedded defaults in a throwaway
+directory, the real models), runs one short call, one backchannel, one interruption and one
+red-flag alert, and the fields the benchmark reports must all be produced. No timing is
+asserted: the numbers depend on the machine. Plus the playback model on its own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from triage.bench_socket.playback import Player
+from triage.bench_socket.runner import Options, format_table, run
+
+
+def test_playback_model_holds_resumes_and_flushes_like_the_browser():
+    p = Player()
+    p.audio(1, 1000.0, now=10.0)  # plays 10.0 .. 11.0
+    p.audio(1, 1000.0, now=10.1)  # queued behind it: 11.0 .. 12.0
+    assert p.reply(1).time_at(1000.0) == pytest.approx(11.0)
+    p.hold(10.5)
+    p.release(11.0)  # held 0.5 s: the rest plays 0.5 s later
+    assert p.reply(1).time_at(500.0) == pytest.approx(11.0)
+    assert p.reply(1).time_at(1000.0) == pytest.approx(11.5)
+    assert p.reply(1).end() == pytest.approx(12.5)
+    p.complete(1)
+    assert p.done(12.4) == [] and [r.reply_id for r in p.done(12.5)] == [1]
+    p.audio(2, 2000.0, now=13.0)
+    cut = p.flush(13.5)
+    assert cut == {2: pytest.approx(500.0)} and not p.playing(13.6)
+
+
+@pytest.mark.models
+@pytest.mark.timeout(600)
+def test_one_short_call_produces_every_field(tmp_path):
+    out = tmp_path / "socket.json"
+    result = run(Options.quick(out=out))
+    assert json.loads(out.read_text())["summary"] == result["summary"]
+    (turn,) = result["turns"]
+    assert turn["first_statement"] and not turn["talked_over"]
+    for key in ("response_onset_ms", "answer_onset_ms", "answer_heard_ms"):
+        assert isinstance(turn[key], float), (key, turn)
+    assert turn["response_onset_ms"] <= turn["answer_onset_ms"] <= turn["answer_heard_ms"]
+    back, inter = result["barge"]
+    assert back["kind"] == "backchannel" and inter["kind"] == "interruption"
+    assert back["pause_ms"] is not None and inter["pause_ms"] is not None
+    assert inter["interrupt_ms"] is not None  # a real interruption stops the agent
+    assert back["resume_ms"] is not None or back["false_interruption"]
+    (alert,) = result["alerts"]
+    assert alert["latency_ms"] is not None and alert["rule_ids"]
+    table = format_table(result)
+    assert "answer heard" in table and "dashboard alert" in table

@@ -1,0 +1,133 @@
+"""What the benchmark's callers say: Piper-spoken lines, cached as WAVs.
+
+First statements are what callers really open with: long, run-on, with commas and clause
+pauses, numbers and lists of symptoms, as well as short ones. Follow-up answers are short.
+Backchannels and interruptions are spoken over the agent. The lines are synthesized once
+with the bundled Piper voice (noise terms off: the same audio every run) and cached under
+``var/bench_socket/`` as 16 kHz WAVs, so later runs do not load Piper at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000
+FRAME_MS = 20
+FRAME_BYTES = RATE * FRAME_MS // 1000 * 2
+CACHE_DIR = Path(__file__).resolve().parents[2] / "var" / "bench_socket"
+
+# (first statement, follow-up answers). None of them is an emergency.
+CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("I have had a headache since this morning.", ("No.", "About two days.")),
+    (
+        "My son's nine, he's got a cough, since his cold last week he's been coughing at night, "
+        "and now he says his ear hurts too.",
+        ("No.", "Yes."),
+    ),
+    ("My throat has been sore for two days, and it hurts to swallow.", ("No, nothing like that.", "No.")),
+    (
+        "So I was cooking dinner, and I cut my finger on a knife, it's not a big cut, "
+        "but it keeps opening up when I bend it.",
+        ("Yes, it stopped.", "No."),
+    ),
+    (
+        "I've had a rash on my arms for three days, it's red and itchy, "
+        "and it's spreading a little bit every day.",
+        ("No.", "No."),
+    ),
+    ("I twisted my ankle playing football on Saturday, and it's still swollen.", ("Yes, I can.", "No.")),
+    (
+        "My daughter's three, she's had a temperature since yesterday, about thirty eight, "
+        "and she's not eating much, but she's drinking.",
+        ("Yes.", "No."),
+    ),
+    ("I've been feeling sick, and I had diarrhoea twice this morning.", ("No.", "Since last night.")),
+)
+BACKCHANNELS: tuple[str, ...] = ("Mm-hmm.", "Okay.", "Uh-huh.", "Yeah.")
+INTERRUPTIONS: tuple[str, ...] = (
+    "Wait, I have a question first.",
+    "Sorry, can I say something?",
+    "Hang on, it's for my mum, not me.",
+)
+# Red flag for the dashboard alert: the clock starts at the end of RED_FLAG's audio.
+ALERT_LEAD_IN = "Hello, I need some advice."
+RED_FLAG = "My face is drooping."
+ALERT_TAIL = "It started about an hour ago while I was walking up the stairs."
+
+
+@dataclass(frozen=True)
+class Utterance:
+    text: str
+    pcm: bytes  # 16 kHz s16le mono, whole 20 ms frames
+    speech_start_ms: float  # first and last voiced sample
+    speech_end_ms: float
+
+    @property
+    def frames(self) -> list[bytes]:
+        return [self.pcm[i : i + FRAME_BYTES] for i in range(0, len(self.pcm), FRAME_BYTES)]
+
+
+def _bounds(audio: np.ndarray, threshold: float = 0.01) -> tuple[float, float]:
+    loud = np.flatnonzero(np.abs(audio) > threshold)
+    if loud.size == 0:
+        return 0.0, 0.0
+    return float(loud[0]) * 1000.0 / RATE, float(loud[-1] + 1) * 1000.0 / RATE
+
+
+def _synthesize(text: str) -> np.ndarray:
+    from voice.endpointing_eval import synthesize_16k
+
+    return np.asarray(synthesize_16k(text), dtype=np.float32)
+
+
+def utterance(text: str, *, cache_dir: Path = CACHE_DIR) -> Utterance:
+    """The line spoken by Piper (from the WAV cache when it is there)."""
+    key = hashlib.sha1(f"piper-joe-medium|{text}".encode()).hexdigest()[:16]
+    path = cache_dir / f"{key}.wav"
+    if path.exists():
+        with wave.open(str(path), "rb") as w:
+            pcm = w.readframes(w.getnframes())
+    else:
+        audio = np.clip(_synthesize(text), -1.0, 1.0)
+        pcm = (audio * 32767.0).astype("<i2").tobytes()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(RATE)
+            w.writeframes(pcm)
+        tmp.replace(path)
+    if len(pcm) % FRAME_BYTES:
+        pcm += b"\x00" * (FRAME_BYTES - len(pcm) % FRAME_BYTES)
+    start, end = _bounds(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0)
+    return Utterance(text, pcm, start, end)
+
+
+def joined(*parts: Utterance, gap_ms: int = 150) -> tuple[Utterance, list[float]]:
+    """Lines spoken one after another with ``gap_ms`` of silence between; also returns where
+    each part's speech ends in the joined audio (ms)."""
+    gap = b"\x00\x00" * (RATE * gap_ms // 1000)
+    pcm, ends, at = b"", [], 0.0
+    for i, p in enumerate(parts):
+        if i:
+            pcm += gap
+            at += gap_ms
+        ends.append(at + p.speech_end_ms)
+        pcm += p.pcm
+        at += len(p.pcm) / 2 / RATE * 1000.0
+    text = " ".join(p.text for p in parts)
+    return Utterance(text, pcm, parts[0].speech_start_ms, ends[-1]), ends
+
+
+def comfort_noise(frames: int, *, dbfs: float = -70.0, seed: int = 0) -> list[bytes]:
+    """An open microphone in a quiet room (digital zeros would trip the dead-microphone check)."""
+    rng = np.random.default_rng(seed)
+    audio = rng.standard_normal(frames * FRAME_BYTES // 2).astype(np.float32) * (10 ** (dbfs / 20))
+    pcm = (np.clip(audio, -1, 1) * 32767.0).astype("<i2").tobytes()
+    return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
