@@ -22,7 +22,7 @@ from spacy.lang.en.stop_words import STOP_WORDS  # a word list only: no model is
 from .loader import load_ruleset
 from .ruleset import RuleSet
 
-DEFAULT_LIMIT = 48  # ~70 tokens: leaves most of Whisper's 223-token prompt to the caller's words
+DEFAULT_LIMIT = 48  # ~100 tokens: leaves over half of Whisper's 223-token prompt to the caller's words
 
 _WORD = re.compile(r"[a-z][a-z]+")
 # Words of the labels' own register ("Caller describes ... signs"), not what callers say.

@@ -126,15 +126,17 @@ class Item:
     context: object  # clinical_rules.PatientContext
 
 
-def sample_items(n: int = 40, n_emergency: int = 30) -> list[Item]:
-    """Every k-th dev emergency the rules catch on the text, plus every k-th other vignette."""
+def _items(ruleset=None, ids: Sequence[str] | None = None) -> tuple[list[Item], list[Item]]:
+    """(emergencies the rules catch on the text, other vignettes the rules do not send to 1-2)."""
     from clinical_rules import assess, load_ruleset
     from clinical_rules.evaluate import VIGNETTE_DIR, load_vignettes
 
-    rs = load_ruleset()
+    rs = ruleset or load_ruleset()
     emerg: list[Item] = []
     other: list[Item] = []
     for v in load_vignettes(VIGNETTE_DIR / "dev.yaml"):
+        if ids is not None and v.id not in ids:
+            continue
         a = assess([v.text], context=v.context, ruleset=rs)
         urgent = [f for f in a.reasons if f.level is not None and f.level <= 2 and f.evidence_text]
         if v.expected <= 2 and a.level is not None and a.level <= 2 and urgent:
@@ -142,6 +144,40 @@ def sample_items(n: int = 40, n_emergency: int = 30) -> list[Item]:
             emerg.append(Item(v.id, v.text, v.expected, True, tuple(terms), v.context))
         elif v.expected >= 3 and (a.level is None or a.level >= 3):
             other.append(Item(v.id, v.text, v.expected, False, (), v.context))
+    return emerg, other
+
+
+def items_by_id(ids: Sequence[str], ruleset=None) -> list[Item]:
+    """The named dev vignettes (in that order); one the rules do not place as above is refused."""
+    emerg, other = _items(ruleset, ids)
+    found = {it.id: it for it in emerg + other}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValueError(f"not usable for ASR scoring (absent, or the rules misjudge the text): {missing}")
+    return [found[i] for i in ids]
+
+
+def pinned_ids(value: str) -> list[str]:
+    """``--ids``: comma-separated vignette ids, or an earlier JSON report (its ``items``), so
+    runs on different days score the same utterances while dev.yaml grows."""
+    if value.endswith(".json"):
+        return list(json.loads(Path(value).read_text())["items"])
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def usable_items(ids: Sequence[str], ruleset=None) -> list[Item]:
+    """Like :func:`items_by_id`, but drops (and says so) ids the current rules no longer place."""
+    emerg, other = _items(ruleset, ids)
+    found = {it.id: it for it in emerg + other}
+    dropped = [i for i in ids if i not in found]
+    if dropped:
+        print(f"(not scored, the rules now misjudge their text or they are gone: {dropped})", file=sys.stderr)
+    return [found[i] for i in ids if i in found]
+
+
+def sample_items(n: int = 40, n_emergency: int = 30, ruleset=None) -> list[Item]:
+    """Every k-th dev emergency the rules catch on the text, plus every k-th other vignette."""
+    emerg, other = _items(ruleset)
 
     def every(items: list[Item], k: int) -> list[Item]:
         if k <= 0 or not items:
@@ -179,10 +215,14 @@ class Result:
 
 def evaluate(
     items: Sequence[Item], transcribe: Callable[[np.ndarray], tuple[str, float, float]], cond: Condition,
-    audio: dict[str, np.ndarray],
+    audio: dict[str, np.ndarray], *, ruleset=None, cache: Path | None = None,
 ) -> Result:  # fmt: skip
-    from clinical_rules import assess
+    """Decode every item (or reuse its decode from ``cache``, a JSON file per condition, written
+    after each decode so an interrupted run resumes) and score the text with the rules."""
+    from clinical_rules import assess, load_ruleset
 
+    rs = ruleset or load_ruleset()
+    done: dict[str, list] = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
     errs = refs = 0
     kept = 0
     terms_total = terms_found = 0
@@ -191,12 +231,18 @@ def evaluate(
     cpu: list[float] = []
     lost: list[dict] = []
     for it in items:
-        text, wall_s, cpu_s = transcribe(audio[it.id])
+        key = hashlib.sha1(audio[it.id].tobytes()).hexdigest()[:16]
+        if key not in done:
+            done[key] = list(transcribe(audio[it.id]))
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                cache.write_text(json.dumps(done))
+        text, wall_s, cpu_s = done[key]
         wall.append(wall_s * 1000)
         cpu.append(cpu_s * 1000)
         e, r = wer_counts(it.text, text)
         errs, refs = errs + e, refs + r
-        level = assess([text], context=it.context).level
+        level = assess([text], context=it.context, ruleset=rs).level
         urgent = level is not None and level <= 2
         if it.emergency:
             heard = set(words_of(text))
@@ -246,11 +292,17 @@ def run(
     cpu_threads: int = 2,
     out_dir: Path | None = OUT_DIR,
     verbose: bool = True,
+    ids: Sequence[str] | None = None,
 ) -> dict:
-    from voice.asr import WhisperRecognizer, resolve_vocabulary
+    from clinical_rules import load_ruleset
+    from voice.asr import WhisperRecognizer, bias_prompt, resolve_vocabulary
     from voice.provisioning import ModelSettings, asr_model_dir
 
-    items = sample_items(n, n_emergency=min(n, round(n * 0.75)))
+    rs = load_ruleset()  # once: the run is long, and the files may change while it runs
+    if ids:
+        items = usable_items(ids, rs)
+    else:
+        items = sample_items(n, n_emergency=min(n, round(n * 0.75)), ruleset=rs)
     audio = {v: {it.id: speech(it.text, v) for it in items} for v in voices}
     results: list[Result] = []
     for model in models:
@@ -262,9 +314,14 @@ def run(
                     path, cpu_threads=cpu_threads, window=window, vocabulary=resolve_vocabulary(bias)
                 )
                 rec.transcribe(np.zeros(RATE, np.float32) + 1e-3)  # warm-up allocations
+                tag = hashlib.sha1(rec.bias_text.encode()).hexdigest()[:8]
+                assert rec.bias_text == bias_prompt(resolve_vocabulary(bias))
                 for voice in voices:
                     cond = Condition(model, window, bias, voice)
-                    r = evaluate(items, _transcriber(rec), cond, audio[voice])
+                    cache = (
+                        CACHE_DIR / "decodes" / f"{model}-{window}-{bias}-{tag}-{voice}-{cpu_threads}.json"
+                    )
+                    r = evaluate(items, _transcriber(rec), cond, audio[voice], ruleset=rs, cache=cache)
                     results.append(r)
                     if verbose:
                         print(_row(r), flush=True)
@@ -273,6 +330,7 @@ def run(
         "n": len(items),
         "n_emergency": sum(it.emergency for it in items),
         "items": [it.id for it in items],
+        "ruleset_version": rs.version,
         "vocabulary": list(resolve_vocabulary("rules")),
         "results": [{**asdict(r), "condition": asdict(r.condition)} for r in results],
     }
@@ -306,13 +364,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--bias", default="off,rules", help="comma-separated: off, rules")
     ap.add_argument("--voices", default=",".join(VOICES))
     ap.add_argument("--out", type=Path, default=OUT_DIR)
+    ap.add_argument(
+        "--ids", default=None, help="score these vignette ids (comma-separated, or a report .json)"
+    )
     ap.add_argument("--lost", action="store_true", help="print what each condition lost")
     args = ap.parse_args(argv)
     split = lambda s: [p for p in s.split(",") if p]  # noqa: E731
     print(HEADER)
     report = run(
         n=args.n, models=split(args.models), windows=split(args.windows), biases=split(args.bias),
-        voices=split(args.voices), out_dir=args.out,
+        voices=split(args.voices), out_dir=args.out, ids=pinned_ids(args.ids) if args.ids else None,
     )  # fmt: skip
     if args.lost:
         for r in report["results"]:

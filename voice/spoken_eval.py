@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from voice.asr_clinical import OUT_DIR, VOICES, Item, sample_items, speech
+from voice.asr_clinical import OUT_DIR, VOICES, Item, pinned_ids, sample_items, speech, usable_items
 from voice.audio import float32_to_pcm16
 
 
@@ -52,7 +52,7 @@ def coarse(level: int | None) -> str:
 
 
 async def speak_once(
-    runtime, config, item: Item, pcm: bytes, *, tail_s: float = 30.0
+    runtime, config, item: Item, pcm: bytes, *, tail_s: float = 30.0, ruleset=None
 ) -> tuple[int | None, bool, str]:
     """One call: greeting, the statement, noise until the agent answered. (level, escalated, transcript)."""
     from clinical_rules import TriageInterview
@@ -61,7 +61,7 @@ async def speak_once(
     from voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 
     client = SimulatedClient(instant_playback=True)
-    interview = TriageInterview(context=item.context)
+    interview = TriageInterview(context=item.context, ruleset=ruleset)
     session = VoiceSession(runtime, interview, client.emit, config)
     client.attach(session)
     try:
@@ -111,11 +111,13 @@ def metrics(outcomes: Sequence[SpokenOutcome]) -> dict:
 async def run_async(
     items: Sequence[Item], voices: Sequence[str], biases: Sequence[str], *, verbose: bool = True
 ) -> dict[str, dict]:
+    from clinical_rules import load_ruleset
     from voice.asr import bias_prompt, resolve_vocabulary
     from voice.config import PipelineConfig
     from voice.runtime import VoiceRuntime
 
     config = PipelineConfig.from_env(llm_backend="none")
+    rs = load_ruleset()  # once: the run is long, and the files may change while it runs
     pcm = {(v, it.id): float32_to_pcm16(speech(it.text, v)) for v in voices for it in items}
     runtime = await asyncio.to_thread(VoiceRuntime.load, config)
     results: dict[str, dict] = {}
@@ -126,7 +128,9 @@ async def run_async(
             for voice in voices:
                 outcomes = []
                 for it in items:
-                    level, escalated, heard = await speak_once(runtime, config, it, pcm[(voice, it.id)])
+                    level, escalated, heard = await speak_once(
+                        runtime, config, it, pcm[(voice, it.id)], ruleset=rs
+                    )
                     outcomes.append(
                         SpokenOutcome(it.id, voice, bias, it.expected, level, escalated, heard, it.text)
                     )
@@ -159,12 +163,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--voices", default=",".join(VOICES))
     ap.add_argument("--bias", default="rules", help="comma-separated: rules, off")
     ap.add_argument("--out", type=Path, default=OUT_DIR)
+    ap.add_argument(
+        "--ids",
+        default=None,
+        help="these vignette ids (comma-separated, or a voice.asr_clinical report .json)",
+    )
     args = ap.parse_args(argv)
     split = lambda s: [p for p in s.split(",") if p]  # noqa: E731
-    if args.all_emergencies:
-        items = [it for it in sample_items(10_000, n_emergency=10_000) if it.emergency]
+    from clinical_rules import load_ruleset
+
+    rs = load_ruleset()
+    if args.ids:
+        items = usable_items(pinned_ids(args.ids), rs)
+    elif args.all_emergencies:
+        items = [it for it in sample_items(10_000, n_emergency=10_000, ruleset=rs) if it.emergency]
     else:
-        items = sample_items(args.n, n_emergency=min(args.n, round(args.n * 0.75)))
+        items = sample_items(args.n, n_emergency=min(args.n, round(args.n * 0.75)), ruleset=rs)
     print(HEADER)
     results = asyncio.run(run_async(items, split(args.voices), split(args.bias)))
     for key, m in results.items():
