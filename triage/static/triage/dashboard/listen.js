@@ -2,7 +2,10 @@
 // Binary frames: <BxH header (source 0 patient / 1 agent, sample rate) + s16le PCM. Each source
 // plays through its own pcm-playback worklet (its own rate); both go to the speakers, so the
 // browser mixes them. Captions come as {"type": "call_event", "event": <patient page message>}.
-// Nothing is ever sent on this socket: the patient hears nothing from the listener.
+// Nothing is ever sent on the listen socket: the patient hears nothing from a listener.
+// Talk mode (ws/clinician/calls/<id>/talk/, only for the clinician who took the call over):
+// the same, plus this page's microphone (capture worklet: 16 kHz s16le, 20 ms, echo
+// cancellation on) sent as binary frames, and the hand-back / close controls.
 (function () {
   "use strict";
 
@@ -13,6 +16,14 @@
   const captions = document.getElementById("listen-captions");
   const stopButton = document.getElementById("listen-stop");
   const playbackUrl = root.dataset.playbackWorklet;
+  const captureUrl = root.dataset.captureWorklet;
+  const talkControls = document.getElementById("talk-controls");
+  const csrfInput = document.querySelector("#dashboard input[name=csrfmiddlewaretoken]");
+  const MIC = { audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 }, video: false };
+  let stream = null;
+  let capture = null;
+  let mode = "listen";
+  const sent = { frames: 0 };
 
   let socket = null;
   let context = null;
@@ -29,7 +40,7 @@
     const p = document.createElement("p");
     p.className = `caption caption-${speaker}`;
     const who = document.createElement("strong");
-    who.textContent = speaker === "patient" ? "Patient: " : speaker === "agent" ? "Agent: " : "";
+    who.textContent = { patient: "Patient: ", agent: "Agent: ", clinician: "You: " }[speaker] || "";
     p.append(who, document.createTextNode(text));
     captions.append(p);
     captions.scrollTop = captions.scrollHeight;
@@ -72,16 +83,44 @@
       line("agent", event.text);
     } else if (event.type === "state") {
       setStatus(`Listening — ${event.state.replaceAll("_", " ")}`);
+    } else if (event.type === "clinician_transcript") {
+      line("clinician", event.text);
     } else if (event.type === "escalation") {
       line("system", `Escalation: ${event.disposition.replaceAll("_", " ")}`);
     }
   }
 
-  async function start(id, label) {
+  async function startMicrophone() {
+    stream = await navigator.mediaDevices.getUserMedia(MIC);
+    await context.audioWorklet.addModule(captureUrl);
+    capture = new AudioWorkletNode(context, "pcm-capture", {
+      numberOfInputs: 1,
+      numberOfOutputs: 1,
+      channelCount: 1,
+      channelCountMode: "explicit",
+      processorOptions: { targetRate: 16000, frameMs: 20 },
+    });
+    capture.port.onmessage = (event) => {
+      const m = event.data;
+      if (m.type === "frame" && socket && socket.readyState === WebSocket.OPEN && mode === "talk") {
+        socket.send(m.pcm);
+        sent.frames += 1;
+      }
+    };
+    context.createMediaStreamSource(stream).connect(capture).connect(context.destination);
+  }
+
+  async function talk(id, label) {
+    return start(id, label, "talk");
+  }
+
+  async function start(id, label, how) {
     await stop();
+    mode = how === "talk" ? "talk" : "listen";
     sessionId = id;
     root.hidden = false;
-    title.textContent = `Listening to call ${label}`;
+    talkControls.hidden = mode !== "talk";
+    title.textContent = mode === "talk" ? `On the call ${label} — the patient hears you` : `Listening to call ${label}`;
     captions.replaceChildren();
     received.patient = received.agent = 0;
     setStatus("Connecting…");
@@ -89,20 +128,29 @@
     context = new AudioContext({ latencyHint: "interactive" });
     await context.resume();
     await context.audioWorklet.addModule(playbackUrl);
+    if (mode === "talk") {
+      try {
+        await startMicrophone();
+      } catch (err) {
+        setStatus("The microphone could not be opened: allow it for this site, then press Talk again.");
+        return;
+      }
+    }
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}/ws/clinician/calls/${id}/listen/`);
+    socket = new WebSocket(`${scheme}://${location.host}/ws/clinician/calls/${id}/${mode}/`);
     socket.binaryType = "arraybuffer";
     const mine = socket;
     socket.addEventListener("message", (message) => {
       if (typeof message.data !== "string") return onAudio(message.data);
       const m = JSON.parse(message.data);
       if (m.type === "listen_ready") setStatus("Listening — the patient cannot hear you");
+      else if (m.type === "talk_ready") setStatus("Talking — the patient hears you; the agent is silent");
       else if (m.type === "call_event") onEvent(m.event);
       else if (m.type === "call_ended") setStatus("The call has ended.");
       else if (m.type === "error") setStatus(m.message || "Refused.");
     });
     socket.addEventListener("close", () => {
-      if (socket === mine && status.textContent.startsWith("Listening")) setStatus("Stopped listening.");
+      if (socket === mine && /^(Listening|Talking)/.test(status.textContent)) setStatus("Disconnected.");
     });
     stopButton.focus();
   }
@@ -110,6 +158,11 @@
   async function stop() {
     if (socket) socket.close(1000);
     socket = null;
+    if (capture) capture.port.postMessage({ type: "stop" });
+    capture = null;
+    if (stream) for (const track of stream.getTracks()) track.stop();
+    stream = null;
+    talkControls.hidden = true;
     for (const n of nodes.values()) n.disconnect();
     nodes = new Map();
     if (context && context.state !== "closed") await context.close().catch(() => {});
@@ -137,9 +190,42 @@
     root.hidden = true;
   });
 
+  async function act(path, data) {
+    const response = await fetch(`/dashboard/sessions/${sessionId}/${path}`, {
+      method: "POST",
+      headers: { "X-CSRFToken": csrfInput.value, Accept: "application/json" },
+      body: new URLSearchParams(data || {}),
+      credentials: "same-origin",
+    });
+    const payload = await response.json().catch(() => ({}));
+    setStatus(payload.message || (response.ok ? "Done." : `Failed (HTTP ${response.status}).`));
+    return response.ok;
+  }
+
+  document.getElementById("hand-back").addEventListener("click", async () => {
+    // The hand-back is stored first; only then does this socket close (so it is no drop).
+    if (await act("hand-back")) {
+      const text = status.textContent;
+      await stop();
+      setStatus(text);
+    }
+  });
+
+  document.getElementById("close-call-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    if (await act("close", { disposition: form.elements.disposition.value, note: form.elements.note.value })) {
+      const text = status.textContent;
+      await stop();
+      setStatus(text);
+    }
+  });
+
   window.TriageListen = {
     start,
+    talk,
     stop,
+    sent,
     get sessionId() {
       return sessionId;
     },

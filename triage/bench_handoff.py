@@ -1,0 +1,118 @@
+"""Clinician -> patient voice latency through the server (issue 13 part 6).
+
+    python -m triage.bench_handoff [--frames 500]
+
+Runs the real ASGI application in this process (the talk socket's consumer, the resampler,
+the LiveCall) against the configured PostgreSQL and Redis; the patient's socket is a recorder
+on the LiveCall (no voice models are loaded: the call is put in the process registry by hand).
+Each 20 ms clinician frame is sent at real-time pace; the figure is the time from the frame
+leaving the clinician's socket to the same audio being handed to the patient's socket.
+
+Mouth-to-ear adds the browser parts, measured in Chromium by tests/browser and estimated
+here from their fixed sizes: capture (one 20 ms frame, plus the worklet's 128-sample render
+quantum) and playback (one render quantum, plus the output device latency the page reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import struct
+import time
+
+CAPTURE_MS = 20.0 + 128 / 48000 * 1000  # one frame, plus the capture worklet's render quantum
+PLAYBACK_MS = 128 / 48000 * 1000  # the playback worklet starts on its next render quantum
+
+
+def _p(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+async def _run(frames: int) -> dict:
+    from channels.db import database_sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from clinical_rules import PatientContext
+    from triage import live, services
+    from triage.asgi import application
+    from triage.dashboard import actions
+    from triage.management.commands.ensure_demo_clinician import ensure_clinician_group
+
+    @database_sync_to_async
+    def setup():
+        user, _ = get_user_model().objects.get_or_create(username="bench_handoff")
+        user.groups.add(ensure_clinician_group())
+        session, _ = services.create_session(subject="self", age_band="", pregnant=None, consent=True)
+        client = Client()
+        client.force_login(user)
+        return user, session, f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    user, session, cookie = await setup()
+    sid = str(session.pk)
+    arrived: dict[bytes, float] = {}
+
+    async def patient_json(message):
+        pass
+
+    async def patient_bytes(data):
+        arrived[data[4:12]] = time.perf_counter()
+
+    call = live.LiveCall(sid, PatientContext(subject="self", age_band=None, pregnant=None))
+    call.start_recording()
+    call.attach(patient_json, patient_bytes)
+    live._calls[sid] = call
+    await database_sync_to_async(actions.take_over)(sid, user)
+    talk = WebsocketCommunicator(
+        application,
+        f"/ws/clinician/calls/{sid}/talk/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
+    )
+    assert (await talk.connect(timeout=10))[0]
+    ready = json.loads(await talk.receive_from(timeout=10))
+    assert ready["type"] == "talk_ready", ready
+    sent: dict[bytes, float] = {}
+    t0 = time.perf_counter()
+    for i in range(frames):
+        # Identity resampling (no voice models: the playback rate is 16 kHz), so the first
+        # samples of the frame arrive unchanged and identify it.
+        marker = struct.pack("<4h", i, 1, 2, 3)
+        sent[marker] = time.perf_counter()
+        await talk.send_to(bytes_data=marker + b"\x00\x00" * 316)
+        await asyncio.sleep(max(0.0, t0 + (i + 1) * 0.02 - time.perf_counter()))
+    await asyncio.sleep(0.5)
+    await talk.disconnect()
+    await call.end("bench_done")
+    hops = [(arrived[m] - t) * 1000 for m, t in sent.items() if m in arrived]
+    server_p95 = _p(hops, 0.95)
+    return {
+        "frames": frames,
+        "delivered": len(hops),
+        "server_ms": {
+            "p50": round(statistics.median(hops), 2),
+            "p95": round(server_p95, 2),
+            "max": round(max(hops), 2),
+        },
+        "browser_fixed_ms": round(CAPTURE_MS + PLAYBACK_MS, 1),
+        "one_way_estimate_p95_ms_before_output_device": round(server_p95 + CAPTURE_MS + PLAYBACK_MS, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=500)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+    import django
+
+    django.setup()
+    print(json.dumps(asyncio.run(_run(args.frames)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
