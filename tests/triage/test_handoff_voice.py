@@ -219,3 +219,29 @@ def test_resampler_joins_chunks_without_a_seam():
     n = min(len(whole), len(chunked))
     assert np.max(np.abs(whole[:n].astype(int) - chunked[:n].astype(int))) <= 1
     assert handoff.LinearResampler(16000, 16000)(tone[:320].tobytes()) == tone[:320].tobytes()
+
+
+def test_the_review_timeline_shows_the_hand_off_and_the_clinicians_words():
+    import datetime as dt
+
+    from triage import clinician_speech
+    from triage.dashboard import actions
+
+    nurse = make_clinician("nurse_rev")
+    session, _ = new_session()
+    actions.take_over(session.pk, nurse)
+    now = dt.datetime.now(dt.UTC)
+    clinician_speech.record_clinician_turn(
+        session.pk,
+        "Please call an ambulance now.",
+        "nurse_rev",
+        now,
+        now,
+        clinician_speech.new_key(session.pk),
+    )
+    handoff.hand_back(session.pk, nurse, "Back to the questions")
+    client = Client()
+    client.force_login(nurse)
+    page = client.get(f"/review/{session.pk}/").content.decode()
+    assert "Please call an ambulance now." in page and "tl-clinician" in page
+    assert "Handed back to the agent by nurse_rev" in page and "Back to the questions" in page

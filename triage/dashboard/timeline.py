@@ -159,6 +159,49 @@ def _item(event: AuditEvent) -> Item | None:
                 detail=p,
                 **base,
             )
+        case "clinician_turn":  # the clinician's words during a hand-off (triage/clinician_speech.py)
+            return Item(
+                kind="turn",
+                speaker="clinician",
+                title=f"Clinician ({p.get('by')})",
+                text=p.get("text", ""),
+                detail={"index": p.get("turn_index")},
+                **base,
+            )
+        case "clinician_handed_back":
+            return Item(
+                kind="clinician",
+                title=f"Handed back to the agent by {p.get('by')}",
+                text=p.get("note") or f"Agent said: “{p.get('spoken', '')}”",
+                detail=p,
+                **base,
+            )
+        case "clinician_closed_call":
+            return Item(
+                kind="clinician",
+                title=f"Call closed by {p.get('by')}: {p.get('disposition')}",
+                text=f"Note: {p.get('note', '')}",
+                detail=p,
+                **base,
+            )
+        case "clinician_connection_lost":
+            return Item(
+                kind="alert",
+                title=f"Clinician {p.get('by')} lost: the call went back to the agent",
+                text=f"Agent said: “{p.get('spoken', '')}”",
+                detail=p,
+                **base,
+            )
+        case "clinician_listen_started" | "clinician_voice_started":
+            what = "listening" if event.kind == "clinician_listen_started" else "talking"
+            return Item(kind="clinician", title=f"{p.get('by')} started {what}", detail=p, **base)
+        case "clinician_listen_ended" | "clinician_voice_ended":
+            what = "listening" if event.kind == "clinician_listen_ended" else "talking"
+            return Item(
+                kind="clinician", title=f"{p.get('by')} stopped {what}", text=f"{p.get('seconds')} s", **base
+            )
+        case "callback_number_set":
+            return Item(kind="system", title="Callback number given", text=str(p.get("number", "")), **base)
         case "urgency_overridden":
             return Item(
                 kind="clinician",
