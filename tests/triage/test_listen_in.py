@@ -163,3 +163,27 @@ async def test_a_call_that_is_not_live_here_is_refused_clearly():
     await refused_with(await listen_socket(str(ended.pk), user), 4404, "not_live")
     elsewhere, _ = await database_sync_to_async(new_session)()  # open, but no LiveCall in this process
     await refused_with(await listen_socket(str(elsewhere.pk), user), 4409, "other_node")
+
+
+async def test_losing_clinician_access_closes_the_listen_socket_at_once():
+    from django.contrib.auth.models import Group
+
+    from triage.management.commands.ensure_demo_clinician import CLINICIAN_GROUP
+
+    user = await database_sync_to_async(make_clinician)("nurse_gone")
+    session, _ = await database_sync_to_async(new_session)()
+    sid = str(session.pk)
+    call, _ = await live_call(sid)
+    communicator = await listen_socket(sid, user)
+    assert (await communicator.receive_json_from(timeout=10))["type"] == "listen_ready"
+    await database_sync_to_async(lambda: user.groups.remove(Group.objects.get(name=CLINICIAN_GROUP)))()
+    error = await communicator.receive_json_from(timeout=10)
+    assert error["type"] == "error" and error["code"] == "access_revoked"
+    assert error["reason"] == "permission_removed"
+    assert await communicator.receive_output(timeout=10) == {"type": "websocket.close", "code": 4401}
+    assert listen.count(sid) == 0, "nothing more is copied to a login that lost access"
+    await communicator.disconnect()
+    await call.end("test_done")
+    assert await database_sync_to_async(
+        AuditEvent.objects.filter(session_id=sid, kind="clinician_listen_ended").exists
+    )()

@@ -26,6 +26,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from triage import clinician_speech, handoff, listen, services
+from triage.dashboard import access
 from triage.dashboard.permissions import can_act, can_view
 from triage.live import LiveCall
 from triage.models import TriageSession
@@ -33,6 +34,7 @@ from triage.models import TriageSession
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+CLOSE_ACCESS_REVOKED = 4401  # as the dashboard socket: the login lost access while open
 CLOSE_NOT_LIVE = 4404
 CLOSE_OTHER_NODE = 4409
 
@@ -49,6 +51,40 @@ def _holder(session_id: str) -> str | None:
 
 class ListenConsumer(AsyncWebsocketConsumer):
     listener: listen.Listener | None = None
+    access_group: str | None = None
+
+    async def _follow_access(self, user) -> None:
+        """Join the user's access group (triage/dashboard/access.py): a logout, deactivation or
+        lost permission closes this socket with 4401, as it closes the dashboard's."""
+        self.user_pk = user.pk
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
+        try:
+            await self.channel_layer.group_add(access.user_group(user.pk), self.channel_name)
+            self.access_group = access.user_group(user.pk)
+        except Exception:  # Redis down: the next connect re-checks; this socket keeps its access
+            logger.warning("listen socket could not follow access changes", exc_info=True)
+
+    async def dashboard_access_changed(self, message: dict) -> None:
+        if self.listener is None:
+            return
+        if message.get("session_key") and message["session_key"] == self.session_key:
+            reason = access.SIGNED_OUT
+        else:
+            reason = await database_sync_to_async(access.access_lost)(self.session_key, self.user_pk)
+        if reason is None:
+            return
+        await self.send(
+            text_data=json.dumps(
+                {
+                    "type": "error",
+                    "code": "access_revoked",
+                    "reason": reason,
+                    "message": "Your access has ended.",
+                }
+            )
+        )
+        await self.close(code=CLOSE_ACCESS_REVOKED)
+        await self.disconnect(CLOSE_ACCESS_REVOKED)  # stop listening now, not when the browser answers
 
     async def connect(self):
         self.listener = None
@@ -72,6 +108,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
             return
         self.username = user.get_username()
         self.started = time.monotonic()
+        await self._follow_access(user)
         self.listener = listen.add(self.session_id)
         voice = call.voice
         agent_rate = int(voice.config.output_sample_rate) if voice is not None else 0
@@ -122,6 +159,11 @@ class ListenConsumer(AsyncWebsocketConsumer):
         if listener is None:
             return
         listen.remove(listener)
+        if self.access_group is not None:
+            try:
+                await self.channel_layer.group_discard(self.access_group, self.channel_name)
+            except Exception:  # the membership expires on its own
+                logger.debug("group_discard failed", exc_info=True)
         if self._sender is not None:
             self._sender.cancel()
         seconds = round(time.monotonic() - self.started, 1)
@@ -193,6 +235,7 @@ class TalkConsumer(ListenConsumer):
             self.transcriber = clinician_speech.ClinicianTranscriber(
                 lambda audio: recognizer.transcribe(audio).text, self._clinician_said
             )
+        await self._follow_access(user)
         self.listener = listen.add(self.session_id)
         await self.send(
             text_data=json.dumps(
