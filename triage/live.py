@@ -143,6 +143,8 @@ class LiveCall:
         self._wall0 = dt.datetime.now(dt.UTC)
         self.budgets: dict[str, float] = {}
         self.ended = False
+        # Once the rules escalated this call, a "rules did not fire" safety-net alert would be false.
+        self._escalation_seen = False
         # Clinician take-over (see take_over): who, the reply in flight, replies muted since.
         self.taken_over_by: str | None = None
         self._current_reply: int | None = None
@@ -280,9 +282,12 @@ class LiveCall:
                 listen.agent_audio(self.session_id, event.pcm, event.sample_rate)
             return
         metrics.observe(event)
-        if isinstance(event, ev.PartialTranscript | ev.FinalTranscript) and not self.ended:
+        if isinstance(event, ev.PartialTranscript | ev.FinalTranscript) and not (
+            self.ended or self._escalation_seen
+        ):
             self._spawn(self.safety_net.observe(event.text, final=isinstance(event, ev.FinalTranscript)))
         if isinstance(event, ev.EscalationRaised):
+            self._escalation_seen = True
             # Straight to the dashboards, ahead of the database write: the clinician should
             # see it while the patient is still talking.
             self._spawn(self._push_alert(event))

@@ -303,6 +303,10 @@ LOGGING = {
         },
         # faster-whisper logs segment text at DEBUG; keep third-party chatter off INFO.
         "faster_whisper": {"level": "WARNING"},
+        # Eager (embedded) Celery logs "Task ... succeeded" at INFO for every in-process beat run
+        # (the outbox sweep every 10 s): keep the console for what a person needs. A real worker
+        # keeps its task log.
+        "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
