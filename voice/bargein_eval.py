@@ -158,6 +158,17 @@ def simulate_burst(
     return outcome("ignored" if onset is None else "resume", None, None)
 
 
+def pipeline_recognizer(config: PipelineConfig | None = None, model_settings=None):
+    """The recognizer as ``VoiceRuntime`` builds it (window, threads and the clinical
+    vocabulary prompt of ``config``), so decodes here match the pipeline's."""
+    from voice.asr import WhisperRecognizer
+    from voice.provisioning import ModelSettings, asr_model_dir
+    from voice.runtime import _make_recognizer
+
+    settings = model_settings or ModelSettings.from_env()
+    return _make_recognizer(WhisperRecognizer, asr_model_dir(settings), config or PipelineConfig())
+
+
 @functools.cache
 def _speech(text: str) -> np.ndarray:
     return cough_16k() if text == "<cough>" else trim_silence(synthesize_16k(text))
@@ -174,9 +185,7 @@ def run(
 ) -> dict:
     """Judge every burst; print a table (``verbose``) and return the summary."""
     if transcribe is None:
-        from voice.asr import WhisperRecognizer
-
-        transcribe = WhisperRecognizer.from_settings().transcribe
+        transcribe = pipeline_recognizer(config).transcribe
     outcomes = [
         simulate_burst(_speech(t), transcribe, text=t, kind=kind, config=config, asr_latency_s=asr_latency_s)
         for kind, items in (("interruption", interruptions), ("backchannel", backchannels))

@@ -4,18 +4,19 @@ on how busy the machine is)."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
-from voice.bargein_eval import BACKCHANNELS, INTERRUPTIONS, _speech, simulate_burst
+from voice.bargein_eval import BACKCHANNELS, INTERRUPTIONS, _speech, pipeline_recognizer, simulate_burst
 
 pytestmark = pytest.mark.models
 
 
 @pytest.fixture(scope="module")
-def transcribe(tiny_recognizer):
-    return functools.partial(tiny_recognizer.transcribe)
+def transcribe():
+    """tiny.en built as the pipeline builds it (fitted window, clinical vocabulary prompt)."""
+    from voice.provisioning import ModelSettings
+
+    return pipeline_recognizer(model_settings=ModelSettings(asr_model="tiny.en")).transcribe
 
 
 @pytest.mark.parametrize("text", INTERRUPTIONS)
