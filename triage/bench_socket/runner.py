@@ -145,8 +145,9 @@ async def _measure(base: str, opts: Options, lines: dict[str, Any], username: st
         out["turns"] += got or []
 
     if opts.concurrent > 0:
-        if gate is not None:
-            out["concurrent_quiet"] = asdict(await asyncio.to_thread(gate))
+        batch_quiet = None if gate is None else await asyncio.to_thread(gate)
+        if batch_quiet is not None:
+            out["concurrent_quiet"] = asdict(batch_quiet)
 
         async def caller(j: int) -> list[scenarios.TurnResult]:
             await asyncio.sleep(j * STAGGER_S)
@@ -158,6 +159,9 @@ async def _measure(base: str, opts: Options, lines: dict[str, Any], username: st
             return got
 
         for got in await asyncio.gather(*(caller(j) for j in range(opts.concurrent))):
+            for turn in got:  # the callers load the machine themselves: the gate is the batch's
+                if batch_quiet is not None:
+                    turn.quiet, turn.busy = batch_quiet.quiet, batch_quiet.busy
             out["turns"] += got
 
     for i in range(opts.barge):
@@ -315,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int)
     ap.add_argument("--turns", type=int)
     ap.add_argument("--concurrent", type=int, help="callers at once (0: skip)")
+    ap.add_argument(
+        "--concurrent-calls", type=int, dest="concurrent_calls", help="calls per concurrent caller"
+    )
     ap.add_argument("--barge", type=int)
     ap.add_argument("--alerts", type=int)
     ap.add_argument("--max-busy", type=float)
