@@ -91,13 +91,6 @@ def test_the_facts_file_names_real_vignettes_and_concepts():
         f.check(vid, RS)
 
 
-# Calls that do not end with a level today, each with its owner. A call must never end without a
-# level (issue 11 part 3); this list may only shrink.
-KNOWN_NO_LEVEL = {
-    "C084": "after the pregnancy screen the interview asks 'please describe the problem' without end",
-}
-
-
 @pytest.fixture(scope="module")
 def whole_interviews():
     return evaluate_interviews()
@@ -106,8 +99,8 @@ def whole_interviews():
 def test_every_dev_vignette_as_a_whole_call_ends_with_a_level(whole_interviews):
     m, outcomes = whole_interviews
     assert m["n"] == len(load_vignettes(VIGNETTE_DIR / "dev.yaml"))
-    assert set(m["unfinished"]) <= set(KNOWN_NO_LEVEL)
-    assert set(m["no_level_at_end"]) <= set(KNOWN_NO_LEVEL)
+    assert m["unfinished"] == []
+    assert m["no_level_at_end"] == []
 
 
 def test_the_interview_never_loses_an_emergency_the_first_statement_caught(whole_interviews):
