@@ -147,8 +147,8 @@ class WhisperRecognizer:
         want_words = bool(word_timestamps)
         beam = 1 if partial else self.final_beam_size
         if not full_window:
-            # Not on speech over the agent (full_window=True): its confidence floor for telling
-            # "Wait." from a cough was calibrated on unprompted decodes.
+            # Not on full-window decodes of speech over the agent (barge_in_full_window): their
+            # confidence floor for telling "Wait." from a cough was calibrated unprompted.
             prompt = self._biased(prompt)
         fit = self.window == "fit" and not full_window
         if fit and audio.size / SAMPLE_RATE + self.fit_pad_s <= _WINDOW_S:
