@@ -79,7 +79,7 @@ class IntakePage:
 
     def open(self) -> None:
         self.page.goto(self.base_url + "/")
-        self.page.wait_for_function("window.triage !== undefined")
+        self.wait_for("window.triage !== undefined")
 
     def consent(self) -> None:
         self.page.get_by_label("I have read this and I agree").check()
@@ -97,7 +97,9 @@ class IntakePage:
         self.page.wait_for_selector("#step-call:not([hidden])", timeout=30_000)
 
     def wait_for(self, expression: str, timeout: float = 60_000):
-        return self.page.wait_for_function(expression, timeout=timeout, polling=50)
+        # As a function, not a bare expression: Playwright polls a bare string with eval, which
+        # the page's Content-Security-Policy (script-src 'self') rightly refuses.
+        return self.page.wait_for_function(f"() => ({expression})", timeout=timeout, polling=50)
 
     def triage(self) -> dict:
         return self.page.evaluate(

@@ -148,16 +148,20 @@ async def _converse(session, client, rec, lines) -> list[int]:
     replies = []
     for line in lines:
         rec.line = line
+        # The turn's answer is the next reply that played to its end: under load a speculative
+        # reply can start at a pause and be discarded (interrupted, never heard) before it.
         n = len(client.of(AgentReplyFinished))
         fut = asyncio.ensure_future(
-            client.wait_for(lambda e, n=n: len(client.of(AgentReplyFinished)) > n, 30)
+            client.wait_for(
+                lambda e, n=n: any(not f.interrupted for f in client.of(AgentReplyFinished)[n:]), 30
+            )
         )
         await stream_pcm(session, speech_pcm16k(line))
         i = 0
         while not fut.done():
             await stream_pcm(session, comfort_noise(100, seed=i), stop=fut.done)
             i += 1
-        finished = client.of(AgentReplyFinished)[-1]
+        finished = next(f for f in client.of(AgentReplyFinished)[n:] if not f.interrupted)
         replies.append(finished.reply_id)
         if session.state == "escalated":
             break
