@@ -125,6 +125,8 @@ def _rate(part: Sequence, whole: Sequence) -> float:
 
 
 def report(name: str, m: dict[str, Any], *, verbose: bool = False, outcomes: Sequence[Outcome] = ()) -> str:
+    if m["n"] == 0:  # an empty set between blind rounds: rates of nothing would read as 100%
+        return f"== {name}: 0 vignettes (empty: nothing to score yet)"
     lines = [
         f"== {name}: {m['n']} vignettes ({m['n_emergency']} emergencies, {m['n_selfcare']} self-care)",
         f"  emergency recall (none triaged down) : {m['emergency_recall']:.1%}",
@@ -164,7 +166,7 @@ def evaluate_sets(
         outcomes = run(load_vignettes(path), rs)
         everything.extend(outcomes)
         out[name] = {"metrics": metrics(outcomes), "outcomes": outcomes}
-    if len([n for n in names if n in out]) > 1:
+    if len([n for n in names if n in out and out[n]["metrics"]["n"]]) > 1:
         out["all"] = {"metrics": metrics(everything), "outcomes": everything}
     return out
 

@@ -1,9 +1,10 @@
 """The vignette suite and the bars from the issue.
 
-dev.yaml: written with the rules (including earlier held-out rounds folded in after use).
-heldout.yaml: written after the rule set was frozen; never used to change rules. The bars are
-asserted on dev; the held-out set is held to the numbers measured when it was written (see
-docs/clinical-rules.md) so a regression there fails too.
+dev.yaml: written with the rules (including held-out rounds 1-12 folded in after use).
+heldout.yaml: written after the rule set was frozen; never used to change rules. It is empty
+between rounds (2026.12.2: round 12 was scored once and folded into dev, round 13 is not written
+yet). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
+scored (docs/clinical-rules.md, "Evaluation") so a regression there fails too.
 """
 
 import pytest
@@ -33,21 +34,29 @@ def test_suite_size_and_spread():
 
 def test_dev_bars(dev):
     assert dev["emergency_recall"] == 1.0, dev["misses"]  # no emergency ever triaged down
-    assert dev["selfcare_over_triage_rate"] <= 0.25, dev["misses"]
-    assert dev["level_accuracy"] >= 0.95, dev["misses"]
+    # no worse than 2026.12.1 on its own dev set (96.3% / 8.5%); 2026.12.2 with rounds 11 and 12
+    # folded in: 96.6% / 6.9%
+    assert dev["selfcare_over_triage_rate"] <= 0.085, dev["misses"]
+    assert dev["level_accuracy"] >= 0.963, dev["misses"]
 
 
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
-        pytest.skip("heldout.yaml is empty: a new blind round is written after the next freeze")
-    # Round 11 (written blind against rule files 0f94e7f3..., 40 vignettes) scored at the freeze:
-    # emergency recall 100% (22/22), accuracy 87.5%, self-care over-triage 33.3% (2 of 6 sent to
-    # the GP). Held to those figures so a regression fails (docs/clinical-rules.md, "Evaluation").
-    assert heldout["n"] >= 40
-    assert heldout["emergency_recall"] == 1.0, heldout["misses"]  # no emergency triaged down
-    assert heldout["emergency_detected"] == 1.0, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.875, heldout["misses"]
-    assert heldout["selfcare_over_triage_rate"] <= 0.34, heldout["misses"]
+        pytest.skip("heldout.yaml is empty: blind round 13 is written after the next freeze")
+    # Rounds 11 and 12 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). Round 13's figures at scoring are asserted here once it is written.
+    assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
+
+
+def test_empty_heldout_reports_nothing_scored(tmp_path):
+    from clinical_rules.evaluate import evaluate_sets, report
+
+    (tmp_path / "heldout.yaml").write_text("vignettes: []\n", encoding="utf-8")
+    r = evaluate_sets(("heldout",), tmp_path)
+    assert r["heldout"]["metrics"]["n"] == 0 and "all" not in r
+    assert "empty" in report("heldout", r["heldout"]["metrics"]) and "100.0%" not in report(
+        "heldout", r["heldout"]["metrics"]
+    )
 
 
 def test_metrics_definitions():
