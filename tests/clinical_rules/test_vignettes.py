@@ -1,9 +1,8 @@
 """The vignette suite and the bars from the issue.
 
 dev.yaml: written with the rules (including held-out rounds 1-12 folded in after use).
-heldout.yaml: written after the rule set was frozen; never used to change rules. It is empty
-between rounds (2026.12.2: round 12 was scored once and folded into dev, round 13 is not written
-yet). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
+heldout.yaml: written after the rule set was frozen; never used to change rules (round 13,
+blind at 2026.12.2; it is empty between rounds). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
 scored (docs/clinical-rules.md, "Evaluation") so a regression there fails too.
 """
 
@@ -42,10 +41,16 @@ def test_dev_bars(dev):
 
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
-        pytest.skip("heldout.yaml is empty: blind round 13 is written after the next freeze")
+        pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
     # Rounds 11 and 12 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). Round 13's figures at scoring are asserted here once it is written.
+    # docs/clinical-rules.md). Round 13 (blind at 2026.12.2) is held to what it scored once:
+    # a rule change that loses any of it fails here. These are below the issue's goals
+    # (recall >= 95%, accuracy >= 80%, self-care over-triage <= 20%): see the docs.
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
+    assert heldout["emergency_recall"] >= 0.818, heldout["misses"]
+    assert heldout["emergency_detected"] >= 0.863, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.687, heldout["misses"]
+    assert heldout["selfcare_over_triage_rate"] <= 0.30, heldout["misses"]
 
 
 def test_empty_heldout_reports_nothing_scored(tmp_path):
