@@ -103,6 +103,63 @@ AT_LEAST = [
         {},
         2,
     ),
+    (
+        "gi_bleed",
+        "I'm on clopidogrel and for the last day my bowel movements have been jet black and smell awful",
+        {},
+        2,
+    ),
+    (
+        "gi_bleed",
+        "I'm 55, I take ibuprofen every day for my back and I've been passing black tarry stuff since last night",
+        {},
+        2,
+    ),
+    ("gi_bleed", "my stools have gone black and tarry since this morning and I'm on warfarin", {}, 2),
+    (
+        "gi_bleed",
+        "I've been sick twice and it looked like coffee grounds, I'm on aspirin and naproxen",
+        {},
+        2,
+    ),
+    (
+        "gi_bleed_shock",
+        "my dad's poo is black and sticky and he nearly passed out getting up from the toilet",
+        OTHER,
+        1,
+    ),
+    (
+        "gi_bleed_shock",
+        "my husband vomited what looks like coffee grounds and now he's collapsed and really pale",
+        OTHER,
+        1,
+    ),
+    ("gi_bleed_shock", "I've had black sticky poo for two days and I feel dizzy when I stand", {}, 1),
+    # e. carbon monoxide with a drowsy, unrousable or confused person -> 1
+    (
+        "co_drowsy",
+        "we've had the log burner going all evening with the windows shut and we've all got headaches, my son is really sleepy and floppy",
+        CHILD,
+        1,
+    ),
+    (
+        "co_drowsy",
+        "the generator is running in the garage and my brother feels sick and is really drowsy",
+        OTHER,
+        1,
+    ),
+    (
+        "co_drowsy",
+        "the boiler's been making a funny noise and we've all got headaches, and my husband is confused and very sleepy",
+        OTHER,
+        1,
+    ),
+    (
+        "co_drowsy",
+        "since the gas heater went on we've all felt sick and my grandma's slumped in her chair, I can't get much out of her",
+        OTHER,
+        1,
+    ),
 ]
 
 
@@ -153,6 +210,103 @@ EXACT = [
         5,
     ),
     ("indigestion", "I'm 60, indigestion feeling after a curry last night, gaviscon sorted it", {}, 5),
+    # e. carbon monoxide with headaches only stays urgent, not an ambulance
+    (
+        "co_headache_only",
+        "we've all had headaches since the new gas heater went in, they go when we leave the flat",
+        {},
+        2,
+    ),
+    ("co_headache_only", "our CO alarm keeps beeping and I've got a headache", {}, 2),
+    (
+        "co_headache_only",
+        "since we lit the wood burner me and my wife both have headaches and feel a bit sick",
+        {},
+        2,
+    ),
+    # f. change in bowel habit for 3 weeks or more without red flags: GP (NICE NG12)
+    (
+        "bowel_change",
+        "my dad's 72 and he says his bowel habit has been different for about six weeks, more constipated than usual, no bleeding",
+        OTHER,
+        4,
+    ),
+    (
+        "bowel_change",
+        "I'm 61, for the past three weeks my poo has been runnier than normal and I'm going three times a day, otherwise I feel fine",
+        {},
+        4,
+    ),
+    (
+        "bowel_change",
+        "I'm 64 and I've noticed a change in my bowel habit for two months, looser, no blood, no pain",
+        {},
+        4,
+    ),
+    # f. a missed dose of a usual medicine, feeling well: pharmacist advice
+    (
+        "missed_dose",
+        "I forgot to take my metformin this morning, should I take it now or skip it, I feel fine",
+        {},
+        5,
+    ),
+    (
+        "missed_dose",
+        "I missed my blood pressure tablet yesterday, do I take two today? I feel absolutely fine",
+        {},
+        5,
+    ),
+    ("missed_dose", "silly question, I forgot my statin last night, what should I do, I'm well", {}, 5),
+    # f. a child over one, minor bump, cried at once, back to normal: self-care (NICE NG232)
+    (
+        "minor_bump",
+        "my two year old bumped her head on the table edge an hour ago, she cried straight away, there's a little lump, she's playing happily, not sick, not sleepy",
+        CHILD,
+        5,
+    ),
+    (
+        "minor_bump",
+        "my son is 3 years old, he banged his head on the door frame, small bump, cried right away and he's back to normal, no vomiting",
+        CHILD,
+        5,
+    ),
+    (
+        "minor_bump",
+        "my daughter is 4 years old and she knocked her head on the slide, she cried immediately, little lump, she's running around again, not drowsy",
+        CHILD,
+        5,
+    ),
+    # f. ... but the infant, blood thinner, mechanism, knocked-out and vomiting modifiers still escalate
+    (
+        "bump_escalates",
+        "my baby is 5 months and bumped her head on the cot, there's a small lump, she cried straight away and is feeding fine",
+        CHILD,
+        3,
+    ),
+    (
+        "bump_escalates",
+        "my son is 2 years old and on warfarin for his heart, he bumped his head, small lump, cried at once, playing normally",
+        CHILD,
+        2,
+    ),
+    (
+        "bump_escalates",
+        "my 3 year old fell down the stairs and banged his head, cried straight away, he's playing normally",
+        CHILD,
+        2,
+    ),
+    (
+        "bump_escalates",
+        "my 3 year old bumped his head, cried straight away, playing now, but he's been sick twice",
+        CHILD,
+        2,
+    ),
+    (
+        "bump_escalates",
+        "my 4 year old hit her head and was knocked out for a few seconds, she cried straight away after and is playing now",
+        CHILD,
+        2,
+    ),
 ]
 
 
