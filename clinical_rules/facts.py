@@ -224,6 +224,42 @@ _AGE_SUBJECTS = frozenset(
     "grandmother grandfather son daughter brother sister aunt uncle neighbour neighbor friend who patient".split()
 )
 
+_CHILD_SUBJECTS = frozenset(
+    "son daughter boy girl kid child toddler grandson granddaughter nephew niece".split()
+)
+_CHILD_POSSESSIVES = frozenset(
+    "sons daughters boys girls kids childs toddlers grandsons granddaughters nephews nieces".split()
+)
+# what may follow a bare child's age ("my son is 3 and ...", "my daughter's two, she ..."); a noun
+# after the number ("my son is 3 days late", "my daughter's two friends") is not an age
+_CHILD_AGE_FOLLOW = frozenset(
+    [
+        "",
+        "and",
+        "now",
+        "he",
+        "she",
+        "hes",
+        "shes",
+        "but",
+        "so",
+        "who",
+        "just",
+        "today",
+        "this",
+        "has",
+        "had",
+        "was",
+        "is",
+        "it",
+        "its",
+        "theres",
+        "they",
+        "years",
+        "year",
+    ]
+)
+
 
 def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
     """Ages in months: "6 weeks old", "my 3 month old", "I'm 72", "aged 70"; in an answer also "72"."""
@@ -274,6 +310,23 @@ def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
             and 18 <= num.value <= 120
             and unit not in _NOT_AGE_UNITS
             and (prev in ("im", "hes", "shes") or (prev == "is" and before in _AGE_SUBJECTS))
+        ):
+            out.append(Value(num.value * 12.0, num.start, num.end))
+            continue
+        # "my son is 3, ...", "my little boy's three he ...": a child's age in years, said bare
+        if (
+            not answer
+            and 1 <= num.value <= 17
+            and unit in _CHILD_AGE_FOLLOW
+            and (
+                (prev == "is" and before in _CHILD_SUBJECTS)
+                or prev in _CHILD_POSSESSIVES
+                # the normaliser drops "'s": "my daughter's two" arrives as "my daughter two"
+                or (
+                    prev in _CHILD_SUBJECTS
+                    and before in ("my", "little", "our", "youngest", "eldest", "oldest")
+                )
+            )
         ):
             out.append(Value(num.value * 12.0, num.start, num.end))
             continue

@@ -18,6 +18,23 @@ def _level(rs, text, ctx):
     return (int(a.level) if a.level is not None else None), a
 
 
+@pytest.mark.parametrize(
+    ("text", "months"),
+    [
+        ("my son is 3, he banged his head", 36),
+        ("my daughter's two, she bumped her head", 24),
+        ("hi my little boys three he bumped his head", 36),
+        ("my daughter is four and she knocked her head", 48),
+        ("my son is 3 days late with his jabs", None),
+        ("my daughter's two friends are ill", None),
+    ],
+)
+def test_a_childs_bare_age_is_read(rs, text, months):
+    """ "my son is 3" had no age, so the under-1 and age-band rules could not apply."""
+    a = assess([text], context=PatientContext(**CHILD), ruleset=rs)
+    assert a.facts.get("age_months") == months
+
+
 # ---------------------------------------------------------------- safety: at least this urgent
 AT_LEAST = [
     # a. a real red flag after a list of denials still counts (the denials do not reach it)
@@ -306,6 +323,88 @@ EXACT = [
         "my 4 year old hit her head and was knocked out for a few seconds, she cried straight away after and is playing now",
         CHILD,
         2,
+    ),
+    # dev-bar fixes found while folding round 13 in: an adult's small bump, feeling fine -> self-care (NHS)
+    (
+        "adult_minor_bump",
+        "I banged my head on the kitchen cupboard, just a little bump, wasn't knocked out, not sick, I feel fine",
+        {},
+        5,
+    ),
+    (
+        "adult_minor_bump",
+        "I hit my head on the low beam in the loft, it's a small lump, no headache, I wasn't knocked out",
+        {},
+        5,
+    ),
+    (
+        "adult_minor_bump",
+        "I whacked my head on the open window, only a small bump, wasn't knocked out, not sick",
+        {},
+        5,
+    ),
+    (
+        "adult_bump_escalates",
+        "I bumped my head on the car door, small bump, and now I've been sick twice",
+        {},
+        2,
+    ),
+    (
+        "adult_bump_escalates",
+        "I'm on apixaban and I bumped my head on the cupboard, just a small bump",
+        {},
+        2,
+    ),
+    (
+        "adult_bump_escalates",
+        "I'm 82 and I bumped my head on the door, just a small bump, I feel fine",
+        {},
+        2,
+    ),
+    # a bit tired with a cold is part of the cold; weeks of exhaustion stay a GP matter
+    ("tired_cold", "I'm just a bit tired and I've got a runny nose and a sore throat, no temperature", {}, 5),
+    ("tired_cold", "a bit run down with this cold, coughing a bit, no fever, breathing fine", {}, 5),
+    ("tired_cold", "I've got a cold and I'm a little tired, no temperature", {}, 5),
+    ("tired_weeks", "I'm exhausted all the time for two months and I've got a cold", {}, 4),
+    ("tired_weeks", "I've been completely exhausted for six weeks, no cold or anything", {}, 4),
+    ("tired_weeks", "I'm worn out every day for the last two months and I don't know why", {}, 4),
+    # mastitis in lay words with a temperature -> same day (NHS mastitis)
+    (
+        "mastitis",
+        "I'm breastfeeding and there's a sore red area on my right breast, I've got a temperature of 38.2 and feel shivery",
+        {},
+        3,
+    ),
+    (
+        "mastitis",
+        "I'm breastfeeding, I've got a red hot patch on my left breast and feel achy and feverish",
+        {},
+        3,
+    ),
+    (
+        "mastitis",
+        "still breastfeeding and a hard swollen bit on my boob is really sore, temperature 38.5 and aching all over",
+        {},
+        3,
+    ),
+    # a chest infection with only mild breathlessness on the stairs -> same day, not ED
+    (
+        "mild_breathless_infection",
+        "I'm 50, coughing up yellow phlegm for five days, temperature 38, I get a bit out of breath going up the stairs",
+        {},
+        3,
+    ),
+    (
+        "mild_breathless_infection",
+        "I'm 40 and I've had a chesty cough with green phlegm for six days and a fever of 38.2, a bit puffed out on the stairs",
+        {},
+        3,
+    ),
+    (
+        "mild_breathless_infection",
+        "chest infection for a week, temperature 38.4 and a little short of breath climbing the stairs",
+        {},
+        3,
     ),
 ]
 

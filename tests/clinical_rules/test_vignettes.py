@@ -1,8 +1,8 @@
 """The vignette suite and the bars from the issue.
 
-dev.yaml: written with the rules (including held-out rounds 1-12 folded in after use).
-heldout.yaml: written after the rule set was frozen; never used to change rules (round 13,
-blind at 2026.12.2; it is empty between rounds). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
+dev.yaml: written with the rules (including held-out rounds 1-13 folded in after use).
+heldout.yaml: written after the rule set was frozen; never used to change rules (empty between
+rounds; round 14 is written blind against 2026.12.3). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
 scored (docs/clinical-rules.md, "Evaluation") so a regression there fails too.
 """
 
@@ -34,7 +34,7 @@ def test_suite_size_and_spread():
 def test_dev_bars(dev):
     assert dev["emergency_recall"] == 1.0, dev["misses"]  # no emergency ever triaged down
     # no worse than 2026.12.1 on its own dev set (96.3% / 8.5%); 2026.12.2 with rounds 11 and 12
-    # folded in: 96.6% / 6.9%
+    # folded in: 96.6% / 6.9%; 2026.12.3 with round 13 folded in (757): 96.3% / 5.8%
     assert dev["selfcare_over_triage_rate"] <= 0.085, dev["misses"]
     assert dev["level_accuracy"] >= 0.963, dev["misses"]
 
@@ -42,10 +42,10 @@ def test_dev_bars(dev):
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
-    # Rounds 11 and 12 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). Round 13 (blind at 2026.12.2) is held to what it scored once:
-    # a rule change that loses any of it fails here. These are below the issue's goals
-    # (recall >= 95%, accuracy >= 80%, self-care over-triage <= 20%): see the docs.
+    # Rounds 11-13 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). A blind round written here is held to what it scored once (round
+    # 13 held 81.8% / 86.4% / 68.8% / 30.0%): set these to the new round's figures when it is
+    # scored, so a rule change that loses any of it fails.
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
     assert heldout["emergency_recall"] >= 0.818, heldout["misses"]
     assert heldout["emergency_detected"] >= 0.863, heldout["misses"]
