@@ -43,13 +43,13 @@ def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
     # Rounds 11-13 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). A blind round written here is held to what it scored once (round
-    # 13 held 81.8% / 86.4% / 68.8% / 30.0%): set these to the new round's figures when it is
-    # scored, so a rule change that loses any of it fails.
+    # docs/clinical-rules.md). Round 14 (blind at 2026.12.3) is held to what it scored once, so a
+    # rule change that loses any of it fails. These are BELOW the issue's goals (recall >= 95%,
+    # accuracy >= 80%, self-care over-triage <= 20%): the honest generalisation figure.
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
-    assert heldout["emergency_recall"] >= 0.818, heldout["misses"]
-    assert heldout["emergency_detected"] >= 0.863, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.687, heldout["misses"]
+    assert heldout["emergency_recall"] >= 0.772, heldout["misses"]
+    assert heldout["emergency_detected"] >= 0.818, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.604, heldout["misses"]
     assert heldout["selfcare_over_triage_rate"] <= 0.30, heldout["misses"]
 
 
