@@ -369,7 +369,10 @@ class LiveCall:
             case ev.FinalTranscript():
                 if event.text.strip():  # no words (noise, or judged not speech): not a turn
                     services.record_patient_turn(
-                        sid, self._stored_ids(event), self.wall(event.speech_start), self.wall(event.speech_end)
+                        sid,
+                        self._stored_ids(event),
+                        self.wall(event.speech_start),
+                        self.wall(event.speech_end),
                     )
             case ev.AssessmentUpdated():
                 services.record_assessment(sid, event)
