@@ -49,24 +49,40 @@ def _status_after_hand_back(session: TriageSession) -> str:
     return TriageSession.Status.ESCALATED if level is not None and level <= 2 else TriageSession.Status.ACTIVE
 
 
+def _locked(session_id) -> TriageSession | None:
+    """The session row, locked for this transaction, with its holder; None if there is none."""
+    return (
+        TriageSession.objects.select_for_update(of=("self",))
+        .select_related("taken_over_by")
+        .filter(pk=session_id)
+        .first()
+    )
+
+
+def _locked_held_by(session_id, user) -> TriageSession:
+    """The locked session, refused unless it exists, is open and ``user`` holds it."""
+    session = _locked(session_id)
+    if session is None:
+        raise ActionRefused("No such session.", status=404)
+    _held_by(session, user)
+    return session
+
+
+def _return_to_agent(session: TriageSession) -> None:
+    """The clinician no longer holds the call: the agent has it again."""
+    session.status = _status_after_hand_back(session)
+    session.taken_over_by = None
+    session.save(update_fields=["status", "taken_over_by", "updated_at"])
+
+
 def hand_back(session_id, user, note: str = "") -> TriageSession:
     """The clinician returns the call to the agent: the interview resumes from the facts as they
     stand (the rules kept listening throughout)."""
     with transaction.atomic():
-        session = (
-            TriageSession.objects.select_for_update(of=("self",))
-            .select_related("taken_over_by")
-            .filter(pk=session_id)
-            .first()
-        )
-        if session is None:
-            raise ActionRefused("No such session.", status=404)
-        _held_by(session, user)
+        session = _locked_held_by(session_id, user)
         now = timezone.now()
         held_s = round((now - session.taken_over_at).total_seconds(), 1) if session.taken_over_at else None
-        session.status = _status_after_hand_back(session)
-        session.taken_over_by = None
-        session.save(update_fields=["status", "taken_over_by", "updated_at"])
+        _return_to_agent(session)
         ClinicianAction.objects.create(
             session=session, clinician=user, kind=ClinicianAction.Kind.HAND_BACK, reason=note, at=now
         )
@@ -95,15 +111,7 @@ def close_call(session_id, user, disposition: str, note: str) -> TriageSession:
     if not note:
         raise ActionRefused("A note is required to close a call.", status=400)
     with transaction.atomic():
-        session = (
-            TriageSession.objects.select_for_update(of=("self",))
-            .select_related("taken_over_by")
-            .filter(pk=session_id)
-            .first()
-        )
-        if session is None:
-            raise ActionRefused("No such session.", status=404)
-        _held_by(session, user)
+        session = _locked_held_by(session_id, user)
         now = timezone.now()
         previous = session.disposition
         session.disposition = disposition
@@ -143,19 +151,12 @@ def clinician_lost(session_id, username: str, seconds: float) -> bool:
     agent (the live call says CLINICIAN_LOST_TEXT first). Returns False if they no longer held
     it (they had handed back or closed: not a drop)."""
     with transaction.atomic():
-        session = (
-            TriageSession.objects.select_for_update(of=("self",))
-            .select_related("taken_over_by")
-            .filter(pk=session_id)
-            .first()
-        )
+        session = _locked(session_id)
         if session is None or not session.is_open or not session.taken_over_by_id:
             return False
         if session.taken_over_by.get_username() != username:
             return False
-        session.status = _status_after_hand_back(session)
-        session.taken_over_by = None
-        session.save(update_fields=["status", "taken_over_by", "updated_at"])
+        _return_to_agent(session)
         append_event(
             session.pk,
             "clinician_connection_lost",
