@@ -42,6 +42,16 @@ def _action_response(request: HttpRequest, ok: bool, message: str, status: int, 
     return _back(request, reverse("dashboard"))
 
 
+def _session_action(request: HttpRequest, session_id, act, done: str):
+    """Run a clinician action on one session: its refusal as the error response, else ``done``
+    with the session's fresh row."""
+    try:
+        act()
+    except actions.ActionRefused as exc:
+        return _action_response(request, False, exc.message, exc.status)
+    return _action_response(request, True, done, 200, {"session": rows.fetch_row(session_id)})
+
+
 # --- live dashboard -------------------------------------------------------------------------
 
 
@@ -92,45 +102,36 @@ def acknowledge(request: HttpRequest, alert_id: int):
 @require_POST
 @clinician_required(act=True, api=True)
 def take_over(request: HttpRequest, session_id):
-    try:
-        actions.take_over(session_id, request.user)
-    except actions.ActionRefused as exc:
-        return _action_response(request, False, exc.message, exc.status)
-    return _action_response(
+    return _session_action(
         request,
-        True,
+        session_id,
+        lambda: actions.take_over(session_id, request.user),
         "You have taken over the call; the agent is telling the patient you are joining.",
-        200,
-        {"session": rows.fetch_row(session_id)},
     )
 
 
 @require_POST
 @clinician_required(act=True, api=True)
 def hand_back(request: HttpRequest, session_id):
-    try:
-        handoff.hand_back(session_id, request.user, request.POST.get("note", "")[:1000])
-    except actions.ActionRefused as exc:
-        return _action_response(request, False, exc.message, exc.status)
-    return _action_response(
+    return _session_action(
         request,
-        True,
+        session_id,
+        lambda: handoff.hand_back(session_id, request.user, request.POST.get("note", "")[:1000]),
         "Handed back: the agent continues the interview.",
-        200,
-        {"session": rows.fetch_row(session_id)},
     )
 
 
 @require_POST
 @clinician_required(act=True, api=True)
 def close_call(request: HttpRequest, session_id):
-    try:
-        handoff.close_call(
+    return _session_action(
+        request,
+        session_id,
+        lambda: handoff.close_call(
             session_id, request.user, request.POST.get("disposition", ""), request.POST.get("note", "")[:2000]
-        )
-    except actions.ActionRefused as exc:
-        return _action_response(request, False, exc.message, exc.status)
-    return _action_response(request, True, "Call closed.", 200, {"session": rows.fetch_row(session_id)})
+        ),
+        "Call closed.",
+    )
 
 
 @require_POST
@@ -141,14 +142,13 @@ def override_urgency(request: HttpRequest, session_id):
         return _action_response(
             request, False, "A level and a reason are required.", 400, {"errors": form.errors}
         )
-    try:
-        actions.override_urgency(
+    return _session_action(
+        request,
+        session_id,
+        lambda: actions.override_urgency(
             session_id, request.user, form.cleaned_data["level"], form.cleaned_data["reason"]
-        )
-    except actions.ActionRefused as exc:
-        return _action_response(request, False, exc.message, exc.status)
-    return _action_response(
-        request, True, "Urgency overridden.", 200, {"session": rows.fetch_row(session_id)}
+        ),
+        "Urgency overridden.",
     )
 
 
