@@ -87,43 +87,63 @@ class ListenConsumer(AsyncWebsocketConsumer):
         await self.disconnect(CLOSE_ACCESS_REVOKED)  # stop listening now, not when the browser answers
 
     async def connect(self):
+        user = await self._admit(can_view, "Clinician login required.")
+        if user is None:
+            return
+        call = await self._live_call()
+        if call is None:
+            return
+        self.username = user.get_username()
+        self.started = time.monotonic()
+        voice = call.voice
+        agent_rate = int(voice.config.output_sample_rate) if voice is not None else 0
+        await self._start(
+            user,
+            {
+                "type": "listen_ready",
+                "session_id": self.session_id,
+                "patient_rate": listen.PATIENT_RATE,
+                "agent_rate": agent_rate,
+            },
+            "clinician_listen_started",
+        )
+
+    async def _admit(self, permission, forbidden: str):
+        """Accept the socket, then refuse it (and return None) unless the login has
+        ``permission`` and the call is open; else return the user."""
         self.listener = None
         self._sender: asyncio.Task | None = None
         self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
         user = self.scope.get("user")
-        allowed = await database_sync_to_async(can_view)(user)
+        allowed = await database_sync_to_async(permission)(user)
         # Accept first so the page can read why it is refused (a 44xx close, not a bare 403).
         await self.accept()
         if not allowed:
-            await self._refuse(CLOSE_FORBIDDEN, "forbidden", "Clinician login required.")
-            return
+            await self._refuse(CLOSE_FORBIDDEN, "forbidden", forbidden)
+            return None
         if not await database_sync_to_async(_open_session)(self.session_id):
             await self._refuse(CLOSE_NOT_LIVE, "not_live", "This call is not live.")
-            return
+            return None
+        return user
+
+    async def _live_call(self) -> LiveCall | None:
+        """The call held by this process, or None after refusing the socket with 4409."""
         call = LiveCall.get(self.session_id)
         if call is None or call.ended:
             await self._refuse(
                 CLOSE_OTHER_NODE, "other_node", "This call is held by another server: open it there."
             )
-            return
-        self.username = user.get_username()
-        self.started = time.monotonic()
+            return None
+        return call
+
+    async def _start(self, user, ready: dict, audit_kind: str) -> None:
+        """Follow the login's access, tap the call, tell the page ``ready``, audit the start and
+        start forwarding."""
         await self._follow_access(user)
         self.listener = listen.add(self.session_id)
-        voice = call.voice
-        agent_rate = int(voice.config.output_sample_rate) if voice is not None else 0
-        await self.send(
-            text_data=json.dumps(
-                {
-                    "type": "listen_ready",
-                    "session_id": self.session_id,
-                    "patient_rate": listen.PATIENT_RATE,
-                    "agent_rate": agent_rate,
-                }
-            )
-        )
+        await self.send(text_data=json.dumps(ready))
         await database_sync_to_async(services.record_audit)(
-            self.session_id, "clinician_listen_started", {"by": self.username}, actor=self._actor()
+            self.session_id, audit_kind, {"by": self.username}, actor=self._actor()
         )
         self._sender = asyncio.create_task(self._send_loop(self.listener))
 
@@ -193,28 +213,16 @@ class TalkConsumer(ListenConsumer):
     reply_id: int | None = None
 
     async def connect(self):
-        self.listener = None
-        self._sender = None
-        self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
-        user = self.scope.get("user")
-        allowed = await database_sync_to_async(can_act)(user)
-        await self.accept()
-        if not allowed:
-            await self._refuse(CLOSE_FORBIDDEN, "forbidden", "A clinician login that may act is required.")
-            return
-        if not await database_sync_to_async(_open_session)(self.session_id):
-            await self._refuse(CLOSE_NOT_LIVE, "not_live", "This call is not live.")
+        user = await self._admit(can_act, "A clinician login that may act is required.")
+        if user is None:
             return
         holder = await database_sync_to_async(_holder)(self.session_id)
         if holder != user.get_username():
             message = f"{holder} has this call." if holder else "Take over the call first."
             await self._refuse(CLOSE_OTHER_NODE, "held_by" if holder else "not_taken_over", message)
             return
-        call = LiveCall.get(self.session_id)
-        if call is None or call.ended:
-            await self._refuse(
-                CLOSE_OTHER_NODE, "other_node", "This call is held by another server: open it there."
-            )
+        call = await self._live_call()
+        if call is None:
             return
         deadline = time.monotonic() + TAKE_OVER_WAIT_S
         while call.taken_over_by is None and time.monotonic() < deadline:
@@ -235,24 +243,18 @@ class TalkConsumer(ListenConsumer):
             self.transcriber = clinician_speech.ClinicianTranscriber(
                 lambda audio: recognizer.transcribe(audio).text, self._clinician_said
             )
-        await self._follow_access(user)
-        self.listener = listen.add(self.session_id)
-        await self.send(
-            text_data=json.dumps(
-                {
-                    "type": "talk_ready",
-                    "session_id": self.session_id,
-                    "patient_rate": listen.PATIENT_RATE,
-                    "agent_rate": agent_rate,
-                    "capture_rate": clinician_speech.RATE,
-                    "transcribed": self.transcriber is not None,
-                }
-            )
+        await self._start(
+            user,
+            {
+                "type": "talk_ready",
+                "session_id": self.session_id,
+                "patient_rate": listen.PATIENT_RATE,
+                "agent_rate": agent_rate,
+                "capture_rate": clinician_speech.RATE,
+                "transcribed": self.transcriber is not None,
+            },
+            "clinician_voice_started",
         )
-        await database_sync_to_async(services.record_audit)(
-            self.session_id, "clinician_voice_started", {"by": self.username}, actor=self._actor()
-        )
-        self._sender = asyncio.create_task(self._send_loop(self.listener))
 
     async def _clinician_said(self, text: str, started, ended) -> None:
         await database_sync_to_async(clinician_speech.record_clinician_turn)(
