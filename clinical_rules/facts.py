@@ -354,26 +354,42 @@ def age_band(months: float) -> str:
     return "65_plus"
 
 
-_TEMP_CUES = ("temperature", "fever", "thermometer", "temp", "degrees", "reading", "celsius", "fahrenheit")
+# 2026.12.4: a reading is said many ways ("she felt warm so I checked and it's 38.2", "he's hot,
+# thirty eight and a half"), so warmth and checking words count as cues, a few words either side.
+_TEMP_CUES = frozenset(("temperature", "temperatures", "fever", "feverish", "thermometer", "temp", "temps",
+                        "degrees", "degree", "reading", "celsius", "fahrenheit", "warm", "hot", "burning",
+                        "boiling", "checked", "check", "checking", "measured", "took", "febrile", "clammy"))  # fmt: skip
+# A number followed by one of these is a quantity, not a reading ("38 weeks pregnant", "36 hours").
+_NOT_TEMP_UNITS = frozenset(("weeks", "week", "wks", "days", "day", "hours", "hour", "hrs", "minutes", "mins",
+                             "years", "year", "yrs", "months", "month", "old", "mg", "milligrams", "ml", "kg",
+                             "kilos", "pounds", "lbs", "percent", "times", "tablets", "pills", "units",
+                             "th", "st", "nd", "rd", "pregnant", "past", "oclock", "am", "pm"))  # fmt: skip
+# An integer after these is an age ("I'm 38 and feel hot"), not a reading.
+_AGE_BEFORE = frozenset(("im", "hes", "shes", "aged", "age", "turned", "turning", "born"))
 
 
 def temperatures(tokens: Tokens) -> list[Value]:
-    """Body temperatures in °C from "a temperature of 39.2", "102 degrees", "thirty eight point five"."""
+    """Body temperatures in °C from a number in 35.0-42.9 °C or 95-108 °F said near a fever,
+    warmth or measuring word: "a temperature of 39.2", "felt warm so I checked, it's 38.2",
+    "thirty eight and a half", "101 F", "a hundred and two"."""
     words = tokens.words
     out = []
     for num in numbers(words):
-        window = words[max(0, num.start - 5) : num.start] + words[num.end : num.end + 2]
+        window = words[max(0, num.start - 8) : num.start] + words[num.end : num.end + 3]
         if not any(w in _TEMP_CUES for w in window):
             continue
         v = num.value
         unit = words[num.end] if num.end < len(words) else ""
-        if unit in ("f", "fahrenheit") or 93 <= v <= 110:
+        prev = words[num.start - 1] if num.start > 0 else ""
+        if unit in _NOT_TEMP_UNITS or (float(v).is_integer() and prev in _AGE_BEFORE):
+            continue
+        if unit in ("f", "fahrenheit") or 95 <= v <= 108:
             c = (v - 32) * 5 / 9
-        elif 34 <= v <= 43:
+        elif 35 <= v < 43:
             c = v
         else:
             continue
-        if 34 <= c <= 43:
+        if 35 <= c < 43:
             out.append(Value(round(c, 1), num.start, num.end))
     return out
 

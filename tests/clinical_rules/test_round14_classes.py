@@ -1,0 +1,184 @@
+"""Families blind round 14 exposed (rule set 2026.12.4), each tested on sibling wordings written
+from the guidance, none of them the round's own sentences (those are Z001-Z048 in dev.yaml).
+
+Safety families assert "at least" (a level this urgent or more); the traps assert what must not
+happen; each family has at least four wordings.
+"""
+
+import pytest
+
+from clinical_rules import PatientContext, assess
+from clinical_rules import facts as F
+
+CHILD = {"subject": "child"}
+OTHER = {"subject": "other"}
+
+
+def _level(rs, text, ctx):
+    a = assess([text], context=PatientContext(**ctx), ruleset=rs)
+    return (int(a.level) if a.level is not None else None), a
+
+
+# ---------------------------------------------------------------- a. a temperature in its spoken forms
+@pytest.mark.parametrize(
+    ("text", "celsius"),
+    [
+        ("she felt a bit hot so i checked and its 38.4", 38.4),
+        ("he felt warm, i took it and it said thirty eight point five", 38.5),
+        ("shes burning up, thermometer says 38 and a half", 38.5),
+        ("she feels warm, it was a hundred and two on the ear thing", 38.9),
+        ("his temp was 101 f this morning", 38.3),
+        ("felt warm so we checked it, thirty nine", 39.0),
+    ],
+)
+def test_a_reading_is_heard_in_its_spoken_forms(rs, text, celsius):
+    tokens = rs.normaliser(text)
+    assert [v.value for v in F.temperatures(tokens)] == [celsius]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "im 38 weeks pregnant and feeling hot",
+        "im 38 and i feel hot and shivery",
+        "she feels warm, i gave her 2.5 ml of calpol at 10",
+        "he was warm for 36 hours then it settled",
+        "i checked on her at 40 past",
+        "i took 2 paracetamol at 39 minutes past",
+    ],
+)
+def test_ages_doses_times_and_pregnancy_weeks_are_not_temperatures(rs, text):
+    assert F.temperatures(rs.normaliser(text)) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my baby's six weeks old, she felt warm so I checked and it's 38.3",
+        "my son is 7 weeks old, he feels hot, it's thirty eight point two",
+        "my 8 week old feels really warm, I took her temperature, 38 and a half",
+        "my baby's four weeks, felt warm, the thermometer says a hundred and one",
+        "my 10 week old daughter is warm, I checked it, 38.1",
+    ],
+)
+def test_a_young_infant_reading_of_38_or_more_is_level_2_at_least(rs, text):
+    level, a = _level(rs, text, CHILD)
+    assert level is not None and level <= 2, a.reasons
+
+
+# ---------------------------------------------------------------- b. paracetamol over-used over time
+STAGGERED = [
+    "for two days I've been taking two paracetamol every two hours for my back",
+    "I've had flu so I've been having paracetamol and Lemsip together since Friday",
+    "I've been taking more than the packet says of my paracetamol because of my tooth",
+    "she's had Calpol every hour or two since last night to keep her temperature down",
+    "I've been on co-codamol and night nurse as well for three days",
+    "every three hours I've taken two paracetamol since Tuesday",
+]
+
+
+@pytest.mark.parametrize("text", STAGGERED)
+def test_b_staggered_paracetamol_overdose_is_level_2_at_least(rs, text):
+    level, a = _level(rs, text, {})
+    assert level is not None and level <= 2, a.reasons
+    assert any(r.rule_id in ("RF-TOX-020", "RF-TOX-001") for r in a.reasons)
+
+
+def test_b_a_large_single_overdose_stays_level_1(rs):
+    level, _ = _level(rs, "I took two whole packets of paracetamol an hour ago", {})
+    assert level == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how many paracetamol can I take in a day",
+        "I took two paracetamol four hours ago, can I take more now for my headache",
+        "can I take paracetamol with ibuprofen for a sore throat",
+        "is it ok to give Calpol every four to six hours",
+    ],
+)
+def test_b_a_correct_dose_question_is_not_a_staggered_overdose(rs, text):
+    _, a = _level(rs, text, {})
+    assert not any(r.rule_id == "RF-TOX-020" for r in a.reasons)
+
+
+# ---------------------------------------------------------------- c. carbon monoxide, unnamed
+CO_2 = [
+    "me and my husband keep getting headaches and feeling sick, it goes away when we're at work, the boiler's quite old",
+    "we've all been dizzy with headaches this week, me and the kids, better when we go out, and the gas fire's been on",
+    "the whole family has had headaches since we put the heating on, and it clears when we're out of the house",
+    "my partner and I both feel sick with bad heads every evening, fine at work, it's worse when we come home",
+]
+
+
+@pytest.mark.parametrize("text", CO_2)
+def test_c_household_symptoms_that_ease_away_from_home_are_level_2_at_least(rs, text):
+    level, a = _level(rs, text, {})
+    assert level is not None and level <= 2, a.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "we've all had headaches since the heating went on, better outside, and now my son is really drowsy",
+        "me and the kids have headaches and feel sick, fine when we're out of the house, and now my daughter is hard to wake",
+        "the whole family has been dizzy since we lit the log burner and my husband has just collapsed",
+        "we both feel sick with headaches, better away from home, and now my wife is confused",
+    ],
+)
+def test_c_with_drowsiness_confusion_or_collapse_it_is_level_1(rs, text):
+    level, a = _level(rs, text, {})
+    assert level == 1, a.reasons
+
+
+# ---------------------------------------------------------------- d. melaena and GI bleeding wording
+@pytest.mark.parametrize(
+    "text",
+    [
+        "when I go to the loo it's coming out black and sticky",
+        "what comes out is black, like tar, since this morning",
+        "I've been passing black stuff since yesterday",
+        "my poo has gone black like tar",
+        "when I go it's all black and really smelly",
+        "there was blood in my vomit this morning",
+        "I've been sick and it looked like coffee grounds",
+    ],
+)
+def test_d_gut_bleeding_in_lay_words_is_level_2_at_least(rs, text):
+    level, a = _level(rs, text, {})
+    assert level is not None and level <= 2, a.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "it's coming out black like tar and I nearly passed out on the toilet",
+        "what comes out is black and I fainted this morning",
+        "my poos are black and sticky and I collapsed in the kitchen",
+        "he's passing black stuff and he's gone really pale and clammy",
+    ],
+)
+def test_d_with_collapse_or_shock_it_is_level_1(rs, text):
+    level, a = _level(rs, text, {})
+    assert level == 1, a.reasons
+
+
+# ---------------------------------------------------------------- e. severe DKA
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my son's 12, he's been so thirsty and weeing all the time, now he's vomiting and really drowsy",
+        "my daughter has been drinking loads and peeing non stop, she's breathing deep and fast and we can barely wake her",
+        "my boy's been weeing constantly and drinking gallons, he's been sick twice and he's hard to wake",
+        "she's always thirsty and up to the toilet all night, now she's throwing up and she's very sleepy",
+    ],
+)
+def test_e_ketoacidosis_with_drowsiness_is_level_1(rs, text):
+    level, a = _level(rs, text, CHILD)
+    assert level == 1, a.reasons
+
+
+def test_e_thirst_and_weeing_alone_is_not_level_1(rs):
+    level, a = _level(rs, "my son has been very thirsty and weeing all the time this week", CHILD)
+    assert level != 1, a.reasons
