@@ -182,3 +182,129 @@ def test_e_ketoacidosis_with_drowsiness_is_level_1(rs, text):
 def test_e_thirst_and_weeing_alone_is_not_level_1(rs):
     level, a = _level(rs, "my son has been very thirsty and weeing all the time this week", CHILD)
     assert level != 1, a.reasons
+
+
+# ---------------------------------------------------------------- f. routine gaps and over-triage, exact level
+EXACT = [
+    # a painless testicle lump: GP soon, not self-care
+    ("testicle_lump", "I've noticed a small hard lump on my left testicle, it doesn't hurt", {}, 4),
+    ("testicle_lump", "there's a pea sized lump on one of my balls, no pain, been there a week", {}, 4),
+    ("testicle_lump", "my testicle has a lump on it that I found yesterday, it's not sore", {}, 4),
+    ("testicle_lump", "found a lump in my scrotum in the bath, feel fine otherwise", {}, 4),
+    # past clot, asking about a flight: GP or pharmacist advice, not "please rephrase"
+    (
+        "travel_clot",
+        "I had a DVT two years ago and I'm flying to Australia next month, should I wear flight socks?",
+        {},
+        4,
+    ),
+    (
+        "travel_clot",
+        "I'm going long haul in the summer and I've had a blood clot before, what should I do?",
+        {},
+        4,
+    ),
+    (
+        "travel_clot",
+        "do I need blood thinners for my flight, I had a clot after my operation last year",
+        {},
+        4,
+    ),
+    (
+        "travel_clot",
+        "I'm worried about clots on the plane to Canada next week because I had one in my leg before",
+        {},
+        4,
+    ),
+    # "vowels" as ASR hears "bowels", weeks of change in an adult: GP
+    ("bowels_asr", "I'm 67 and my vowels have changed for about a month, more often, no blood", {}, 4),
+    ("bowels_asr", "for five weeks my vowels have been all over the place, no pain, I'm 58", {}, 4),
+    ("bowels_asr", "I'm 70, my bowels have been looser than usual for six weeks, I feel fine", {}, 4),
+    ("bowels_asr", "my vowels have been different for about two months, I'm sixty one", {}, 4),
+    # snoring with pauses in a well child: GP, not level 1 "stopped breathing"
+    (
+        "snoring_pauses",
+        "my son's 5 and he snores every night, and he stops breathing for a few seconds then snorts",
+        CHILD,
+        4,
+    ),
+    (
+        "snoring_pauses",
+        "my daughter snores really loudly and sometimes seems to hold her breath for a bit in her sleep",
+        CHILD,
+        4,
+    ),
+    (
+        "snoring_pauses",
+        "my six year old snores all night and pauses his breathing for a few seconds, he's well in the day",
+        CHILD,
+        4,
+    ),
+    (
+        "snoring_pauses",
+        "my little boy snores and it looks like he sort of stops breathing for a moment then gasps and carries on",
+        CHILD,
+        4,
+    ),
+    # red, hot skin spreading after a scratch: same-day
+    (
+        "spreading_redness",
+        "I cut my hand on a thorn and the red bit has spread up my wrist since this morning",
+        {},
+        3,
+    ),
+    (
+        "spreading_redness",
+        "my leg is red and hot around a bite and the redness is getting bigger, I drew round it",
+        {},
+        3,
+    ),
+    (
+        "spreading_redness",
+        "I scraped my knee and now it's swollen and the red area has grown since yesterday",
+        {},
+        3,
+    ),
+    (
+        "spreading_redness",
+        "the skin round the graze is red and I marked around the edge and it's gone past the line",
+        {},
+        3,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "text", "ctx", "expected"), EXACT, ids=[f"{f}-{i}" for i, (f, *_) in enumerate(EXACT)]
+)
+def test_f_routine_families_get_their_level(rs, family, text, ctx, expected):
+    level, a = _level(rs, text, ctx)
+    assert level == expected, (family, a.reasons)
+
+
+def test_f_snoring_with_a_blue_floppy_episode_still_escalates(rs):
+    level, _ = _level(
+        rs, "my son snores and tonight he stopped breathing for a few seconds and went blue and floppy", CHILD
+    )
+    assert level == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I've got a painful swollen testicle that came on suddenly an hour ago",
+        "I had a DVT years ago, I flew home yesterday and now I'm short of breath with chest pain",
+    ],
+)
+def test_f_routine_readings_do_not_hide_an_emergency(rs, text):
+    level, a = _level(rs, text, {})
+    assert level is not None and level <= 2, a.reasons
+
+
+def test_f_a_swollen_calf_after_a_flight_is_not_travel_advice(rs):
+    """NHS DVT: a swollen painful calf needs an urgent GP appointment or 111 (level 3), not advice."""
+    level, a = _level(
+        rs, "I had a clot before and I've just flown back from Spain and my calf is swollen and sore", {}
+    )
+    assert level is not None and level <= 3
+    assert not any(r.rule_id == "URG-LEG-020" for r in a.reasons)
