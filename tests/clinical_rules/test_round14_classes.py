@@ -308,3 +308,89 @@ def test_f_a_swollen_calf_after_a_flight_is_not_travel_advice(rs):
     )
     assert level is not None and level <= 3
     assert not any(r.rule_id == "URG-LEG-020" for r in a.reasons)
+
+
+# ---------------------------------------------------------------- f. benign look-alikes, with their guards
+LOOKALIKES = [
+    # chest-wall pain after a strain, under 40, breathing and sweating denied: not above level 4
+    (
+        "chest_wall",
+        "I'm 29 and there's a sore bit on the right side of my chest that hurts when I press it, it started after I lifted some boxes, no shortness of breath, no sweating",
+        4,
+    ),
+    (
+        "chest_wall",
+        "I'm 35, my ribs on the left side of my chest are tender when I twist, it came on after I helped move a wardrobe, breathing is fine and no sweats",
+        4,
+    ),
+    (
+        "chest_wall",
+        "I'm 24, I've got a pain on the left side of my chest that only hurts when I press on it, started after I was lifting weights, no breathlessness, no sweating",
+        4,
+    ),
+    (
+        "chest_wall",
+        "I'm thirty, sore spot on the left side of my chest since I moved the fridge, it hurts when I push on it, I can breathe fine, not sweaty",
+        4,
+    ),
+    # heartburn in pregnancy with the pre-eclampsia signs denied: pharmacist
+    (
+        "preg_heartburn",
+        "I'm 28 weeks pregnant with heartburn every night, no headache, no swelling, no blurred vision",
+        5,
+    ),
+    (
+        "preg_heartburn",
+        "I'm 32 weeks pregnant and my heartburn is awful, I've no headache and no pain under my ribs",
+        5,
+    ),
+    (
+        "preg_heartburn",
+        "I'm 22 weeks pregnant with bad indigestion, no headache, no swollen face, can I take Rennie?",
+        5,
+    ),
+    (
+        "preg_heartburn",
+        "I'm 36 weeks pregnant, acid reflux all evening, no headache, no puffy hands, baby moving fine",
+        5,
+    ),
+    # face swollen from a bad tooth, breathing and swallowing fine: urgent dentist the same day
+    ("dental_swelling", "my cheek has swollen up from a bad tooth, I can breathe and swallow fine", 3),
+    ("dental_swelling", "my jaw is puffy on one side from my wisdom tooth, no trouble breathing", 3),
+    ("dental_swelling", "I've got an abscess on my back tooth and now my face is swollen on that side", 3),
+    ("dental_swelling", "my toothache is worse and my gum and cheek have swelled up", 3),
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "text", "expected"), LOOKALIKES, ids=[f"{f}-{i}" for i, (f, *_) in enumerate(LOOKALIKES)]
+)
+def test_f_benign_lookalikes_get_their_level(rs, family, text, expected):
+    level, a = _level(rs, text, {})
+    assert level == expected, (family, a.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # chest-wall reading stops at any cardiac or vascular feature, or age 40 and over
+        "I'm 29, pain on the left side of my chest after lifting boxes, hurts when I press, and I'm sweating and short of breath",
+        "I'm 55, sore on the left side of my chest since I moved the sofa, hurts when I press on it",
+        # heartburn in pregnancy with a pre-eclampsia sign stays urgent
+        "I'm 30 weeks pregnant with heartburn and a pain just below my ribs and a headache",
+        "I'm 34 weeks pregnant with heartburn and my face and hands have suddenly swollen",
+        # a swollen face from a tooth with trouble swallowing or breathing
+        "my face has swollen up from a tooth abscess and I can't swallow properly",
+        "my jaw is swollen from my wisdom tooth and I'm struggling to breathe",
+    ],
+)
+def test_f_lookalike_guards_keep_warning_signs_urgent(rs, text):
+    level, a = _level(rs, text, {})
+    assert level is not None and level <= 3, a.reasons
+    if "sweating" in text or "breathe" in text or "swallow" in text or "swollen" in text:
+        assert level <= 2, a.reasons
+
+
+def test_f_heartburn_in_pregnancy_without_the_denials_stays_same_day(rs):
+    level, _ = _level(rs, "I'm 30 weeks pregnant and I've got heartburn", {})
+    assert level == 3
