@@ -1,0 +1,134 @@
+"""Families blind round 15 exposed (rule set 2026.12.5), each tested on sibling wordings written
+from the guidance, none of them the round's own sentences (those are R001-R048 in dev.yaml).
+
+Safety families assert "at least" (a level this urgent or more); the guards assert what must not
+happen; each family has at least four wordings.
+"""
+
+import pytest
+
+from clinical_rules import PatientContext, assess
+
+SELF = {}
+CHILD = {"subject": "child"}
+OTHER = {"subject": "other"}
+
+
+def _level(rs, text, ctx):
+    a = assess([text], context=PatientContext(**ctx), ruleset=rs)
+    return (int(a.level) if a.level is not None else None), a
+
+
+# ---------------------------------------------------------------- a. a suicide plan or means in lay words
+@pytest.mark.parametrize(
+    ("text", "ctx"),
+    [
+        ("ive been stockpiling my sleeping pills for a month, theres about sixty now", SELF),
+        ("I've counted out all my painkillers on the kitchen side, I just can't face another day", SELF),
+        ("my dad's been hoarding his tablets in his drawer and he told me tonight is the night", OTHER),
+        ("i've written a letter for the kids and i won't be here tomorrow", SELF),
+        ("I've got a rope ready in the garage, I'm just done", SELF),
+        ("he keeps saying he's going to drive his car into a wall on the motorway", OTHER),
+        ("I'm going to step out in front of a lorry", SELF),
+        ("honestly I've had it, I've saved up my co-codamol and tonight's the night", SELF),
+    ],
+)
+def test_a_a_plan_or_means_is_level_1_with_the_crisis_script(rs, text, ctx):
+    level, a = _level(rs, text, ctx)
+    assert level == 1, a.reasons
+    assert a.escalate
+    assert a.script == "mental_health"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I've had enough of this cough, it's been going on for weeks",
+        "I've had enough of this back pain, the ibuprofen isn't touching it",
+        "we're saving up for a holiday and I take my blood pressure tablets every morning",
+        "I've lined up a GP appointment for my tablets review next week",
+    ],
+)
+def test_a_fed_up_or_saving_without_intent_is_not_suicidal(rs, text):
+    level, a = _level(rs, text, SELF)
+    assert level != 1, a.reasons
+    assert a.script != "mental_health"
+
+
+def test_a_a_past_attempt_while_calling_about_something_else_stays_history(rs):
+    level, a = _level(
+        rs, "I took an overdose five years ago but today I'm calling about my sore throat", SELF
+    )
+    assert level != 1, a.reasons
+
+
+# ---------------------------------------------------------------- b. cauda equina in lay words
+@pytest.mark.parametrize(
+    "text",
+    [
+        "back pain for a fortnight and now my bum feels numb and I can't really tell when I need a wee",
+        "bad back and today my inner thighs and bottom have gone numb, like pins and needles",
+        "my back has been killing me and this morning I couldn't feel myself pee, and my bottom's numb",
+        "my lower back's agony and the inside of my thighs feels numb, and I've wet myself without knowing",
+        "my back went last week, now it's numb between my legs",
+    ],
+)
+def test_b_back_pain_with_saddle_numbness_or_bladder_change_is_level_2_at_least(rs, text):
+    level, a = _level(rs, text, SELF)
+    assert level is not None and level <= 2, a.reasons
+
+
+def test_b_denied_signs_keep_plain_back_pain_routine(rs):
+    level, a = _level(rs, "I've had back pain for a week, no numbness, weeing and pooing normal", SELF)
+    assert level is not None and level >= 3, a.reasons
+
+
+# ---------------------------------------------------------------- c. testicular torsion in lay words
+@pytest.mark.parametrize(
+    ("text", "ctx"),
+    [
+        ("my son's fourteen, woke with terrible pain in his privates on one side and he's been sick", CHILD),
+        ("my lad is sixteen and he's got sudden agony down below, in his balls, started an hour ago", CHILD),
+        ("my boy's eleven and says his tummy hurts but actually it's his bits, one side, really bad", CHILD),
+        ("I'm nineteen and I woke up with a really severe pain in one of my nuts, came on suddenly", SELF),
+        ("my son is twelve, his private parts are really hurting on the left side", CHILD),
+    ],
+)
+def test_c_sudden_pain_in_a_boys_private_parts_is_level_2_at_least(rs, text, ctx):
+    level, a = _level(rs, text, ctx)
+    assert level is not None and level <= 2, a.reasons
+
+
+def test_c_a_girls_stinging_wee_is_not_read_as_torsion(rs):
+    _, a = _level(rs, "my daughter's got pain down below when she wees, it stings", CHILD)
+    assert "URG-GU-005" not in {f.rule_id for f in a.reasons}
+
+
+# ---------------------------------------------------------------- d. reduced fetal movements
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm 32 weeks and the baby's been really quiet today, not kicking like usual",
+        "I'm twenty eight weeks pregnant and I haven't felt him move much since yesterday",
+        "I'm thirty four weeks and I've barely felt any kicks this afternoon, usually he's really active",
+        "she's 30 weeks and says the baby's not moving as much as normal today",
+        "I'm 26 weeks, fewer kicks than normal today and she's been really still",
+    ],
+)
+def test_d_baby_moving_less_in_later_pregnancy_is_level_2_maternity_now(rs, text):
+    level, a = _level(rs, text, SELF)
+    assert level is not None and level <= 2, a.reasons
+    assert a.escalate
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my daughter's been really quiet today, she's fifteen and won't talk to me",
+        "he's been really quiet since school, he's eight and has a bit of a cold",
+        "I'm 30 weeks and the baby's kicking loads, just wanted to ask about heartburn",
+    ],
+)
+def test_d_a_quiet_child_or_an_active_baby_is_not_reduced_movements(rs, text):
+    _, a = _level(rs, text, SELF)
+    assert not {"RF-PREG-005", "RF-PREG-013"} & {f.rule_id for f in a.reasons}
