@@ -68,6 +68,11 @@ def _stages(turn_metrics: dict[str, Any], samples: dict[str, LatencySample]) -> 
     return out
 
 
+def _agent_said(p: dict[str, Any]) -> str:
+    """The fixed words the agent spoke at a hand-over (the event's ``spoken``)."""
+    return f"Agent said: “{p.get('spoken', '')}”"
+
+
 def _item(event: AuditEvent) -> Item | None:
     p = event.payload
     base = {"at": event.created_at, "seq": event.seq, "actor": event.actor}
@@ -155,7 +160,7 @@ def _item(event: AuditEvent) -> Item | None:
             return Item(
                 kind="clinician",
                 title=f"Call taken over by {p.get('by')}",
-                text=f"Agent said: “{p.get('spoken', '')}”",
+                text=_agent_said(p),
                 detail=p,
                 **base,
             )
@@ -172,7 +177,7 @@ def _item(event: AuditEvent) -> Item | None:
             return Item(
                 kind="clinician",
                 title=f"Handed back to the agent by {p.get('by')}",
-                text=p.get("note") or f"Agent said: “{p.get('spoken', '')}”",
+                text=p.get("note") or _agent_said(p),
                 detail=p,
                 **base,
             )
@@ -188,7 +193,7 @@ def _item(event: AuditEvent) -> Item | None:
             return Item(
                 kind="alert",
                 title=f"Clinician {p.get('by')} lost: the call went back to the agent",
-                text=f"Agent said: “{p.get('spoken', '')}”",
+                text=_agent_said(p),
                 detail=p,
                 **base,
             )
