@@ -132,3 +132,62 @@ def test_d_baby_moving_less_in_later_pregnancy_is_level_2_maternity_now(rs, text
 def test_d_a_quiet_child_or_an_active_baby_is_not_reduced_movements(rs, text):
     _, a = _level(rs, text, SELF)
     assert not {"RF-PREG-005", "RF-PREG-013"} & {f.rule_id for f in a.reasons}
+
+
+# ---------------------------------------------------------------- e. over-triage with a safe guard
+BABY = {"subject": "child", "age_band": "under_3_months"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my son had a nosebleed an hour ago, we pinched his nose and it stopped after about ten minutes",
+        "I had a nosebleed at lunchtime, it's stopped now, I'm not on any blood thinners",
+        "nosebleed two hours ago, stopped on its own, just want advice",
+        "my daughter's nose bled this morning, the bleeding has stopped and she's fine",
+    ],
+)
+def test_e_a_nosebleed_that_has_stopped_is_self_care(rs, text):
+    level, a = _level(rs, text, SELF)
+    assert level == 5, a.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my nose has been bleeding for half an hour and it hasn't stopped",
+        "my nosebleed started twenty minutes ago and it still hasn't stopped, I'm pinching it",
+        "I had a nosebleed an hour ago, it stopped after ten minutes, I'm on warfarin",
+    ],
+)
+def test_e_a_nosebleed_still_going_or_on_blood_thinners_is_not_self_care(rs, text):
+    level, a = _level(rs, text, SELF)
+    assert level is not None and level <= 3, a.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my daughter is seven weeks old and spits up a little milk after her feeds, she's gaining weight well",
+        "our baby's ten weeks, brings up little mouthfuls after every bottle, he's putting on weight fine",
+        "she's nine weeks, she possets after most feeds but she's feeding well and putting on weight nicely",
+        "my six week old spits up some milk with most feeds, nothing green, weighing fine at the clinic",
+    ],
+)
+def test_e_a_posseting_baby_gaining_weight_is_self_care(rs, text):
+    level, a = _level(rs, text, BABY)
+    assert level == 5, a.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my baby is eight weeks and brings up milk after feeds, it's gone green today",
+        "my seven week old's sick shoots out across the room after every feed and he's putting on weight fine",
+        "she's six weeks, brings up milk after feeds with some blood in it, she's gaining weight",
+        "my ten week old brings up milk after feeds and now he's not feeding and he's putting on weight fine",
+    ],
+)
+def test_e_green_bloody_or_projectile_vomit_or_poor_feeding_is_not_self_care(rs, text):
+    level, a = _level(rs, text, BABY)
+    assert level is not None and level <= 3, a.reasons
