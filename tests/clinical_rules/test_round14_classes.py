@@ -312,11 +312,13 @@ def test_f_a_swollen_calf_after_a_flight_is_not_travel_advice(rs):
 
 # ---------------------------------------------------------------- f. benign look-alikes, with their guards
 LOOKALIKES = [
-    # chest-wall pain after a strain, under 40, breathing and sweating denied: not above level 4
+    # chest-wall pain after a strain, under 40, breathing and sweating denied: not above level 4;
+    # since 2026.12.5 a strain after lifting or moving something is self-care (URG-CHEST-013, four
+    # blind authors gave it 5; test_round15_classes.py holds its guards)
     (
         "chest_wall",
         "I'm 29 and there's a sore bit on the right side of my chest that hurts when I press it, it started after I lifted some boxes, no shortness of breath, no sweating",
-        4,
+        5,
     ),
     (
         "chest_wall",
@@ -326,12 +328,12 @@ LOOKALIKES = [
     (
         "chest_wall",
         "I'm 24, I've got a pain on the left side of my chest that only hurts when I press on it, started after I was lifting weights, no breathlessness, no sweating",
-        4,
+        5,
     ),
     (
         "chest_wall",
         "I'm thirty, sore spot on the left side of my chest since I moved the fridge, it hurts when I push on it, I can breathe fine, not sweaty",
-        4,
+        5,
     ),
     # heartburn in pregnancy with the pre-eclampsia signs denied: pharmacist
     (

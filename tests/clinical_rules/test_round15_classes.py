@@ -1,5 +1,5 @@
 """Families blind round 15 exposed (rule set 2026.12.5), each tested on sibling wordings written
-from the guidance, none of them the round's own sentences (those are R001-R048 in dev.yaml).
+from the guidance, none of them the round's own sentences (those are B001-B048 in dev.yaml, R001-R048 as written blind).
 
 Safety families assert "at least" (a level this urgent or more); the guards assert what must not
 happen; each family has at least four wordings.
@@ -191,3 +191,32 @@ def test_e_a_posseting_baby_gaining_weight_is_self_care(rs, text):
 def test_e_green_bloody_or_projectile_vomit_or_poor_feeding_is_not_self_care(rs, text):
     level, a = _level(rs, text, BABY)
     assert level is not None and level <= 3, a.reasons
+
+
+# ---------------------------------------------------------------- e. a chest-wall strain after lifting
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm 31, I carried a fridge up the stairs on Sunday and now my ribs on the right side are sore when I press, I feel fine otherwise",
+        "I'm twenty four, I lifted a washing machine yesterday and the left side of my chest hurts when I twist, I can breathe fine",
+        "I'm 35 and I helped my mate shift a piano at the weekend, it's sore in my chest on the right side when I press on it",
+        "I'm 27, since moving a bed yesterday I've got a sore spot on the left side of my chest that hurts when I press it",
+    ],
+)
+def test_e_a_chest_wall_strain_after_lifting_under_40_is_self_care(rs, text):
+    level, a = _level(rs, text, SELF)
+    assert level == 5, a.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm 52, I lifted a washing machine yesterday and the left side of my chest hurts when I press it",
+        "I'm 30, I moved a sofa yesterday, my chest hurts when I press it and I'm sweaty and sick",
+        "I'm 29, I moved a wardrobe yesterday, my chest is sore when I press it and I'm a bit short of breath",
+        "I'm 33 and I get a pain in my chest whenever I lift boxes at work, it goes when I rest",
+    ],
+)
+def test_e_older_warning_signs_or_effort_pain_are_not_self_care(rs, text):
+    level, a = _level(rs, text, SELF)
+    assert level is not None and level <= 4, a.reasons

@@ -1,8 +1,8 @@
 """The vignette suite and the bars from the issue.
 
-dev.yaml: written with the rules (including held-out rounds 1-14 folded in after use).
+dev.yaml: written with the rules (including held-out rounds 1-15 folded in after use).
 heldout.yaml: written after the rule set was frozen; never used to change rules (empty between
-rounds; round 15 is written blind against 2026.12.4). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
+rounds; round 16 is written blind against 2026.12.5). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
 scored (docs/clinical-rules.md, "Evaluation") so a regression there fails too.
 """
 
@@ -39,7 +39,8 @@ def test_dev_bars(dev):
     # because round 14 brings blind-author statements the rules deliberately send one level higher
     # (1 instead of 2: a swallowed button battery in a well child, melaena or postpartum calf
     # swelling with dizziness or breathlessness, an ectopic with shoulder-tip pain, cardiac-sounding
-    # chest pain now gone in a diabetic); the old 757 still score 96.4%.
+    # chest pain now gone in a diabetic); the old 757 still score 96.4%. 2026.12.5 with round 15
+    # folded in (853): 95.8% / 5.1%, the bar kept at 95.6%.
     assert dev["selfcare_over_triage_rate"] <= 0.085, dev["misses"]
     assert dev["level_accuracy"] >= 0.956, dev["misses"]
 
