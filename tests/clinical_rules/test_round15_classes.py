@@ -220,3 +220,36 @@ def test_e_a_chest_wall_strain_after_lifting_under_40_is_self_care(rs, text):
 def test_e_older_warning_signs_or_effort_pain_are_not_self_care(rs, text):
     level, a = _level(rs, text, SELF)
     assert level is not None and level <= 4, a.reasons
+
+
+# ---------------------------------------------------------------- e. a high blood pressure reading, no symptoms
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my blood pressure at the pharmacy was 165/95, I feel fine, no headache, I'm 60",
+        "the machine at home says my bp is one fifty eight over ninety four, I feel fine",
+        "had my blood pressure checked at work, it was 170 over 100, no symptoms at all",
+        "I went to the chemist for a check and they said it was one sixty five over ninety, I feel alright",
+    ],
+)
+def test_e_a_high_reading_without_symptoms_is_gp_level_4(rs, text):
+    level, a = _level(rs, text, SELF)
+    assert level == 4, a.reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "most"),
+    [
+        ("my blood pressure is 190 over 110 and I feel fine", 3),
+        ("my blood pressure is 170 over 100 and I've got a thunderclap headache and blurred vision", 1),
+        ("I'm 32 weeks pregnant and my blood pressure was 150 over 95 at the pharmacy", 2),
+    ],
+)
+def test_e_a_very_high_reading_symptoms_or_pregnancy_are_more_urgent(rs, text, most):
+    level, a = _level(rs, text, SELF)
+    assert level is not None and level <= most, a.reasons
+
+
+def test_e_blood_pressure_tablets_are_not_a_reading(rs):
+    _, a = _level(rs, "I take blood pressure tablets and I've got a sore throat", SELF)
+    assert not {"URG-BP-001", "URG-BP-002"} & {f.rule_id for f in a.reasons}
