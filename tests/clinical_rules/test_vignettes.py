@@ -40,7 +40,7 @@ def test_dev_bars(dev):
     # (1 instead of 2: a swallowed button battery in a well child, melaena or postpartum calf
     # swelling with dizziness or breathlessness, an ectopic with shoulder-tip pain, cardiac-sounding
     # chest pain now gone in a diabetic); the old 757 still score 96.4%. 2026.12.5 with round 15
-    # folded in (853): 95.8% / 5.1%, the bar kept at 95.6%.
+    # folded in (853): 95.9% / 5.1%, the bar kept at 95.6%.
     assert dev["selfcare_over_triage_rate"] <= 0.085, dev["misses"]
     assert dev["level_accuracy"] >= 0.956, dev["misses"]
 
