@@ -48,16 +48,15 @@ def test_dev_bars(dev):
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
-    # Rounds 11-14 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). The figures below are round 14's at scoring (blind at 2026.12.3);
-    # the round written here next is held to what it scores once, so a rule change that loses any
-    # of it fails. These are BELOW the issue's goals (recall >= 95%,
-    # accuracy >= 80%, self-care over-triage <= 20%): the honest generalisation figure.
+    # Rounds 11-15 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). Round 16 (blind at 2026.12.5) is held to what it scored once, so a
+    # rule change that loses any of it fails. Against the issue's goals: recall >= 95% and
+    # self-care over-triage <= 20% met, level accuracy >= 80% not (77.1%).
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
-    assert heldout["emergency_recall"] >= 0.772, heldout["misses"]
-    assert heldout["emergency_detected"] >= 0.818, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.604, heldout["misses"]
-    assert heldout["selfcare_over_triage_rate"] <= 0.30, heldout["misses"]
+    assert heldout["emergency_recall"] >= 0.954, heldout["misses"]
+    assert heldout["emergency_detected"] == 1.0, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.770, heldout["misses"]
+    assert heldout["selfcare_over_triage_rate"] <= 0.20, heldout["misses"]
 
 
 def test_empty_heldout_reports_nothing_scored(tmp_path):
