@@ -7,16 +7,10 @@ exact level; the guards assert that "it settled / fine now" never clears an esca
 
 import pytest
 
-from clinical_rules import PatientContext, assess
+from tests.clinical_rules.levels import CHILD, OTHER
+from tests.clinical_rules.levels import level_of as _level
 
-CHILD = {"subject": "child"}
-OTHER = {"subject": "other"}
 OLDER = {"subject": "other", "age_band": "65_plus"}
-
-
-def _level(rs, text, ctx):
-    a = assess([text], context=PatientContext(**ctx), ruleset=rs)
-    return (int(a.level) if a.level is not None else None), a
 
 
 # ---------------------------------------------------------------- safety: at least this urgent

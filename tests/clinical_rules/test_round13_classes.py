@@ -8,14 +8,8 @@ gaps assert the exact level; each class has at least three wordings.
 import pytest
 
 from clinical_rules import PatientContext, assess
-
-CHILD = {"subject": "child"}
-OTHER = {"subject": "other"}
-
-
-def _level(rs, text, ctx):
-    a = assess([text], context=PatientContext(**ctx), ruleset=rs)
-    return (int(a.level) if a.level is not None else None), a
+from tests.clinical_rules.levels import CHILD, OTHER
+from tests.clinical_rules.levels import level_of as _level
 
 
 @pytest.mark.parametrize(

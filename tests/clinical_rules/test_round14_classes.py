@@ -7,16 +7,9 @@ happen; each family has at least four wordings.
 
 import pytest
 
-from clinical_rules import PatientContext, assess
 from clinical_rules import facts as F
-
-CHILD = {"subject": "child"}
-OTHER = {"subject": "other"}
-
-
-def _level(rs, text, ctx):
-    a = assess([text], context=PatientContext(**ctx), ruleset=rs)
-    return (int(a.level) if a.level is not None else None), a
+from tests.clinical_rules.levels import CHILD
+from tests.clinical_rules.levels import level_of as _level
 
 
 # ---------------------------------------------------------------- a. a temperature in its spoken forms

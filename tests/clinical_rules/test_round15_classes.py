@@ -7,16 +7,10 @@ happen; each family has at least four wordings.
 
 import pytest
 
-from clinical_rules import PatientContext, assess
+from tests.clinical_rules.levels import CHILD, OTHER
+from tests.clinical_rules.levels import level_of as _level
 
 SELF = {}
-CHILD = {"subject": "child"}
-OTHER = {"subject": "other"}
-
-
-def _level(rs, text, ctx):
-    a = assess([text], context=PatientContext(**ctx), ruleset=rs)
-    return (int(a.level) if a.level is not None else None), a
 
 
 # ---------------------------------------------------------------- a. a suicide plan or means in lay words
