@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.harness import ARTIFACTS, Daphne, database_url, launch, microphone_wav
+from tests.browser.harness import ARTIFACTS, launch, microphone_wav, serve_test_database
 
 
 @pytest.fixture(scope="session")
@@ -20,27 +20,10 @@ def artifacts() -> Path:
 def daphne_server(django_db_setup, django_db_blocker):
     """daphne serving triage.asgi against the pytest-django test database (PostgreSQL), so
     rows the server writes are visible to tests marked ``django_db(transaction=True)``."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.fail(
-            "The browser tests need PostgreSQL (DATABASE_URL=postgres://...): the server runs in "
-            "another process and must see the test database."
-        )
-    env = {
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "TRIAGE_PRELOAD_MODELS": "1",
-        # The daphne process must not pick up a production environment from the shell.
-        "DJANGO_ENV": "development",
-    }
-    server = Daphne(env, "daphne.log")
-    try:
-        # Generous: with TRIAGE_PRELOAD_MODELS the models may load before the server answers,
-        # which takes minutes on a busy 2-core machine.
-        server.wait_ready(timeout=600)
+    # Generous: with TRIAGE_PRELOAD_MODELS the models may load before the server answers,
+    # which takes minutes on a busy 2-core machine.
+    with serve_test_database("daphne.log", preload_models=True, timeout=600) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ import time
 import urllib.error
 import urllib.request
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -104,6 +106,32 @@ class Daphne:
                 self.process.kill()
                 self.process.wait(timeout=5)
         self._log.close()
+
+
+@contextmanager
+def serve_test_database(log_name: str, *, preload_models: bool, timeout: float = 120.0) -> Iterator[Daphne]:
+    """daphne serving triage.asgi against the pytest-django test database (PostgreSQL: the server
+    runs in another process and must see the test database), stopped on exit."""
+    import pytest
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.fail(
+            "The browser tests need PostgreSQL (DATABASE_URL=postgres://...): the server runs in "
+            "another process and must see the test database."
+        )
+    env = {
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "TRIAGE_PRELOAD_MODELS": "1" if preload_models else "0",
+        # The daphne process must not pick up a production environment from the shell.
+        "DJANGO_ENV": "development",
+    }
+    server = Daphne(env, log_name)
+    try:
+        server.wait_ready(timeout=timeout)
+        yield server
+    finally:
+        server.stop()
 
 
 def write_wav(path: Path, pcm16k: bytes) -> Path:

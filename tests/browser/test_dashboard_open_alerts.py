@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.browser.harness import Daphne, database_url
+from tests.browser.harness import serve_test_database
 from triage import services
 from triage.models import EscalationAlert, TriageSession
 from voice import events as ev
@@ -19,21 +19,8 @@ PASSWORD = "browser-open-alert-passphrase-1"
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.fail("The browser tests need PostgreSQL (DATABASE_URL=postgres://...).")
-    env = {
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "DJANGO_ENV": "development",
-        "TRIAGE_PRELOAD_MODELS": "0",  # no call is made
-    }
-    daphne = Daphne(env, "daphne-open-alert.log")
-    try:
-        daphne.wait_ready()
+    with serve_test_database("daphne-open-alert.log", preload_models=False) as daphne:  # no call is made
         yield daphne
-    finally:
-        daphne.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.harness import Daphne, database_url
+from tests.browser.harness import serve_test_database
 from triage import services
 from voice import events as ev
 
@@ -21,21 +21,8 @@ WATCH_CSP = (
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.fail("The browser tests need PostgreSQL (DATABASE_URL=postgres://...).")
-    env = {
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "DJANGO_ENV": "development",
-        "TRIAGE_PRELOAD_MODELS": "0",  # no call is made: the models are not needed
-    }
-    daphne = Daphne(env, "daphne-csp.log")
-    try:
-        daphne.wait_ready()
+    with serve_test_database("daphne-csp.log", preload_models=False) as daphne:  # no call is made
         yield daphne
-    finally:
-        daphne.stop()
 
 
 @pytest.fixture
