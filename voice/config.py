@@ -91,6 +91,13 @@ class PipelineConfig:
     barge_in_release_ms: int = 100
     barge_in_max_no_speech: float = 0.6
     interrupt_emergency_script: bool = False  # an emergency script is spoken to the end
+    # Joined turns (issue 12): if the caller goes on after the endpoint - before the reply is
+    # heard, or over it (a real interruption, not a backchannel) - within this long of the
+    # endpoint and before the reply's question has played for ``join_answer_grace_ms``, the
+    # agent yields and the new words join the previous turn: the rules see the whole
+    # statement once (their state is rolled back to before the fragment). 0: off.
+    join_window_ms: int = 2500
+    join_answer_grace_ms: int = 600
     acknowledgements: tuple[str, ...] = DEFAULT_ACKNOWLEDGEMENTS
     # Who says the reply's one acknowledgement: "phrases" (a cached phrase chosen by what the
     # patient said, at the endpoint; the rules' words follow verbatim, the model is not asked)

@@ -79,6 +79,9 @@ log = logging.getLogger(__name__)
 
 S = TurnState
 _MAX_AUDIO_LAG_S = 2.0
+# A joined turn is decoded whole: keep it well inside Whisper's 30 s window.
+_MAX_JOIN_S = 20.0
+_JOIN_TAIL_S = 0.3  # the earlier turn's audio is kept to this long after its last word
 # Prompts after which the caller describes rather than answers (see _open_statement).
 OPEN_PROMPT_KINDS = frozenset({"greeting", "clarify"})
 Emit = Callable[[VoiceEvent], Awaitable[None]]
@@ -103,6 +106,7 @@ class SessionStats:
     non_speech_turns: int = 0  # ... or words the speech filter judged invented (noise, a loop)
     partials: int = 0
     escalations: int = 0
+    joined_turns: int = 0  # the caller went on after the endpoint: one turn with the one before
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,22 @@ class _Speculation:
 
 
 @dataclass
+class _Joinable:
+    """The turn that just ended, while the caller may still go on with it (issue 12): the
+    rules' state from before its words, so a continuation can be joined into one turn."""
+
+    turn_id: int
+    audio: Any  # voice.vad.TurnAudio
+    endpoint_t: float
+    open_statement: bool  # the endpoint's mode before the commit changed it
+    history_len: int
+    snapshot: Any = None  # the policy before this turn's final (None: not committed yet)
+    commit_task: asyncio.Task | None = None
+    reply: Reply | None = None
+    answer_play_at: float | None = None  # estimated playback start of the reply's answer clause
+
+
+@dataclass
 class _Turn:
     turn_id: int
     speech_start: float
@@ -141,6 +161,7 @@ class _Turn:
     spec: _Speculation | None = None
     spec_task: asyncio.Task | None = None
     latest_partial: str | None = None
+    join: _Joinable | None = None  # over the agent: the turn this burst joins if it interrupts
 
 
 class VoiceSession:
@@ -224,6 +245,7 @@ class VoiceSession:
         # The caller is describing the problem (first statement, or after an open prompt):
         # the endpoint gives clause pauses more patience (EndpointPolicy, open_statement).
         self._open_statement = True
+        self._joinable: _Joinable | None = None
 
     # --- public API -----------------------------------------------------------------------
 
@@ -390,6 +412,9 @@ class VoiceSession:
             and event.clause_index == reply.ctx.answer_index
         ):
             self._mark(reply.turn_id, "answer_audio_out", now)
+            j = self._joinable
+            if j is not None and j.reply is reply and j.answer_play_at is None:
+                j.answer_play_at = start
 
     # --- audio in -------------------------------------------------------------------------
 
@@ -436,7 +461,7 @@ class VoiceSession:
                 self._release(turn)  # "okay" and the voice stopped: play on (words can still cancel)
         self._check_endpoint(self._last_frame_end)
 
-    def _new_transcriber(self, turn_id: int, *, overlap: bool = False):
+    def _new_transcriber(self, turn_id: int, *, overlap: bool = False, joined: bool = False):
         from voice.asr import StreamingConfig, StreamingTranscriber
 
         cfg = self.config
@@ -451,7 +476,8 @@ class VoiceSession:
                 full_window=overlap and cfg.barge_in_full_window,
             ),
             on_partial=lambda p, tid=turn_id: self._on_partial(tid, p),
-            audio_start=self._seg.audio_start,
+            # a joined turn's audio is two stretches: no one session time for its start
+            audio_start=None if joined else self._seg.audio_start,
             clock=self.clock,
         )
 
@@ -459,18 +485,25 @@ class VoiceSession:
         state = self._sm.state
         agent_talking = self._reply is not None and not self._reply.cancelled
         overlap = agent_talking and state in (S.AGENT_SPEAKING, S.ESCALATED)
+        join = self._join_candidate(ev.t)
+        if not overlap:
+            self._joinable = None  # a burst over the reply keeps it: a backchannel joins nothing
         if state is S.THINKING and self._pending is not None:
             # The patient went on after the endpoint, before any audio: drop that reply.
             self._abandon(self._pending)
             self._pending = None
-        self._turn = _Turn(ev.turn_id, ev.t, overlap, self._new_transcriber(ev.turn_id, overlap=overlap))
+        transcriber = self._new_transcriber(ev.turn_id, overlap=overlap)
+        turn = self._turn = _Turn(ev.turn_id, ev.t, overlap, transcriber)
         self._mark(ev.turn_id, "speech_start", ev.t)
         self._put(ev)
         if overlap:
             self.stats.overlaps += 1
             self._barge.reset()
+            turn.join = join  # joined if this burst turns out to be an interruption
         else:
             self._set_state(S.USER_SPEAKING, "speech_started", turn_id=ev.turn_id)
+            if join is not None:
+                self._join(turn, join)
 
     def _on_speech_paused(self, ev: SpeechPaused) -> None:
         turn = self._turn
@@ -518,6 +551,55 @@ class VoiceSession:
         if turn.pause_decode is not None:
             turn.pause_decode.cancel()
         turn.transcriber.close()
+
+    # --- joined turns ---------------------------------------------------------------------
+
+    def _join_candidate(self, onset: float) -> _Joinable | None:
+        """The ended turn speech starting at ``onset`` may continue, if any: the caller
+        cannot have heard the reply's question yet (it had not played for
+        ``join_answer_grace_ms``), it is within ``join_window_ms`` of the endpoint, and
+        nothing escalated (the emergency script stands)."""
+        j, cfg = self._joinable, self.config
+        if j is None or self._escalated or self._script_due is not None:
+            return None
+        if j.reply is not None and j.reply.kind == "emergency":
+            return None
+        if onset - j.endpoint_t > cfg.join_window_ms / 1000.0:
+            return None
+        if j.answer_play_at is not None and onset >= j.answer_play_at + cfg.join_answer_grace_ms / 1000.0:
+            return None
+        return j
+
+    def _join(self, turn: _Turn, j: _Joinable) -> None:
+        """The caller went on with the turn that just ended (its reply was dropped or has
+        just been interrupted): roll the rules back to before its words and make ``turn``
+        hear both, so the statement is judged once, whole, and nothing answers the fragment."""
+        if j.commit_task is not None:
+            j.commit_task.cancel()  # its final has not reached the rules yet: it never will
+        self._joinable = None
+        if j.snapshot is not None:
+            _restore(self.policy, j.snapshot)
+            if len(self._history) > j.history_len and self._history[j.history_len][0] == "patient":
+                del self._history[j.history_len]
+        self._open_statement = j.open_statement
+        self.stats.joined_turns += 1
+        # A transcriber that hears the earlier words, then all of this burst so far.
+        audio = j.audio
+        keep = int((audio.speech_end - audio.audio_start + _JOIN_TAIL_S) * audio.sample_rate)
+        old, turn.transcriber = turn.transcriber, self._new_transcriber(turn.turn_id, joined=True)
+        old.close()
+        turn.transcriber.push(audio.audio[: max(0, keep)])
+        self._seg.take_new_audio()  # what the burst's transcriber already had is pushed whole
+        turn.transcriber.push(self._seg.turn_audio().copy())
+        turn.latest_partial = None
+        self._mark(turn.turn_id, "speech_start", audio.speech_start, overwrite=True)
+        turn.speech_start = audio.speech_start
+        turn.epoch += 1  # a decode of the burst alone is stale now
+        if self._seg.state == SpeechSegmenter.PAUSED:
+            turn.pause_epoch = turn.epoch
+            turn.pause_result = None
+            turn.pause_started = self.clock()
+            turn.pause_decode = self._spawn(self._pause_decode(turn, turn.epoch), "asr_final")
 
     # --- ASR results ----------------------------------------------------------------------
 
@@ -624,6 +706,15 @@ class VoiceSession:
         turn.ended = True
         audio = self._seg.end_turn()
         now = self.clock()
+        self._joinable = None
+        if (
+            self.config.join_window_ms > 0
+            and audio is not None
+            and not self._escalated
+            and self._script_due is None
+            and audio.audio.size <= _MAX_JOIN_S * audio.sample_rate
+        ):
+            self._joinable = _Joinable(turn.turn_id, audio, now, self._open_statement, len(self._history))
         speech_end = audio.speech_end if audio is not None else now
         self.stats.turns += 1
         self._put(EndOfTurn(turn.turn_id, now, speech_end, reason))
@@ -678,7 +769,9 @@ class VoiceSession:
             turn.turn_id, _StaticPrompt("acknowledgement", "", False), ack, None, deferred=prompt_box
         )
         self._open(reply)
-        self._spawn(self._commit_final(turn, fresh, prompt_box=prompt_box), "policy")
+        task = self._spawn(self._commit_final(turn, fresh, prompt_box=prompt_box), "policy")
+        if self._joinable is not None and self._joinable.turn_id == turn.turn_id:
+            self._joinable.commit_task = task
 
     def _reply_for(self, turn: _Turn, prompt, said: str) -> None:
         if prompt is None or not prompt.text.strip():
@@ -733,6 +826,9 @@ class VoiceSession:
         )  # fmt: skip
         if not words_of(result.text):
             return None
+        j = self._joinable
+        if j is not None and j.turn_id == turn.turn_id and j.snapshot is None:
+            j.snapshot = _fork(self.policy)  # to roll back to if the caller goes on (_join)
         self._history.append(("patient", result.text))
         assessment = self.policy.observe_final(result.text)
         self._assessment(turn.turn_id, assessment, on_partial=False)
@@ -758,6 +854,7 @@ class VoiceSession:
 
     def _escalate(self, turn_id: int, assessment, detail: dict, on_partial: bool) -> None:
         self._escalated = True
+        self._joinable = None  # an escalation stands: the script leads, nothing is rolled back
         self.stats.escalations += 1
         script = _emergency_prompt(self.policy, assessment, detail)
         if script is None:
@@ -939,6 +1036,8 @@ class VoiceSession:
         self._open_replies[reply_id] = reply
         self.stats.replies += 1
         self._pending = reply
+        if self._joinable is not None and self._joinable.turn_id == reply.turn_id:
+            self._joinable.reply = reply
         self._put(AgentReplyStarted(reply_id, reply.turn_id, reply.kind, reply.required_text, self.clock()))
         self._spawn(self._play(reply), "reply")
 
@@ -1028,7 +1127,11 @@ class VoiceSession:
             self._put(tel.finish(now))
         if interrupted or final:
             return
+        if self._joinable is not None and self._joinable.reply is reply:
+            self._joinable = None  # heard to its end: what the caller says next answers it
         turn = self._turn
+        if turn is not None:
+            turn.join = None
         if turn is not None and turn.overlap and not turn.ended:
             # The patient was already talking as the agent finished: that is their turn now.
             turn.overlap = False
@@ -1106,6 +1209,10 @@ class VoiceSession:
         self._set_state(S.USER_SPEAKING, "speech_continues", turn_id=turn.turn_id)
         self._reply = None
         self._spawn(self._finish_interrupted(reply, now), "reply")
+        join, turn.join = turn.join, None
+        if join is not None:
+            self._join(turn, join)
+        self._joinable = None
         # The burst is the patient's turn now; if it is already in a pause, judge its end.
         if self._seg.state == SpeechSegmenter.PAUSED and turn.pause_result is not None:
             self._check_endpoint(self._last_frame_end)
@@ -1183,6 +1290,18 @@ def _fork(policy):
 
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+def _restore(policy, snapshot) -> None:
+    """Put ``policy`` back to ``snapshot`` (a :func:`_fork` taken earlier), in place: the host
+    keeps its reference to the policy object. A policy may provide ``restore(snapshot)``."""
+    restore = getattr(policy, "restore", None)
+    if callable(restore):
+        restore(snapshot)
+        return
+    for name, value in vars(snapshot).items():
+        if not isinstance(value, _LOCK_TYPES):
+            setattr(policy, name, copy.copy(value) if isinstance(value, list | dict | set) else value)
 
 
 # Spoken only if a policy escalates without giving its own fixed script (a policy bug,
