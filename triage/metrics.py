@@ -65,6 +65,17 @@ NOTIFICATIONS = Counter(
 )
 DROPOFFS = Counter("triage_dropoffs_total", "Sessions closed as abandoned by Celery beat.")
 CLINICIAN_ACTIONS = Counter("triage_clinician_actions_total", "Clinician actions on the dashboard.", ["kind"])
+ADMISSIONS = Counter(
+    "triage_admissions_total",
+    "New calls at a web process: immediate (a free slot), queued (over the cap), admitted (from "
+    "the line), left (hung up or sent elsewhere while waiting).",
+    ["outcome"],
+)
+QUEUE_WAIT = Histogram(
+    "triage_queue_wait_seconds",
+    "Time a caller waited in the line before a slot freed.",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200),
+)
 
 _COMPONENTS = ("asr", "llm", "tts", "vad")
 
@@ -131,6 +142,33 @@ class StoredStateCollector:
             "Outbox messages not yet handled by a task.",
             value=OutboxMessage.objects.filter(processed_at__isnull=True).count(),
         )
+        waiting = _callers_waiting()
+        if waiting is not None:
+            yield GaugeMetricFamily(
+                "triage_calls_waiting", "Callers in the waiting line, every node.", value=waiting
+            )
+
+
+def _callers_waiting() -> int | None:
+    """Entries in the shared waiting line (triage/admission/queue.py); None without Redis or
+    when it does not answer (the series is then absent rather than wrong)."""
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return None
+    import redis
+
+    from .admission.queue import ENTRY_PREFIX, QUEUE_KEY
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        try:
+            members = client.zrange(QUEUE_KEY, 0, -1)
+            # Only live entries: one whose node died stays in the set until a waiter reads it.
+            return sum(bool(client.exists(ENTRY_PREFIX + m.decode())) for m in members)
+        finally:
+            client.close()
+    except redis.RedisError:
+        return None
 
 
 def exposition() -> bytes:

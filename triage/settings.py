@@ -261,6 +261,10 @@ TRIAGE = {
     # On SIGTERM (rolling deploy) active calls may go on this long before the process stops
     # (triage/drain.py). Keep the orchestrator's grace period longer than this.
     "DRAIN_SECONDS": float(os.environ.get("TRIAGE_DRAIN_SECONDS", "600")),
+    # Calls one web process takes at once; callers over it wait in the shared line
+    # (triage/admission/). 0: no cap. Default 2 per CPU: on the 2-vCPU reference machine 4
+    # concurrent callers kept answer-heard p95 within 10 % of one caller's (docs/benchmarks.md).
+    "MAX_CALLS": int(os.environ.get("TRIAGE_MAX_CALLS", str(2 * len(os.sched_getaffinity(0))))),
 }
 
 # /metrics: a Prometheus bearer token, or a staff login (docs/metrics.md).

@@ -423,9 +423,8 @@ def test_the_protocol_document_matches_the_code():
 
     assert doc.splitlines()[0].endswith(f"version {proto.PROTOCOL_VERSION}")
     assert table_names(section("## 2.")) == proto.CLIENT_TYPES
-    sources = (root / "triage" / "live.py").read_text() + (
-        root / "triage" / "consumers" / "patient.py"
-    ).read_text()
+    senders = ("live.py", "consumers/patient.py", "admission/line.py", "admission/announce.py")
+    sources = "".join((root / "triage" / name).read_text() for name in senders)
     assert table_names(section("## 3.")) == set(re.findall(r'"type": "(\w+)"', sources))
 
     rows = re.findall(r"^\| `(\w+)` \| (no|yes \(close (\d+)\)) \|", section("## 4."), re.M)

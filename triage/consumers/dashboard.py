@@ -37,7 +37,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from triage import channel_outage, metrics
+from triage import admission, channel_outage, metrics
 from triage.dashboard import access, rows
 from triage.dashboard.control import DASHBOARD_GROUP
 from triage.dashboard.permissions import can_view
@@ -49,6 +49,7 @@ CLOSE_FORBIDDEN = 4403
 # The login lost access while the socket was open (logged out, deactivated, permission removed).
 CLOSE_ACCESS_REVOKED = 4401
 HOST = socket.gethostname()
+QUEUE_REFRESH_SECONDS = 5.0
 
 
 def alert_delay_seconds(message: dict) -> float | None:
@@ -126,10 +127,58 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.send_json(
             {"type": "snapshot", "sessions": snapshot, "user": self.username, "t": time.time()}
         )
+        await self._send_queue()
+
+    async def _send_queue(self) -> None:
+        """Callers waiting for a line on every node (triage/admission/), oldest first."""
+        try:
+            waiters = await admission.queue().waiters()
+        except Exception as exc:  # Redis away: the list is stale until it answers
+            logger.warning("could not read the waiting line: %s", type(exc).__name__)
+            return
+        now = time.time()
+        self._queue_shown = bool(waiters)
+        await self.send_json(
+            {
+                "type": "queue",
+                "waiting": [
+                    {
+                        "session_id": w.session_id,
+                        "short_id": w.session_id[:8],
+                        "node": w.node,
+                        "position": w.position,
+                        "waited_s": round(max(0.0, now - w.since), 1),
+                    }
+                    for w in waiters
+                ],
+                "t": now,
+            }
+        )
+
+    async def queue_changed(self, message: dict) -> None:
+        if self.allowed and not self._queue_pending:
+            self._queue_pending = True
+            self._spawn(self._refresh_queue())
+
+    async def _refresh_queue(self) -> None:
+        try:
+            await self._send_queue()
+        finally:
+            self._queue_pending = False
+
+    async def _queue_every(self, interval: float) -> None:
+        """While callers wait, re-read the line: an entry whose node died expires without a
+        broadcast."""
+        while self.allowed:
+            await asyncio.sleep(interval)
+            if self._queue_shown and not self._queue_pending:
+                await self.queue_changed({})
 
     async def connect(self):
         self.allowed = False
         self._refreshing: dict[str, bool] = {}  # session id -> another refresh wanted
+        self._queue_pending = False  # a read of the waiting line is under way
+        self._queue_shown = False  # the last list sent had callers in it
         self._tasks: set[asyncio.Task] = set()
         user = self.scope.get("user")
         allowed = await database_sync_to_async(can_view)(user)
@@ -155,6 +204,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         interval = float(settings.TRIAGE["DASHBOARD_RECHECK_SECONDS"])
         if interval > 0:
             self._spawn(self._recheck_every(interval))
+        self._spawn(self._queue_every(QUEUE_REFRESH_SECONDS))
 
     async def disconnect(self, code):
         if self.allowed:

@@ -13,6 +13,7 @@ close it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -22,7 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from clinical_rules import PatientContext
-from triage import drain, ownership, services
+from triage import admission, drain, ownership, services
 from triage import protocol as proto
 from triage.live import LiveCall
 from triage.models import TriageSession
@@ -57,12 +58,18 @@ def patient_context(session: TriageSession) -> PatientContext:
     )
 
 
+# Sessions whose caller waits in the line on a socket of this process (one socket each).
+_waiting_here: set[str] = set()
+
+
 class PatientConsumer(AsyncWebsocketConsumer):
     call: LiveCall | None = None
     # No alias of that name is configured, so channels gives this consumer no channel layer:
     # nothing is ever sent to its channel, and a layer outage must not end the call.
     channel_layer_alias = "patient-socket-uses-no-channel-layer"
     session_id = ""
+    waiting: asyncio.Task | None = None  # over the cap: waits in the line, then starts the call
+    starting = False  # the waiting task has its slot and is starting the call
 
     async def __call__(self, scope, receive, send):
         drain.socket_opened()  # a drain waits for open sockets too (their last messages)
@@ -72,6 +79,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
             try:
                 # disconnect() does not run when the consumer dies of an exception (daphne
                 # closes with 1011): detach here too, or every reconnect would be refused (4409).
+                await self.stop_waiting()
                 await self.release_call("consumer_stopped")
             finally:
                 drain.socket_closed()
@@ -109,6 +117,63 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 proto.CLOSE_DRAINING,
             )
             return
+        if existing is not None:
+            await self.start_call(session, existing, None)
+            return
+        if self.session_id in _waiting_here:
+            await self.refuse(
+                proto.ErrorCode.SESSION_IN_USE,
+                "This session is already waiting for a line on another socket.",
+                proto.CLOSE_SESSION_IN_USE,
+            )
+            return
+        slot = await admission.enter(self.session_id, moving=await admission.was_started(self.session_id))
+        if slot is None:
+            # Over this process's cap: the caller waits in the shared line. A task waits, so that
+            # connect returns and this socket's messages and close are handled meanwhile.
+            self.waiting = asyncio.ensure_future(self.wait_in_line(session))
+            return
+        await self.start_call(session, None, slot)
+
+    async def wait_in_line(self, session: TriageSession) -> None:
+        """Told their place (and the emergency advice) until a slot frees here, then started."""
+        _waiting_here.add(self.session_id)
+        try:
+            slot = await admission.Waiting(self.session_id, self.send_json, self.send_bytes).run()
+        except admission.Draining:
+            await self.refuse(
+                proto.ErrorCode.DRAINING,
+                "This server is restarting; reconnect to continue.",
+                proto.CLOSE_DRAINING,
+            )
+            return
+        finally:
+            _waiting_here.discard(self.session_id)
+        self.starting = True
+        await self.start_call(session, None, slot)
+
+    async def stop_waiting(self) -> None:
+        """The socket is going: a caller still waiting leaves the line (their ticket is kept for
+        a reconnect); a call being started is let finish, so that release_call detaches it."""
+        task, self.waiting = self.waiting, None
+        if task is None or task.done():
+            return
+        if not self.starting:
+            task.cancel()
+        await asyncio.wait([task])
+
+    async def start_call(
+        self, session: TriageSession, existing: LiveCall | None, slot: admission.Slot | None
+    ) -> None:
+        """Start (or reattach to) the call's pipeline and tell the client ``ready``. ``slot``:
+        the admission's reservation, held until the new call is registered."""
+        try:
+            await self._start_call(session, existing)
+        finally:
+            if slot is not None:
+                slot.release()
+
+    async def _start_call(self, session: TriageSession, existing: LiveCall | None) -> None:
         claim = None
         if existing is None and (claim := await self.claim_call()) is None:
             return
@@ -213,6 +278,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.call is None:
+            if self.waiting is not None and text_data:
+                await self.while_waiting(text_data)
             return
         try:
             await self.handle(text_data, bytes_data)
@@ -257,6 +324,20 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 await self.send_json({"type": "ended", "reason": "patient_ended"})
                 await self.close(code=1000)
 
+    async def while_waiting(self, text_data: str) -> None:
+        """In the line: ``end`` leaves it (and ends the socket), ``ping`` is answered; audio and
+        everything else are dropped until the call starts."""
+        try:
+            message = proto.parse_text_message(text_data, self.limits["MAX_TEXT_MESSAGE_BYTES"])
+        except proto.ProtocolError:
+            return
+        if message.type == "ping":
+            await self.send_json({"type": "pong", "t": message.data.get("t")})
+        elif message.type == "end" and not self.starting:
+            await self.stop_waiting()
+            await self.send_json({"type": "ended", "reason": "patient_ended"})
+            await self.close(code=1000)
+
     async def guarded(self, work) -> None:
         """Run pipeline input handling; a failure there is reported, not fatal to the socket."""
         try:
@@ -281,6 +362,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
             logger.debug("could not send internal_error", exc_info=True)
 
     async def disconnect(self, code):
+        await self.stop_waiting()
         await self.release_call(code)
 
     async def release_call(self, code: int | str) -> None:

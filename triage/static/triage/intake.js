@@ -24,6 +24,7 @@
     escalated: "Emergency",
     ended: "Call ended",
     reconnecting: "Reconnecting…",
+    waiting: "Waiting for a line",
   };
   const END_REASONS = {
     patient_ended: "Thank you. If your symptoms get worse, call back or contact your doctor.",
@@ -362,7 +363,22 @@
 
   function onMessage(msg) {
     switch (msg.type) {
+      case "queued":
+        // All lines busy: fixed text with the caller's place; connected automatically later.
+        log("queued", { position: msg.position });
+        triage.queuePosition = msg.position;
+        if (msg.output) engine.ensurePlayback(msg.output.sample_rate);
+        $("queue-text").textContent = msg.text;
+        $("queue-emergency").firstElementChild.textContent = msg.emergency;
+        $("queue-notice").hidden = false;
+        setState("waiting");
+        break;
+      case "admitted":
+        log("admitted", { waited_ms: msg.waited_ms });
+        $("queue-notice").hidden = true;
+        break;
       case "ready":
+        $("queue-notice").hidden = true;
         triage.sessionId = msg.session_id;
         engine.ensurePlayback(msg.output.sample_rate);
         setState(msg.state);

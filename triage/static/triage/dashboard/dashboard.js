@@ -168,6 +168,14 @@
     return 0;
   }
 
+  // Affect tags that ask a clinician to listen (breathless, slurred/slow, high distress): never a level.
+  function attentionBadge(row) {
+    const tags = row.attention || [];
+    if (!tags.length) return null;
+    const fired = tags.map((t) => `${t.tag}: ${(t.evidence || []).map((e) => `${e.feature} ${e.value} (${e.rule})`).join("; ")}`).join("\n");
+    return el("div", { class: "badge attention", role: "status", title: fired }, `Attention: ${tags.map((t) => t.label + (t.grade === "high" ? " (high)" : "")).join("; ")}`);
+  }
+
   function renderRow(row) {
     const pending = liveAlerts.get(row.id);
     const alerting = row.open_alerts.length > 0 || Boolean(pending);
@@ -208,6 +216,7 @@
         {},
         row.urgency_level ? el("span", { class: `urgency urgency-${row.urgency_level}` }, row.urgency_label) : "Not yet assessed",
         row.urgency_overridden ? el("div", { class: "badge" }, "set by clinician") : null,
+        attentionBadge(row),
         alertInfo ? el("div", { class: "alert-reasons" }, el("strong", {}, human(alertInfo.disposition)), reasonsList(alertInfo.reasons)) : null,
       ),
       el("td", {}, row.state),
@@ -277,6 +286,34 @@
     render();
   }
 
+  // --- waiting line -------------------------------------------------------------------------
+  // Callers over the nodes' caps (docs/protocol.md, "Waiting for a line"); waited time ticks here.
+  const waitingList = document.getElementById("waiting-list");
+  const waitingCount = document.getElementById("waiting-count");
+  let waiting = [];
+  let waitingAt = 0;
+
+  function renderQueue(list) {
+    waiting = list || [];
+    waitingAt = Date.now() / 1000;
+    waitingCount.textContent = String(waiting.length);
+    drawQueue();
+  }
+
+  function drawQueue() {
+    const elapsed = Date.now() / 1000 - waitingAt;
+    waitingList.replaceChildren(
+      ...waiting.map((w) =>
+        el(
+          "li",
+          { "data-session": w.session_id },
+          `Call ${w.short_id} · number ${w.position} on ${w.node} · waiting ${Math.round(w.waited_s + elapsed)} s`,
+        ),
+      ),
+    );
+  }
+  setInterval(() => waiting.length && drawQueue(), 1000);
+
   // --- socket -------------------------------------------------------------------------------
   let socket = null;
   let retry = 0;
@@ -307,6 +344,9 @@
           break;
         case "alert":
           showAlert(message);
+          break;
+        case "queue":
+          renderQueue(message.waiting);
           break;
         case "error":
           setConnection("error", message.message || "Refused");

@@ -1,0 +1,227 @@
+"""The waiting line shared by every web node: a FIFO of callers in Redis (deploy/README.md,
+"Admission control").
+
+Keys (``triage:admission:``):
+
+* ``queue``: sorted set, member = session id, score = its ticket (``seq`` incremented once per
+  session, so arrival order across all nodes);
+* ``entry:<session id>``: hash ``node`` (the process whose socket holds the caller), expiring
+  ``ENTRY_TTL_S`` after the holder last renewed it. An entry whose key has expired (its node
+  died, its socket went without a goodbye) is dropped from ``queue`` by the next reader;
+* ``ticket:<session id>``: hash ``ticket``, ``since`` (epoch ms of the first join), kept
+  ``TICKET_TTL_S`` so a caller who reconnects (a dropped socket, a node that died and the
+  balancer's next node) gets the same place back instead of the end of the line.
+
+A slot frees on one node; only callers whose socket is on that node can take it (the socket
+routing keeps a call on the node its socket reached). Among them, the earliest ticket goes
+first. The scripts run atomically in Redis, so two processes never admit the same caller and
+never skip the head.
+
+Without Redis (embedded mode: one process) ``MemoryQueue`` does the same in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+PREFIX = "triage:admission:"
+QUEUE_KEY = PREFIX + "queue"
+SEQ_KEY = PREFIX + "seq"
+ENTRY_PREFIX = PREFIX + "entry:"
+TICKET_PREFIX = PREFIX + "ticket:"
+ENTRY_TTL_S = 10.0  # a node that stops renewing loses its waiters' entries after this
+TICKET_TTL_S = 600  # a caller's place is kept this long across reconnects
+REDIS_TIMEOUT_S = 1.0
+
+# Drop members whose entry expired; shared by the scripts below (Lua, run inside Redis).
+_LIVE = """
+local function live(queue, prefix)
+  local out = {}
+  for _, m in ipairs(redis.call('zrange', queue, 0, -1)) do
+    local node = redis.call('hget', prefix .. m, 'node')
+    if node then table.insert(out, {m, node}) else redis.call('zrem', queue, m) end
+  end
+  return out
+end
+"""
+
+# KEYS: queue, seq, entry, ticket. ARGV: sid, node, entry ttl ms, now ms, ticket ttl s.
+_JOIN = """
+local t = redis.call('hget', KEYS[4], 'ticket')
+if not t then
+  t = redis.call('incr', KEYS[2])
+  redis.call('hset', KEYS[4], 'ticket', t, 'since', ARGV[4])
+end
+redis.call('expire', KEYS[4], ARGV[5])
+redis.call('zadd', KEYS[1], t, ARGV[1])
+redis.call('hset', KEYS[3], 'node', ARGV[2])
+redis.call('pexpire', KEYS[3], ARGV[3])
+return tonumber(t)
+"""
+
+# KEYS: queue. ARGV: sid, node, entry prefix. 1: sid is the earliest live waiter for node (now
+# removed from the line); 0: someone on this node is ahead; -1: sid is not in the line.
+_TAKE = (
+    _LIVE
+    + """
+for _, e in ipairs(live(KEYS[1], ARGV[3])) do
+  if e[2] == ARGV[2] then
+    if e[1] ~= ARGV[1] then break end
+    redis.call('zrem', KEYS[1], ARGV[1])
+    redis.call('del', ARGV[3] .. ARGV[1])
+    return 1
+  end
+end
+if redis.call('zscore', KEYS[1], ARGV[1]) then return 0 end
+return -1
+"""
+)
+
+# KEYS: queue. ARGV: sid, node, entry prefix. Returns {place among this node's waiters (0: not
+# in the line), waiting on every node}.
+_PLACE = (
+    _LIVE
+    + """
+local ahead, total, place = 0, 0, 0
+for _, e in ipairs(live(KEYS[1], ARGV[3])) do
+  total = total + 1
+  if e[1] == ARGV[1] then place = ahead + 1
+  elseif place == 0 and e[2] == ARGV[2] then ahead = ahead + 1 end
+end
+return {place, total}
+"""
+)
+
+# KEYS: queue. ARGV: entry prefix, ticket prefix. Returns a flat list sid, node, since, ...
+_LIST = (
+    _LIVE
+    + """
+local out = {}
+for _, e in ipairs(live(KEYS[1], ARGV[1])) do
+  table.insert(out, e[1]); table.insert(out, e[2])
+  table.insert(out, redis.call('hget', ARGV[2] .. e[1], 'since') or '0')
+end
+return out
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    position: int  # 1: next on this node; 0: not in the line
+    waiting: int  # callers waiting on every node
+
+
+@dataclass(frozen=True, slots=True)
+class Waiter:
+    session_id: str
+    node: str
+    since: float  # epoch seconds of the first join (kept across reconnects)
+    position: int  # among the waiters of its node
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisQueue:
+    """``prefix``: the key prefix (tests give each line its own)."""
+
+    def __init__(self, url: str, entry_ttl_s: float = ENTRY_TTL_S, prefix: str = PREFIX):
+        import redis.asyncio
+
+        self.queue_key, self.seq_key = prefix + "queue", prefix + "seq"
+        self.entry_prefix, self.ticket_prefix = prefix + "entry:", prefix + "ticket:"
+        self.entry_ttl_ms = int(entry_ttl_s * 1000)
+        self.redis = redis.asyncio.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S, decode_responses=True
+        )
+        self._join = self.redis.register_script(_JOIN)
+        self._take = self.redis.register_script(_TAKE)
+        self._place = self.redis.register_script(_PLACE)
+        self._list = self.redis.register_script(_LIST)
+
+    async def join(self, session_id: str, node: str) -> int:
+        """Enter the line (or renew the entry); the ticket is the caller's, kept across reconnects."""
+        keys = [self.queue_key, self.seq_key, self.entry_prefix + session_id, self.ticket_prefix + session_id]
+        return int(await self._join(keys, [session_id, node, self.entry_ttl_ms, _now_ms(), TICKET_TTL_S]))
+
+    async def take_turn(self, session_id: str, node: str) -> int:
+        return int(await self._take([self.queue_key], [session_id, node, self.entry_prefix]))
+
+    async def place(self, session_id: str, node: str) -> Place:
+        position, waiting = await self._place([self.queue_key], [session_id, node, self.entry_prefix])
+        return Place(int(position), int(waiting))
+
+    async def leave(self, session_id: str) -> None:
+        """Out of the line now (the ticket is kept: a reconnect gets the same place back)."""
+        await self.redis.zrem(self.queue_key, session_id)
+        await self.redis.delete(self.entry_prefix + session_id)
+
+    async def forget(self, session_id: str) -> None:
+        """Admitted: the ticket is spent."""
+        await self.redis.delete(self.ticket_prefix + session_id)
+
+    async def waiters(self) -> list[Waiter]:
+        flat = await self._list([self.queue_key], [self.entry_prefix, self.ticket_prefix])
+        return _waiters((flat[i], flat[i + 1], float(flat[i + 2]) / 1000.0) for i in range(0, len(flat), 3))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _waiters(rows) -> list[Waiter]:
+    per_node: dict[str, int] = {}
+    out = []
+    for sid, node, since in rows:
+        per_node[node] = per_node.get(node, 0) + 1
+        out.append(Waiter(sid, node, since, per_node[node]))
+    return out
+
+
+class MemoryQueue:
+    """The same line in one process (embedded mode, no Redis); entries never expire here
+    because the socket that holds one is in this process and leaves it on its way out."""
+
+    def __init__(self):
+        self._seq = 0
+        self._line: dict[str, tuple[int, str]] = {}  # sid -> (ticket, node)
+        self._tickets: dict[str, tuple[int, float]] = {}  # sid -> (ticket, since)
+
+    def _ordered(self) -> list[tuple[str, str]]:
+        return [(sid, node) for sid, (_, node) in sorted(self._line.items(), key=lambda kv: kv[1][0])]
+
+    async def join(self, session_id: str, node: str) -> int:
+        if session_id not in self._tickets:
+            self._seq += 1
+            self._tickets[session_id] = (self._seq, time.time())
+        ticket = self._tickets[session_id][0]
+        self._line[session_id] = (ticket, node)
+        return ticket
+
+    async def take_turn(self, session_id: str, node: str) -> int:
+        if session_id not in self._line:
+            return -1
+        head = next((sid for sid, n in self._ordered() if n == node), None)
+        if head != session_id:
+            return 0
+        del self._line[session_id]
+        return 1
+
+    async def place(self, session_id: str, node: str) -> Place:
+        ordered = self._ordered()
+        mine = [sid for sid, n in ordered if n == node]
+        return Place(mine.index(session_id) + 1 if session_id in mine else 0, len(ordered))
+
+    async def leave(self, session_id: str) -> None:
+        self._line.pop(session_id, None)
+
+    async def forget(self, session_id: str) -> None:
+        self._tickets.pop(session_id, None)
+
+    async def waiters(self) -> list[Waiter]:
+        return _waiters((sid, node, self._tickets.get(sid, (0, 0.0))[1]) for sid, node in self._ordered())
+
+    async def close(self) -> None:
+        return None
