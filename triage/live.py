@@ -24,11 +24,13 @@ from channels.layers import get_channel_layer
 
 from clinical_rules import PatientContext, TriageInterview
 from voice import events as ev
+from voice.affect import AffectObserved
 from voice.llm.chunker import split_clauses
 from voice.pipeline import VoiceSession
 from voice.safety_net_runner import SafetyNetRunner
 from voice.tts import pcm_ms
 
+from . import affect as affect_host
 from . import channel_outage, listen, metrics, services
 from . import resume as resume_call
 from .dashboard.control import TAKE_OVER_TEXT, call_group
@@ -282,6 +284,8 @@ class LiveCall:
                 listen.agent_audio(self.session_id, event.pcm, event.sample_rate)
             return
         metrics.observe(event)
+        if isinstance(event, AffectObserved):
+            affect_host.observe(event)  # Prometheus; stored (audit) and shown through the writer
         if isinstance(event, ev.PartialTranscript | ev.FinalTranscript) and not (
             self.ended or self._escalation_seen
         ):
@@ -428,6 +432,8 @@ class LiveCall:
                 )
             case ev.PipelineError():
                 services.record_audit(sid, "pipeline_error", {"stage": event.stage, "code": event.code})
+            case AffectObserved():
+                affect_host.record(sid, event, event.turn_id + self.id_offset)
 
     async def _broadcast(self, event: ev.VoiceEvent) -> None:
         """Tell connected clinician dashboards (channel group) what changed."""
@@ -438,8 +444,11 @@ class LiveCall:
             | ev.FinalTranscript
             | ev.EscalationRaised
             | ev.AssessmentUpdated
-            | ev.AgentReplyFinished,
+            | ev.AgentReplyFinished
+            | AffectObserved,
         ):
+            return
+        if isinstance(event, AffectObserved) and not event.reading.tags:
             return
         await channel_outage.group_send(
             DASHBOARD_GROUP,

@@ -34,6 +34,8 @@ from typing import Any
 from voice import speech_filter
 from voice.acknowledgement import DEFAULT_SET as DEFAULT_ACK_SET
 from voice.acknowledgement import AcknowledgementSet, choose_acknowledgement
+from voice.affect import AffectObserved, AffectReading
+from voice.affect_runner import AffectRunner
 from voice.audio import AcousticMonitor, FrameBuffer, pcm16_to_float32
 from voice.compute import Skipped
 from voice.config import DEFAULT_ACKNOWLEDGEMENTS, PipelineConfig
@@ -209,6 +211,8 @@ class VoiceSession:
         )
         self._barge = BargeInDetector(BargeInConfig(min_speech_ms=cfg.barge_in_min_ms))
         self._acoustic = AcousticMonitor()
+        # How the caller speaks (voice/affect_runner.py): tags raise attention, never a level.
+        self.affect = AffectRunner(self._on_affect)
         self._speaker = ClauseSpeaker(
             runtime.synthesizer,
             runtime.phrases,
@@ -313,6 +317,7 @@ class VoiceSession:
         if self._ended:
             return
         self._ended = True
+        self.affect.close()
         for reply in (self._pending, self._reply):
             if reply is not None:
                 reply.cancel()
@@ -706,6 +711,8 @@ class VoiceSession:
         turn.ended = True
         audio = self._seg.end_turn()
         now = self.clock()
+        if audio is not None:
+            self.affect.turn_audio(turn.turn_id, audio.audio, audio.sample_rate)
         self._joinable = None
         if (
             self.config.join_window_ms > 0
@@ -817,6 +824,7 @@ class VoiceSession:
         tel = self._tel(turn.turn_id)
         if self._non_speech(turn.turn_id, result):
             result = replace(result, text="")  # a final with no words: no turn, nothing for the rules
+        self.affect.turn_words(turn.turn_id, result.text, len(words_of(result.text)))
         self._put(
             FinalTranscript(
                 turn.turn_id, result.text, result.avg_logprob, result.no_speech_prob,
@@ -839,6 +847,21 @@ class VoiceSession:
         prompt = self.policy.next_prompt()
         self._open_statement = getattr(prompt, "kind", None) in OPEN_PROMPT_KINDS
         return prompt
+
+    def _on_affect(self, reading: AffectReading) -> None:
+        """A turn's affect tags: an attention tag's question is queued in the policy (asked once,
+        answered through the rules); the level is never touched."""
+        if self._ended:
+            return
+        queued = []
+        queue = getattr(self.policy, "queue_question", None)
+        for qid in reading.questions if queue is not None else ():
+            try:
+                if queue(qid):
+                    queued.append(qid)
+            except Exception:
+                log.exception("policy.queue_question failed for an affect tag")
+        self._put(AffectObserved(reading.turn_id, reading, tuple(queued), self.clock()))
 
     def _assessment(self, turn_id: int, assessment, *, on_partial: bool) -> None:
         detail = _to_dict(assessment)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voice.affect import AffectObserved
 from voice.audio import float32_to_pcm16, pcm16_to_float32, resample
 from voice.events import (
     AgentAudio,
@@ -254,6 +255,25 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:7.0f}"
 
 
+def affect_line(ev: AffectObserved) -> str:
+    """One turn's affect reading: the tags with the values that fired them, or the main features."""
+    r = ev.reading
+    f = r.features
+    measured = (
+        f"{f.phrases} phrase(s), {f.pauses} pause(s), {f.articulation_rate:.1f} syll/s, "
+        f"{f.level_dbfs if f.level_dbfs is not None else float('nan'):.0f} dBFS, "
+        f"pitch {f.pitch_median_st if f.pitch_median_st is not None else float('nan'):.1f} st, "
+        f"{f.cost_ms:.0f} ms CPU"
+        if f is not None
+        else "not measured"
+    )
+    if not r.tags:
+        return f"no tag ({measured}{', baseline' if r.in_baseline else ''})"
+    flag = " ATTENTION" if r.attention else ""
+    asked = f"; asks {', '.join(ev.questions_queued)}" if ev.questions_queued else ""
+    return f"{'; '.join(t.explanation for t in r.tags)}{flag}{asked} ({measured})"
+
+
 def print_report(client: SimulatedClient, out=sys.stdout) -> None:
     print("\n== conversation ==", file=out)
     texts: dict[int, list[str]] = {}
@@ -264,6 +284,8 @@ def print_report(client: SimulatedClient, out=sys.stdout) -> None:
             print(f"patient  (turn {ev.turn_id}): {ev.text}", file=out)
         elif isinstance(ev, EscalationRaised):
             print(f"!! ESCALATION (turn {ev.turn_id}, on_partial={ev.on_partial}): {ev.rule_ids}", file=out)
+        elif isinstance(ev, AffectObserved):
+            print(f"   how    (turn {ev.turn_id}): {affect_line(ev)}", file=out)
         elif isinstance(ev, AgentReplyFinished):
             said = " ".join(texts.get(ev.reply_id, []))
             flag = " (interrupted; heard: " + repr(ev.text) + ")" if ev.interrupted else ""

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .. import callback
+from .. import affect, callback
 from ..models import EscalationAlert, TriageSession, UrgencyLevel
 
 OPEN_STATUSES = (
@@ -65,7 +65,10 @@ def alert_dict(alert: EscalationAlert) -> dict[str, Any]:
     }
 
 
-def session_row(session: TriageSession, alerts: list[EscalationAlert]) -> dict[str, Any]:
+def session_row(
+    session: TriageSession, alerts: list[EscalationAlert], attention: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """``attention``: the affect tags that raised the clinician-attention flag (triage/affect.py)."""
     now = timezone.now()
     end = session.ended_at or now
     open_alerts = [a for a in alerts if a.status == EscalationAlert.Status.OPEN]
@@ -89,6 +92,8 @@ def session_row(session: TriageSession, alerts: list[EscalationAlert]) -> dict[s
         "escalated": session.status == TriageSession.Status.ESCALATED or bool(open_alerts),
         "open_alerts": [alert_dict(a) for a in open_alerts],
         "alerts": len(alerts),
+        # How the caller speaks (breathless, slurred/slow, high distress): look, listen, never a level.
+        "attention": attention or [],
         "taken_over_by": session.taken_over_by.get_username() if session.taken_over_by_id else None,
         "review_url": f"/review/{session.pk}/",
         "callback_number": session.callback_number,
@@ -128,7 +133,11 @@ def fetch_row(session_id) -> dict[str, Any] | None:
     session = TriageSession.objects.select_related("taken_over_by").filter(pk=session_id).first()
     if session is None:
         return None
-    return session_row(session, _alerts_by_session([session.pk]).get(str(session.pk), []))
+    return session_row(
+        session,
+        _alerts_by_session([session.pk]).get(str(session.pk), []),
+        affect.attention_by_session([session.pk]).get(str(session.pk)),
+    )
 
 
 def active_rows(limit: int = 200) -> list[dict[str, Any]]:
@@ -156,7 +165,8 @@ def active_rows(limit: int = 200) -> list[dict[str, Any]]:
         TriageSession.objects.filter(pk__in=newest | alerted | dropped).select_related("taken_over_by")
     )
     alerts = _alerts_by_session([s.pk for s in sessions])
-    rows = [session_row(s, alerts.get(str(s.pk), [])) for s in sessions]
+    attention = affect.attention_by_session([s.pk for s in sessions])
+    rows = [session_row(s, alerts.get(str(s.pk), []), attention.get(str(s.pk))) for s in sessions]
     rows = [r for r in rows if r["open"] or r["open_alerts"] or r["call_back"]]
     rows.sort(key=sort_key)
     return rows

@@ -14,6 +14,7 @@ from typing import Any
 
 from voice.telemetry import STAGES
 
+from .. import affect
 from ..audit import verify_chain
 from ..models import AuditEvent, LatencySample, TriageSession, Turn
 from .rows import describe_reason, urgency_label
@@ -146,6 +147,15 @@ def _item(event: AuditEvent) -> Item | None:
                 title=f"Possible red flag ({p.get('entry_id')}, similarity {p.get('score')}) — rules did not fire",
                 text=f"semantic safety net; asked next: {p.get('question_id')}",
                 detail=p,
+                **base,
+            )
+        case "affect_tags":  # how the caller spoke (triage/affect.py): attention, never a level
+            return Item(
+                kind="alert" if p.get("attention") else "rules",
+                title=affect.timeline_title(p),
+                text=affect.timeline_text(p),
+                detail={"features": p.get("features") or {}, "baseline": p.get("baseline")},
+                turn_id=p.get("turn_id"),
                 **base,
             )
         case "alert_acknowledged":

@@ -1,0 +1,110 @@
+"""Affect tags on the Django side: audited, on the review timeline with their feature values, on
+the dashboard row (live, to a connected dashboard), counted in Prometheus; never a level.
+
+Real PostgreSQL, the real Redis channel layer, real features (Piper speech broken by breaths,
+measured by Praat) and the real tagger; the reading enters a LiveCall through the pipeline's
+event callback (``_on_event``), the production path.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from prometheus_client import REGISTRY
+
+from clinical_rules import PatientContext
+from tests.triage.clinician_support import make_clinician, receive_until
+from tests.triage.test_dashboard import dashboard_socket
+from triage import affect as affect_host
+from triage import services
+from triage.dashboard import rows, timeline
+from triage.live import LiveCall
+from triage.models import AuditEvent, TriageSession
+from voice import affect_eval as E
+from voice.affect import AffectObserved, AffectTracker
+from voice.paralinguistics import extract
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
+
+BASE = ("my ankle is swollen after I twisted it playing football yesterday",)
+SAID = "I have had an itchy rash on my arm for about a week now"
+
+
+@functools.cache
+def breathless_event(turn_id: int = 3) -> AffectObserved:
+    tracker = AffectTracker()
+    for i, text in enumerate(BASE):
+        audio, said = E.condition_audio("fluent", text, "piper")
+        tracker.observe(i, extract(E.turn(audio, i), E.RATE, words=len(said.split())), said)
+    audio, said = E.condition_audio("breath", SAID, "piper")
+    reading = tracker.observe(turn_id, extract(E.turn(audio, 9), E.RATE, words=len(said.split())), said)
+    assert reading.tag("breathless") is not None
+    return AffectObserved(turn_id, reading, ("general.breathing",), time.monotonic())
+
+
+def make_session():
+    session, _ = services.create_session(subject="self", age_band="18_to_64", pregnant=None, consent=True)
+    TriageSession.objects.filter(pk=session.pk).update(urgency_level=4, disposition="primary_care_days")
+    return session
+
+
+@pytest.mark.django_db
+def test_tags_are_audited_and_shown_with_their_values_and_change_no_level():
+    session = make_session()
+    event = breathless_event()
+    affect_host.record(session.pk, event, event.turn_id)
+    session.refresh_from_db()
+    assert session.urgency_level == 4 and session.disposition == "primary_care_days"
+    assert session.status == TriageSession.Status.ACTIVE
+    stored = AuditEvent.objects.get(session=session, kind="affect_tags")
+    assert stored.actor == "affect" and stored.payload["attention"] is True
+    tag = stored.payload["tags"][0]
+    assert tag["tag"] == "breathless" and tag["level"] is None
+    assert {e["feature"] for e in tag["evidence"]} >= {"pauses", "words_per_phrase"}
+    assert stored.payload["features"]["pauses"] >= 3 and stored.payload["questions_queued"] == ["general.breathing"]
+    assert "itchy" not in str(stored.payload)  # no transcript text in the record
+    item = next(i for i in timeline.build(session)["items"] if i.title.startswith("How the caller speaks"))
+    assert "Breathless" in item.title and "clinician attention" in item.title
+    assert "pauses" in item.text and "asked next: general.breathing" in item.text
+    assert item.detail["features"]["phrases"] >= 4
+    row = rows.fetch_row(session.pk)
+    assert [a["tag"] for a in row["attention"]] == ["breathless"] and row["urgency_level"] == 4
+
+
+@pytest.mark.django_db
+def test_an_untagged_turn_is_not_audited():
+    session = make_session()
+    event = breathless_event()
+    quiet = AffectObserved(1, AffectTracker().observe(1, None, "it is a bit sore"), (), 0.0)
+    assert quiet.reading.tags == ()
+    assert affect_host.record(session.pk, quiet, 1) is None
+    assert not AuditEvent.objects.filter(session=session, kind="affect_tags").exists()
+    assert rows.fetch_row(session.pk)["attention"] == [] and event.reading.attention
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_attention_flag_reaches_a_connected_dashboard_live():
+    user = await database_sync_to_async(make_clinician)()
+    session = await database_sync_to_async(make_session)()
+    communicator, snapshot = await dashboard_socket(user)
+    assert next(r for r in snapshot["sessions"] if r["id"] == str(session.pk))["attention"] == []
+    call = LiveCall(str(session.pk), PatientContext(subject="self", age_band="18_to_64", pregnant=None))
+    call.start_recording()
+    before = REGISTRY.get_sample_value("triage_affect_attention_total", {"tag": "breathless"}) or 0.0
+    try:
+        await call._on_event(breathless_event())
+        row = await receive_until(
+            communicator, lambda m: m["type"] == "session" and m["session"]["attention"], timeout=10
+        )
+    finally:
+        await call.end("test")
+        await communicator.disconnect()
+    flag = row["session"]["attention"][0]
+    assert row["session"]["id"] == str(session.pk) and flag["tag"] == "breathless"
+    assert any(e["feature"] == "words_per_phrase" for e in flag["evidence"])
+    assert row["session"]["urgency_level"] == 4  # the flag sits beside the level, never changes it
+    after = REGISTRY.get_sample_value("triage_affect_attention_total", {"tag": "breathless"})
+    assert after == before + 1

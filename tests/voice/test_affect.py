@@ -1,0 +1,132 @@
+"""Affect and acoustic-sign tags on real synthesized speech (Piper, espeak-ng, sox), measured by
+Praat (parselmouth): each tag fires on its condition and not on fluent speech; the loader
+validates its data; a tag never changes the rules' level."""
+
+from __future__ import annotations
+
+import pytest
+
+from clinical_rules import PatientContext, TriageInterview
+from clinical_rules.affect import AffectRulesError, default_affect_rules, load_affect_rules
+from voice import affect_eval as E
+from voice.affect import AffectTracker, lexical_cues
+from voice.paralinguistics import extract
+
+TEXTS = (
+    "I've had a sore throat for a few days and it hurts to swallow",
+    "my ankle is swollen after I twisted it playing football yesterday",
+    "I keep getting a bit dizzy when I stand up too quickly",
+)
+
+
+def features(cond: str, text: str, voice: str = "piper"):
+    audio, said = E.condition_audio(cond, text, voice)
+    return extract(E.turn(audio, 0), E.RATE, words=len(said.split())), said
+
+
+def reading(cond: str, voice: str = "piper", text: str = TEXTS[2]):
+    tracker = AffectTracker()
+    for i, b in enumerate(TEXTS[:2]):
+        tracker.observe(i, *features("fluent", b, voice))
+    assert tracker.baseline is not None and tracker.baseline.turns == 2
+    return tracker.observe(5, *features(cond, text, voice))
+
+
+@pytest.mark.parametrize("voice", ["piper", "espeak"])
+def test_fluent_speech_gets_no_tag(voice):
+    r = reading("fluent", voice)
+    assert r.tags == () and not r.attention
+    f = r.features
+    assert f.phrases == 1 and f.pauses == 0 and 3.0 < f.articulation_rate < 7.0
+    assert f.pitch_median_st is not None and f.hnr_db is not None and f.level_dbfs > -30
+
+
+@pytest.mark.parametrize("voice", ["piper", "espeak"])
+def test_speech_broken_by_breaths_is_breathless_and_raises_attention(voice):
+    r = reading("breath", voice)
+    tag = r.tag("breathless")
+    assert tag is not None and tag.attention and tag.question_id == "general.breathing"
+    fired = {e.feature for e in tag.evidence}
+    assert {"pauses", "syllables_per_phrase", "words_per_phrase"} <= fired
+    assert r.features.pauses >= 3 and r.features.words_per_phrase <= 3.5
+    assert "breathless" in tag.explanation.lower() or "breath" in tag.label.lower()
+
+
+def test_slowed_speech_is_tagged_against_the_callers_baseline():
+    r = reading("slow", "espeak", TEXTS[0])
+    tag = r.tag("slow_slurred")
+    assert tag is not None and tag.attention and tag.question_id == "general.neuro"
+    ratio = next(e for e in tag.evidence if e.feature == "articulation_rate_vs_baseline")
+    assert ratio.value <= 0.7
+
+
+def test_espeak_slurred_voice_is_tagged():
+    r = reading("slurred", "espeak")
+    assert r.tag("slow_slurred") is not None
+
+
+@pytest.mark.parametrize(("cond", "voice"), [("quiet", "piper"), ("whisper", "espeak")])
+def test_quiet_or_whispered_voice_is_weak_but_raises_no_attention(cond, voice):
+    r = reading(cond, voice)
+    tag = r.tag("weak_voice")
+    assert tag is not None and not tag.attention and tag.question_id is None
+    assert not r.attention
+
+
+def test_agitated_voice_with_distress_words_is_high_distress():
+    r = reading("agitated", "piper")
+    tag = r.tag("distress")
+    assert tag is not None and tag.grade == "high" and tag.attention
+    kinds = {e.feature for e in tag.evidence}
+    assert "words" in kinds and "pitch_median_st_vs_baseline" in kinds
+
+
+def test_distress_words_alone_and_their_negation():
+    rule = default_affect_rules().tags["distress"]
+    assert lexical_cues("Please hurry, I'm so scared", rule) == ["so scared", "please hurry"]
+    assert lexical_cues("I'm not scared, it's just annoying", rule) == []
+    tracker = AffectTracker()
+    one = tracker.observe(1, None, "please hurry")
+    assert one.tag("distress").grade == "present" and not one.attention  # one cue: shown, no flag
+    two = tracker.observe(2, None, "please hurry I'm terrified")
+    assert two.tag("distress").grade == "high" and two.attention
+
+
+def test_a_tagged_turn_does_not_join_the_baseline():
+    tracker = AffectTracker()
+    tracker.observe(0, *features("breath", TEXTS[0]))
+    assert tracker.baseline is None
+    tracker.observe(1, *features("fluent", TEXTS[1]))
+    assert tracker.baseline.turns == 1
+
+
+def test_tags_never_set_or_change_the_level():
+    """Every attention tag's question goes through TriageInterview.queue_question, the only path
+    a tag has into the rules: the assessment is the same with and without it."""
+    rules = default_affect_rules()
+    statements = ["I've had a cough for a few days", "my chest feels a bit tight"]
+    plain, tagged = TriageInterview(context=PatientContext()), TriageInterview(context=PatientContext())
+    for text in statements:
+        a = plain.observe_final(text)
+        b = tagged.observe_final(text)
+        for tag in rules.tags.values():
+            if tag.question_id:
+                tagged.queue_question(tag.question_id)
+        b2 = tagged.assessment
+        assert (a.level, a.disposition, a.escalate) == (b.level, b.disposition, b.escalate)
+        assert (b2.level, b2.disposition, b2.escalate) == (a.level, a.disposition, a.escalate)
+        plain.next_prompt()
+        tagged.next_prompt()
+    for t in reading("breath").tags:
+        assert t.to_dict()["level"] is None
+
+
+def test_the_loader_refuses_an_unknown_question(tmp_path):
+    src = (E.ROOT / "clinical_rules" / "rulesets" / "default" / "affect.yaml").read_text()
+    bad = tmp_path / "affect.yaml"
+    bad.write_text(src.replace("question: general.breathing", "question: general.nope"))
+    with pytest.raises(AffectRulesError, match="general.nope"):
+        load_affect_rules(path=bad)
+    rules = load_affect_rules()
+    assert rules.tags["breathless"].question.startswith("Is there any severe difficulty breathing")
+    assert all(t.provenance for t in rules.tags.values())
