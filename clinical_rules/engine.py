@@ -490,14 +490,39 @@ def _apply_modifiers(
     base = min((f.level for f in findings if f.level is not None), default=None)
     if base is None:
         return []
+    base_rules = [rs.rules_by_id.get(f.rule_id) for f in findings if f.level == base]
     out = []
     for rule, evidence in modifiers:
         level = max(rule.level, base - int(rule.raise_by or 0))
         if level >= base:
             continue
+        if base_rules and all(r is not None and _graded_with(r, rule, st) for r in base_rules):
+            continue  # the complaint rule's own level already allows for this risk: no double count
         note = f"Raised from level {base} to level {level} by this high-risk modifier."
         out.append(_finding(rs, rule, evidence, st, level=level, note=note))
     return out
+
+
+def _graded_with(rule: Rule, modifier: Rule, st: State) -> bool:
+    """``rule`` fired only because of the modifier's own risk factor (pregnancy, an age band, a
+    concept the modifier requires), so its level was set with that risk in mind: URG-GU-002 sends
+    urinary symptoms in pregnancy to level 3, and the pregnancy modifier must not raise that again.
+    A rule that fired for another reason too (fever as well as pregnancy) is not graded with it."""
+    mod, cond = modifier.when, rule.when
+    risk = set(mod.all)
+    if mod.pregnant:
+        risk.add("pregnant")
+        if cond.pregnant:
+            return True
+    if mod.age_band is not None and cond.age_band is not None and set(cond.age_band) <= set(mod.age_band):
+        return True  # a rule for exactly this age group (not one that merely includes it)
+    if risk & set(cond.all):
+        return True
+    for group in (cond.any, cond.and_any):
+        present = [c for c in group if c in st.positive]
+        if present and all(c in risk for c in present):
+            return True
+    return False
 
 
 def excluded_findings(rs: RuleSet, st: State) -> list[Finding]:

@@ -105,6 +105,10 @@ def metrics(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "over_triage_rate": _rate(over, outcomes),
         "selfcare_over_triage_rate": _rate([o for o in selfcare if pred(o) < 5], selfcare),
         "level_accuracy": _rate(exact, outcomes),
+        # the "coarse" accuracy: levels 1 and 2 are one class (both go to emergency care now)
+        "coarse_level_accuracy": _rate(
+            [o for o in outcomes if _coarse(pred(o)) == _coarse(o.vignette.expected)], outcomes
+        ),
         "within_one_level": _rate([o for o in outcomes if abs(pred(o) - o.vignette.expected) <= 1], outcomes),
         "misses": [
             {
@@ -118,6 +122,10 @@ def metrics(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         ],
         "confusion": confusion,
     }
+
+
+def _coarse(level: int) -> int:
+    return 2 if level == 1 else level
 
 
 def _rate(part: Sequence, whole: Sequence) -> float:
@@ -135,6 +143,7 @@ def report(name: str, m: dict[str, Any], *, verbose: bool = False, outcomes: Seq
         f"  over-triage rate                     : {m['over_triage_rate']:.1%}",
         f"  over-triage of self-care cases       : {m['selfcare_over_triage_rate']:.1%}",
         f"  level accuracy                       : {m['level_accuracy']:.1%}",
+        f"  coarse level accuracy (1-2/3/4/5)    : {m['coarse_level_accuracy']:.1%}",
         f"  within one level                     : {m['within_one_level']:.1%}",
         "  confusion (rows expected 1-5, columns predicted 1-5, ?):",
     ]

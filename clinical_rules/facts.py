@@ -309,7 +309,12 @@ def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
             not answer
             and 18 <= num.value <= 120
             and unit not in _NOT_AGE_UNITS
-            and (prev in ("im", "hes", "shes") or (prev == "is" and before in _AGE_SUBJECTS))
+            and (
+                prev in ("im", "hes", "shes")
+                or (prev == "is" and before in _AGE_SUBJECTS)
+                # "mum's 81, she ...": the normaliser drops "'s"; only a clause-like word may follow
+                or (prev in _AGE_SUBJECTS and unit in _CHILD_AGE_FOLLOW)
+            )
         ):
             out.append(Value(num.value * 12.0, num.start, num.end))
             continue

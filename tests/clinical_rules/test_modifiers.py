@@ -30,8 +30,9 @@ def _mod(a, rule_id):
         ("I've had diarrhoea since yesterday", "my dad is very frail and he's had diarrhoea since yesterday",
          "MOD-AGE-002"),
         # pregnancy
-        ("I've had a headache since this morning", "I'm pregnant and I've had a headache since this morning",
-         "MOD-PREG-001"),
+        # (a headache in pregnancy has its own rule, URG-HEAD-005, graded with the pregnancy: the
+        # modifier does not count it twice; test_modifier_does_not_count_a_graded_risk_twice)
+        ("I feel really dizzy", "I'm pregnant and I feel really dizzy", "MOD-PREG-001"),
         # weakened immune system
         ("I've had diarrhoea since yesterday", "I'm on chemo and I've had diarrhoea since yesterday",
          "MOD-IMMUNO-003"),
@@ -63,6 +64,17 @@ def test_raise_modifier_makes_the_complaint_more_urgent(rs, base, risky, rule_id
     rule = next(r for r in rs.rules if r.id == rule_id)
     assert ("Raised from level" in f.explanation) == (rule.raise_by is not None) and f.provenance
     assert rule_id in a1.explanation()
+
+
+def test_modifier_does_not_count_a_graded_risk_twice(rs):
+    # URG-HEAD-005 sends a headache in pregnancy to level 3 because of the pregnancy; the pregnancy
+    # modifier must not raise that again. Pregnancy with a second reason (a fever) still raises.
+    a = _level(rs, "I'm pregnant and I've had a headache since this morning")
+    assert a.level == 3 and "MOD-PREG-001" not in a.rule_ids, a.rule_ids
+    a = _level(rs, "I'm 24 weeks pregnant and it stings when I wee, no fever")
+    assert a.level == 3 and "MOD-PREG-001" not in a.rule_ids, a.rule_ids
+    a = _level(rs, "I'm 24 weeks pregnant, it stings when I wee and I've got a fever of 38.5")
+    assert a.level == 2 and "MOD-PREG-001" in a.rule_ids, a.rule_ids
 
 
 def test_infant_under_three_months_raises_any_illness(rs):

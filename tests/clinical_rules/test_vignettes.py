@@ -1,8 +1,8 @@
 """The vignette suite and the bars from the issue.
 
-dev.yaml: written with the rules (including held-out rounds 1-15 folded in after use).
+dev.yaml: written with the rules (including held-out rounds 1-16 folded in after use).
 heldout.yaml: written after the rule set was frozen; never used to change rules (empty between
-rounds; round 16 is written blind against 2026.12.5). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
+rounds; round 17 is written blind against 2026.12.6). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
 scored (docs/clinical-rules.md, "Evaluation") so a regression there fails too.
 """
 
@@ -40,23 +40,26 @@ def test_dev_bars(dev):
     # (1 instead of 2: a swallowed button battery in a well child, melaena or postpartum calf
     # swelling with dizziness or breathlessness, an ectopic with shoulder-tip pain, cardiac-sounding
     # chest pain now gone in a diabetic); the old 757 still score 96.4%. 2026.12.5 with round 15
-    # folded in (853): 95.9% / 5.1%, the bar kept at 95.6%.
+    # folded in (853): 95.9% / 5.1%, the bar kept at 95.6%; 2026.12.6 with round 16 folded in
+    # (901): 95.8% / 4.9%, coarse 98.5%.
     assert dev["selfcare_over_triage_rate"] <= 0.085, dev["misses"]
     assert dev["level_accuracy"] >= 0.956, dev["misses"]
+    assert dev["coarse_level_accuracy"] >= 0.98, dev["misses"]
 
 
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
-    # Rounds 11-15 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). Round 16 (blind at 2026.12.5) is held to what it scored once, so a
-    # rule change that loses any of it fails. Against the issue's goals: recall >= 95% and
-    # self-care over-triage <= 20% met, level accuracy >= 80% not (77.1%).
+    # Rounds 11-16 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). Round 17 (blind at 2026.12.6) is held to what it scored once, so a
+    # rule change that loses any of it fails. Against the issue's goals (recall >= 95%, coarse
+    # accuracy >= 80%, self-care over-triage <= 20%): none met (90.9%, 77.1%, 25.0%).
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
-    assert heldout["emergency_recall"] >= 0.954, heldout["misses"]
-    assert heldout["emergency_detected"] == 1.0, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.770, heldout["misses"]
-    assert heldout["selfcare_over_triage_rate"] <= 0.20, heldout["misses"]
+    assert heldout["emergency_recall"] >= 0.909, heldout["misses"]
+    assert heldout["emergency_detected"] >= 0.909, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.687, heldout["misses"]
+    assert heldout["coarse_level_accuracy"] >= 0.770, heldout["misses"]
+    assert heldout["selfcare_over_triage_rate"] <= 0.25, heldout["misses"]
 
 
 def test_empty_heldout_reports_nothing_scored(tmp_path):
@@ -84,3 +87,4 @@ def test_metrics_definitions():
     assert m["over_triage_rate"] == pytest.approx(1 / 6, abs=1e-3)
     assert m["selfcare_over_triage_rate"] == 0.5
     assert m["level_accuracy"] == pytest.approx(3 / 6, abs=1e-3)
+    assert m["coarse_level_accuracy"] == pytest.approx(4 / 6, abs=1e-3)  # 1 -> 2 is the same class
