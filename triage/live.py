@@ -428,7 +428,8 @@ class LiveCall:
                     sid,
                     "acoustic_anomaly",
                     {"kind": event.kind, "value": event.value, "turn_id": event.turn_id}
-                    | ({"detail": event.detail} if event.detail else {}),
+                    | ({"detail": event.detail} if event.detail else {})
+                    | ({"on_partial": True} if event.on_partial else {}),
                 )
             case ev.PipelineError():
                 services.record_audit(sid, "pipeline_error", {"stage": event.stage, "code": event.code})

@@ -217,6 +217,7 @@ class AcousticAnomaly:
     value: float
     t: float
     detail: str = ""  # non_speech: why (no_speech, low_confidence, repetition, hallucination)
+    on_partial: bool = False  # non_speech: judged on a partial transcript (dropped, not shown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,7 @@ class SessionStats:
     speculations_discarded: int = 0
     noise_turns: int = 0  # bursts the recognizer found no words in
     non_speech_turns: int = 0  # ... or words the speech filter judged invented (noise, a loop)
+    non_speech_partials: int = 0  # partials judged invented: never shown, never seen by the rules
     partials: int = 0
     escalations: int = 0
     joined_turns: int = 0  # the caller went on after the endpoint: one turn with the one before
@@ -164,6 +165,8 @@ class _Turn:
     spec_task: asyncio.Task | None = None
     latest_partial: str | None = None
     join: _Joinable | None = None  # over the agent: the turn this burst joins if it interrupts
+    non_speech_partials: int = 0  # partials judged invented (dropped)
+    partial_anomaly: bool = False  # one of them was counted as an acoustic anomaly
 
 
 class VoiceSession:
@@ -612,6 +615,8 @@ class VoiceSession:
         turn = self._turn
         if turn is None or turn.turn_id != turn_id or turn.ended or self._ended:
             return
+        if not turn.overlap and self._non_speech_partial(turn, partial):
+            return
         turn.latest_partial = partial.text
         if turn.overlap:
             # Over the agent only the barge-in gate sees it (a backchannel is not a turn).
@@ -680,6 +685,26 @@ class VoiceSession:
         self.stats.non_speech_turns += 1
         self._tel(turn_id).anomalies.append("non_speech")
         self._put(AcousticAnomaly(turn_id, "non_speech", verdict.value, self.clock(), verdict.reason))
+        return True
+
+    def _non_speech_partial(self, turn: _Turn, partial: PartialTranscript) -> bool:
+        """True when a partial's words are not speech (the same filter as finals): it must not
+        reach captions, the dashboard or the rules, so a hallucinated red flag from noise never
+        alerts. One per turn is counted as an acoustic anomaly (a burst of noise yields a
+        partial every few hundred ms), and not a lone word: the first partial of real speech is
+        often an unsure guess at its first syllable ("I," at -1.7), dropped at no cost."""
+        verdict = speech_filter.judge_partial(partial.text, partial.avg_logprob, partial.no_speech_prob)
+        if verdict.speech:
+            return False
+        self.stats.non_speech_partials += 1
+        turn.non_speech_partials += 1
+        if not turn.partial_anomaly and len(words_of(partial.text)) >= 2:
+            turn.partial_anomaly = True
+            self._put(
+                AcousticAnomaly(
+                    turn.turn_id, "non_speech", verdict.value, self.clock(), verdict.reason, on_partial=True
+                )
+            )
         return True
 
     def _close_burst(self, turn: _Turn) -> None:

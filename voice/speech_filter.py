@@ -5,6 +5,8 @@ log-probability) and the text itself (compression ratio, repeated phrases, Whisp
 hallucinations), the same signals Whisper's own decoding fallbacks use.
 
 A pure function over the numbers: no model, no I/O (tested in tests/voice/test_speech_filter.py).
+``judge_partial`` is stricter: a partial that is dropped costs nothing (the next partial or the
+final brings the words), a partial invented from noise reaches captions and the rules at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ UNSURE_LOGPROB = -0.6
 UNSURE_NO_SPEECH = 0.3
 ABSURD_REPEATS = 8
 ABSURD_COMPRESSION_RATIO = 4.0
+
+# Partials: real speech decodes at -0.1...-0.7 once a word or two is in (a lone first word can
+# be lower: it is dropped at no cost); noise's fluent inventions sit at -0.9...-3.
+PARTIAL_MIN_AVG_LOGPROB = -1.0
+# ... and its loops repeat phrases longer than MAX_REPEATS counts ("I'm not going to be a bad
+# guy, I'm not going to be a bad guy, ..."): in a partial the decode is unsure of, a phrase of
+# this many words or more said twice back to back is a loop.
+PARTIAL_LOOP_WORDS = 4
 
 # Whole transcripts Whisper produces from silence and noise (its subtitle training data).
 # Never a triage answer, whatever the confidence.
@@ -106,4 +116,23 @@ def judge(text: str, avg_logprob: float, no_speech_prob: float) -> Verdict:
     repeats = longest_repeat(words)
     if repeats > MAX_REPEATS and (unsure or repeats >= ABSURD_REPEATS):
         return Verdict(False, "repetition", float(repeats))
+    return SPEECH
+
+
+def judge_partial(text: str, avg_logprob: float, no_speech_prob: float) -> Verdict:
+    """Whether a partial transcript is speech: ``judge`` and, since dropping a partial loses
+    nothing, a higher confidence bar and longer loops (see PARTIAL_MIN_AVG_LOGPROB)."""
+    verdict = judge(text, avg_logprob, no_speech_prob)
+    words = _WORD.findall(text.lower())
+    if not verdict.speech or not words:
+        return verdict
+    if avg_logprob < PARTIAL_MIN_AVG_LOGPROB:
+        return Verdict(False, "low_confidence", round(avg_logprob, 3))
+    if avg_logprob < UNSURE_LOGPROB or no_speech_prob > UNSURE_NO_SPEECH:
+        for size in range(PARTIAL_LOOP_WORDS, len(words) // 2 + 1):
+            if any(
+                words[i : i + size] == words[i + size : i + 2 * size]
+                for i in range(len(words) - 2 * size + 1)
+            ):
+                return Verdict(False, "repetition", float(size))
     return SPEECH
