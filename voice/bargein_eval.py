@@ -99,6 +99,7 @@ def simulate_burst(
     next_due = min_audio_s
     pending: tuple[float, str, bool] | None = None  # (ready at, reliable text, final)
     paused_at: float | None = None
+    released: float | None = None  # the hold let go on a no-words burst (decode can still cancel)
 
     def decode(t: float, final: bool) -> tuple[float, str]:
         chunk = np.concatenate(buf) if buf else np.zeros(0, np.float32)
@@ -129,6 +130,8 @@ def simulate_burst(
                 paused_at = now
                 if gate.heard_backchannel:
                     return outcome("resume", now, "backchannel_partial")
+                if gate.heard_no_words:
+                    released = now  # a short burst with no word has stopped: play on
                 # the whole burst is decoded once the running partial is done
                 ready, words = decode(max(now, busy_until), final=True)
                 pending = (ready, words, True)
@@ -142,8 +145,11 @@ def simulate_burst(
             speaking = seg.state == SpeechSegmenter.SPEAKING
             if final or speaking:
                 if gate.update(voiced_ms=seg.voiced_ms, partial_text=words, final=final):
-                    return outcome("interrupt", now, gate.reason)
+                    after = "" if released is None else "_after_resume"
+                    return outcome("interrupt", now, f"{gate.reason}{after}")
                 if final:
+                    if released is not None:
+                        return outcome("resume", released, "no_words_partial")
                     return outcome("resume", now, "backchannel")
         if paused_at is None and seg.state == SpeechSegmenter.SPEAKING:
             if gate.update(voiced_ms=seg.voiced_ms):

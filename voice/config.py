@@ -83,12 +83,16 @@ class PipelineConfig:
     # below. With barge_in_full_window the old floor -0.6 applies.
     barge_in_min_logprob: float = -1.0
     # Speech over the agent is decoded every this much new audio (from its onset), in the
-    # fitted window (~0.1 s a decode, not ~0.4 s): a "Wait." is heard ~0.3 s into the burst.
-    barge_in_partial_interval_ms: int = 200
+    # fitted window (~0.1 s a decode, not ~0.4 s), one decode at a time: the first partial
+    # of a burst is often unsure ("Wait," at -2.1), the next one 100 ms later decides
+    # (voice.bargein_eval: interrupt p50 320 ms at 100 ms, 420 ms at 200 ms).
+    barge_in_partial_interval_ms: int = 100
     barge_in_full_window: bool = False
     # A held reply plays on once a partial heard only a backchannel ("Okay", "Yeah") and the
-    # burst has been unvoiced this long (before the segmenter's 200 ms pause and the decode).
-    barge_in_release_ms: int = 100
+    # burst has been unvoiced this long (before the segmenter's 200 ms pause and the decode
+    # of the burst, which can still cancel). 60 ms: three unvoiced frames. (A short burst
+    # whose partials heard no reliable word - a hum, a cough - plays on at its pause.)
+    barge_in_release_ms: int = 60
     barge_in_max_no_speech: float = 0.6
     interrupt_emergency_script: bool = False  # an emergency script is spoken to the end
     # Joined turns (issue 12): if the caller goes on after the endpoint - before the reply is

@@ -295,6 +295,10 @@ class BargeInConfig:
     min_speech_ms: float = 600.0  # voiced speech without any words heard -> interrupt
     max_backchannel_ms: float = 1500.0  # a "backchannel" this long is someone talking over us
     backchannel_words: int = 4
+    # A short burst whose partials heard no reliable word ("Mm-hmm" -> "NMR." at -1.2, a cough,
+    # a hum) is listener noise once the voice stops, like a heard "okay" (``heard_no_words``);
+    # longer than this it waits for the decode of the whole burst.
+    no_words_max_ms: float = 600.0
 
 
 @dataclass
@@ -319,16 +323,32 @@ class BargeInDetector:
     declared: bool = False
     reason: str | None = None
     _heard_backchannel: bool = False
+    _empty_decodes: int = 0  # partials of this burst with no reliable word
+    _voiced_ms: float = 0.0
 
     def reset(self) -> None:
         self.declared = False
         self.reason = None
         self._heard_backchannel = False
+        self._empty_decodes = 0
+        self._voiced_ms = 0.0
 
     @property
     def heard_backchannel(self) -> bool:
         """A decode of this burst heard only listener noise so far."""
         return self._heard_backchannel and not self.declared
+
+    @property
+    def heard_no_words(self) -> bool:
+        """Partials of this short burst heard no reliable word at all (a hum, "mm-hmm", a
+        cough): once the voice stops it is let go like a backchannel; the decode of the whole
+        burst can still declare an interruption."""
+        return (
+            self._empty_decodes > 0
+            and not self._heard_backchannel
+            and not self.declared
+            and self._voiced_ms <= self.config.no_words_max_ms
+        )
 
     def update(self, *, voiced_ms: float, partial_text: str | None = None, final: bool = True) -> bool:
         """``final``: ``partial_text`` decodes the whole burst (it has paused); False for a
@@ -336,6 +356,7 @@ class BargeInDetector:
         if self.declared:
             return False
         cfg = self.config
+        self._voiced_ms = voiced_ms
         if partial_text is not None:
             # An empty partial means ASR heard no words (noise, a cough): same as a backchannel.
             if not is_backchannel(partial_text, cfg.backchannel_words):
@@ -346,8 +367,11 @@ class BargeInDetector:
                     return self._declare("first_word")
                 # one untrusted word: wait for the next decode or the duration rule
             elif final or words_of(_NON_SPEECH.sub(" ", partial_text)):
-                # (a partial with no words yet says little: the burst may have barely begun)
                 self._heard_backchannel = True
+            else:
+                # A partial with no words says little while the burst goes on (it may have
+                # barely begun); once the voice stops it is a hum or a cough (heard_no_words).
+                self._empty_decodes += 1
         limit = cfg.max_backchannel_ms if self._heard_backchannel else cfg.min_speech_ms
         if voiced_ms >= limit:
             return self._declare("long_backchannel" if self._heard_backchannel else "duration")

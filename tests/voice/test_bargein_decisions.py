@@ -26,7 +26,8 @@ def test_interruptions_are_declared_from_their_first_words(transcribe, text):
     # the old gate needed two partial words or 800 ms of voice: ~0.9-1.1 s
     assert out.decided_ms <= 900, out
     if text.split(",")[0] in ("Wait", "Sorry", "No", "Stop"):
-        assert out.reason == "first_word" and out.decided_ms <= 500, out
+        # the second partial, 100 ms after an unsure first one, decides (420 ms at 200 ms)
+        assert out.reason == "first_word" and out.decided_ms <= 400, out
 
 
 @pytest.mark.parametrize("text", BACKCHANNELS)
@@ -34,5 +35,9 @@ def test_backchannels_resume_the_agent(transcribe, text):
     out = simulate_burst(_speech(text), transcribe, text=text, kind="backchannel", asr_latency_s=0.1)
     assert out.decision == "resume", out
     if text in ("Yeah.", "Right."):
-        # heard in a partial: plays on 100 ms after the voice stops, not after pause + decode
-        assert out.reason == "backchannel_partial" and out.decided_ms <= 600, out
+        # heard in a partial: plays on 60 ms after the voice stops, not after pause + decode
+        assert out.reason == "backchannel_partial" and out.decided_ms <= 500, out
+    if text in ("Mm.", "<cough>"):
+        # no reliable word in any partial of a short burst: let go at its pause, not after
+        # the decode of the whole burst too (740-820 ms before)
+        assert out.reason == "no_words_partial" and out.decided_ms <= 660, out

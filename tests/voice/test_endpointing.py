@@ -250,6 +250,20 @@ def test_backchannel_heard_in_a_partial_is_remembered_for_a_fast_resume():
     assert not gate.heard_backchannel
 
 
+def test_a_short_burst_with_no_reliable_word_is_let_go_like_a_backchannel():
+    gate = BargeInDetector(BargeInConfig(min_speech_ms=800, no_words_max_ms=600))
+    assert not gate.update(voiced_ms=200)
+    assert not gate.heard_no_words, "no decode yet"
+    assert not gate.update(voiced_ms=240, partial_text="", final=False)  # "NMR." below the floor
+    assert gate.heard_no_words and not gate.heard_backchannel
+    assert not gate.update(voiced_ms=700)
+    assert not gate.heard_no_words, "too long for a hum: the decode of the whole burst decides"
+    gate.reset()
+    assert not gate.update(voiced_ms=240, partial_text="", final=False)
+    assert gate.update(voiced_ms=300, partial_text="Stop.", final=True), "the burst's decode still cancels"
+    assert not gate.heard_no_words
+
+
 def test_a_bare_yes_or_no_answer_ends_as_soon_as_its_words_are_back():
     policy = EndpointPolicy(EndpointConfig(complete_silence_ms=350, short_answer_silence_ms=200))
     assert policy.decide(silence_ms=220, transcript="No.", last_word_prob=0.8).end
