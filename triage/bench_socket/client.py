@@ -268,26 +268,30 @@ class CallClient:
 
     async def _receive(self) -> None:
         async for data in self._ws:
-            now = self.clock()
-            if isinstance(data, bytes):
-                (reply_id,) = struct.unpack_from("<I", data)
-                ms = (len(data) - 4) / 2 / self.out_rate * 1000.0
-                r = self.reply(reply_id)
-                if r.first_audio_at is None:
-                    r.first_audio_at = now
-                p = self.player.reply(reply_id)
-                if (
-                    r.answer_offset_ms is not None
-                    and r.answer_audio_at is None
-                    and p.received_ms >= r.answer_offset_ms
-                ):
-                    r.answer_audio_at = now
-                self.player.audio(reply_id, ms, now)
-            else:
-                message = json.loads(data)
-                self.log.append((now, message))
-                self._on_message(message, now)
-            self._changed.set()
+            self._on_frame(data)
+
+    def _on_frame(self, data: bytes | str) -> None:
+        """One frame from the server: agent audio to the speaker, a message to the log."""
+        now = self.clock()
+        if isinstance(data, bytes):
+            (reply_id,) = struct.unpack_from("<I", data)
+            ms = (len(data) - 4) / 2 / self.out_rate * 1000.0
+            r = self.reply(reply_id)
+            if r.first_audio_at is None:
+                r.first_audio_at = now
+            p = self.player.reply(reply_id)
+            if (
+                r.answer_offset_ms is not None
+                and r.answer_audio_at is None
+                and p.received_ms >= r.answer_offset_ms
+            ):
+                r.answer_audio_at = now
+            self.player.audio(reply_id, ms, now)
+        else:
+            message = json.loads(data)
+            self.log.append((now, message))
+            self._on_message(message, now)
+        self._changed.set()
 
     @property
     def out_rate(self) -> int:

@@ -84,48 +84,9 @@ async def run_call(
     try:
         await _greeting_played(client)
         for k, utt in enumerate(lines):
-            quiet = await _gate(gate)
-            known = set(client.replies)
-            spoken = client.speak(utt)
-            await client.spoken(spoken)
-
-            def new_replies(known=known):
-                return [r for rid, r in sorted(client.replies.items()) if rid not in known]
-
-            def settled():
-                new = new_replies()
-                return (
-                    bool(new)
-                    and all(r.ended_at is not None for r in new)
-                    and not client.playing()
-                    and client.state in SETTLED_STATES
-                )
-
-            await client.wait(settled, turn_timeout)
-            await asyncio.sleep(0.3)  # a second reply (after a talk-over) would have started by now
-            await client.wait(settled, turn_timeout)
-            end, start = spoken.speech_end_at, spoken.speech_start_at
-            new = [r for r in new_replies() if r.first_audio_at is not None]
-            talked_over = any(start <= r.first_audio_at < end for r in new)
-            after = [r for r in new if r.first_audio_at >= end]
-            first = after[0] if after else None
-            answer = next((r for r in after if r.answer_offset_ms is not None), None)
-            heard = None if answer is None else client.heard_at(answer.reply_id, answer.answer_offset_ms)
             results.append(
-                TurnResult(
-                    mode=mode,
-                    call=call,
-                    turn=k + 1,
-                    first_statement=k == 0,
-                    words=len(utt.text.split()),
-                    response_onset_ms=_ms(first.first_audio_at if first else None, end),
-                    answer_onset_ms=_ms(answer.answer_audio_at if answer else None, end),
-                    answer_heard_ms=_ms(heard, end),
-                    talked_over=talked_over,
-                    reply_kind=(answer or first).kind if (answer or first) else "",
-                    answered=answer is not None,
-                    quiet=None if quiet is None else quiet.quiet,
-                    busy=None if quiet is None else quiet.busy,
+                await measure_turn(
+                    client, utt, k=k, mode=mode, call=call, gate=gate, turn_timeout=turn_timeout
                 )
             )
             if client.state == "escalated":
@@ -133,6 +94,61 @@ async def run_call(
     finally:
         await client.end()
     return results
+
+
+async def measure_turn(
+    client: CallClient,
+    utt: Utterance,
+    *,
+    k: int,
+    mode: str,
+    call: int,
+    gate: Callable[[], Quiet] | None = None,
+    turn_timeout: float = 60.0,
+) -> TurnResult:
+    """The caller speaks ``utt`` (turn ``k``, 0 first) and listens until the agent is done."""
+    quiet = await _gate(gate)
+    known = set(client.replies)
+    spoken = client.speak(utt)
+    await client.spoken(spoken)
+
+    def new_replies():
+        return [r for rid, r in sorted(client.replies.items()) if rid not in known]
+
+    def settled():
+        new = new_replies()
+        return (
+            bool(new)
+            and all(r.ended_at is not None for r in new)
+            and not client.playing()
+            and client.state in SETTLED_STATES
+        )
+
+    await client.wait(settled, turn_timeout)
+    await asyncio.sleep(0.3)  # a second reply (after a talk-over) would have started by now
+    await client.wait(settled, turn_timeout)
+    end, start = spoken.speech_end_at, spoken.speech_start_at
+    new = [r for r in new_replies() if r.first_audio_at is not None]
+    talked_over = any(start <= r.first_audio_at < end for r in new)
+    after = [r for r in new if r.first_audio_at >= end]
+    first = after[0] if after else None
+    answer = next((r for r in after if r.answer_offset_ms is not None), None)
+    heard = None if answer is None else client.heard_at(answer.reply_id, answer.answer_offset_ms)
+    return TurnResult(
+        mode=mode,
+        call=call,
+        turn=k + 1,
+        first_statement=k == 0,
+        words=len(utt.text.split()),
+        response_onset_ms=_ms(first.first_audio_at if first else None, end),
+        answer_onset_ms=_ms(answer.answer_audio_at if answer else None, end),
+        answer_heard_ms=_ms(heard, end),
+        talked_over=talked_over,
+        reply_kind=(answer or first).kind if (answer or first) else "",
+        answered=answer is not None,
+        quiet=None if quiet is None else quiet.quiet,
+        busy=None if quiet is None else quiet.busy,
+    )
 
 
 @dataclass
