@@ -94,7 +94,7 @@ class Cluster:
         py, manage = sys.executable, str(ROOT / "manage.py")
         for args in (
             ["migrate", "--noinput", "-v", "0"],
-            ["ensure_demo_clinician", "--username", self.username, "--password", self.password],
+            ["ensure_demo_clinician", "--username", self.username, f"--password={self.password}"],
         ):
             done = subprocess.run(
                 [py, manage, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600

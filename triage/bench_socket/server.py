@@ -62,7 +62,7 @@ class LocalServer:
         manage = str(ROOT / "manage.py")
         for args in (
             ["migrate", "--noinput", "-v", "0"],
-            ["ensure_demo_clinician", "--username", self.username, "--password", self.password],
+            ["ensure_demo_clinician", "--username", self.username, f"--password={self.password}"],
         ):
             subprocess.run(
                 [py, manage, *args], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300
