@@ -72,6 +72,7 @@ from voice.interfaces import DialoguePolicy, Prompt, Transcription
 from voice.llm.chunker import split_clauses
 from voice.pipeline_output import Outbox
 from voice.pipeline_reply import ClauseItem, Reply, ReplyContext
+from voice.prosody import CALM, choose, is_elderly_caller
 from voice.state import TurnState, TurnStateMachine
 from voice.telemetry import TurnTelemetry
 from voice.tts import ClauseSpeaker, pcm_ms
@@ -223,6 +224,14 @@ class VoiceSession:
             out_rate=cfg.output_sample_rate,
             chunk_ms=cfg.audio_chunk_ms,
         )
+        # Slower, with a pause after each clause (voice/prosody.py): emergency scripts, a caller in
+        # high distress or an elderly caller. The empathy phrase: once, when distress is high.
+        self._calm_speaker = ClauseSpeaker(
+            runtime.synthesizer, runtime.phrases, self._compute,
+            out_rate=cfg.output_sample_rate, chunk_ms=cfg.audio_chunk_ms, prosody=CALM,
+        )  # fmt: skip
+        self._empathy = self.affect.tracker.rules.empathy_phrase
+        self._empathy_spoken = False
         self._reply_ids = itertools.count(1)
         self._ack_set = (
             DEFAULT_ACK_SET
@@ -403,6 +412,8 @@ class VoiceSession:
 
     def _on_sent(self, event: VoiceEvent) -> None:
         """Outbox callback: the host has this event now. Tracks the playback estimate."""
+        if isinstance(event, AgentText) and event.text == self._empathy:
+            self._empathy_spoken = True  # said (a discarded speculative reply never sends it)
         if not isinstance(event, AgentAudio):
             return
         now = self.clock()
@@ -519,14 +530,9 @@ class VoiceSession:
         if turn is None or turn.ended:
             return
         turn.epoch += 1
-        if (
-            turn.overlap
-            and turn.held_reply is not None
-            and (self._barge.heard_backchannel or self._barge.heard_no_words)
-        ):
-            # A partial already heard only "uh-huh" / "okay" (or, in a short burst, no reliable
-            # word: a hum, a cough) and the burst stopped: play on now rather than after the
-            # decode of the whole burst (which can still interrupt).
+        if turn.overlap and turn.held_reply is not None and self._barge.heard_backchannel:
+            # A partial already heard only "uh-huh" / "okay" and the burst stopped: play on now
+            # rather than after the decode of the whole burst (which can still interrupt).
             self._release(turn)
         if self._script_due is not None and not turn.overlap:
             self._end_of_turn(turn, "escalation")
@@ -994,7 +1000,17 @@ class VoiceSession:
         return self._choose_ack(said)
 
     def _choose_ack(self, said: str | None) -> str:
+        if self.affect.tracker.distress_high and not self._empathy_spoken:
+            return self._empathy  # fixed, reviewed text (clinical_rules affect.yaml), pre-synthesized
         return choose_acknowledgement(said, self._recent_acks, self._ack_set)
+
+    def _speaker_for(self, prompt) -> ClauseSpeaker:
+        calm = choose(
+            getattr(prompt, "kind", None),
+            distress_high=self.affect.tracker.distress_high,
+            elderly=is_elderly_caller(getattr(self.policy, "context", None)),
+        )
+        return self._calm_speaker if calm is CALM else self._speaker
 
     def _make_reply(
         self,
@@ -1042,7 +1058,7 @@ class VoiceSession:
             kind=getattr(prompt, "kind", "reply"),
             required_text=getattr(prompt, "text", ""),
             source=clauses(),
-            speaker=self._speaker,
+            speaker=self._speaker_for(prompt),
             put=self._put,
             clock=self.clock,
             speculative=speculative,

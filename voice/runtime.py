@@ -20,6 +20,7 @@ from typing import Any
 from voice.compute import ComputePool
 from voice.config import PipelineConfig
 from voice.interfaces import ReplyGenerator, SpeechRecognizer
+from voice.prosody import CALM
 from voice.tts import PhraseCache, PiperSynthesizer
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,17 @@ def policy_phrases() -> tuple[list[str], list[str]]:
         everything = []
     seen = set(urgent)
     return urgent, [p for p in everything if p not in seen]
+
+
+def _empathy_phrases() -> list[str]:
+    """The affect rules' empathy phrase (clinical_rules affect.yaml), or none without the rules."""
+    try:
+        from clinical_rules.affect import default_affect_rules
+
+        return [default_affect_rules().empathy_phrase]
+    except Exception:  # a listing problem must not stop the voice runtime
+        log.exception("could not load the affect rules' empathy phrase")
+        return []
 
 
 @dataclass
@@ -123,6 +135,12 @@ class VoiceRuntime:
         t0 = time.perf_counter()
         urgent, later = policy_phrases()
         runtime.phrases.warm([*config.acknowledgements, *urgent, *extra_phrases])
+        # Emergency scripts are spoken calmly (voice/prosody.py) and must start at once too; the
+        # empathy phrase is one acknowledgement, cached whole at both paces.
+        runtime.phrases.warm(urgent[1:], CALM)
+        for phrase in _empathy_phrases():
+            runtime.phrases.add(phrase)
+            runtime.phrases.add(phrase, CALM)
         times["phrases"] = time.perf_counter() - t0
         if later:
             runtime.warm_in_background(later)

@@ -23,6 +23,7 @@ from pathlib import Path
 from voice.audio import PCM_SAMPLE_WIDTH, resample_pcm16
 from voice.compute import SessionCompute
 from voice.llm.chunker import split_clauses
+from voice.prosody import NORMAL, Prosody
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +46,24 @@ class PiperSynthesizer:
         path = Path(model_path)
         return cls(voice, identity=f"{path.name}:{path.stat().st_size}")
 
-    def synthesize(self, text: str) -> Iterator[bytes]:
-        """Blocking generator: one PCM16 chunk per sentence at ``sample_rate``."""
+    def synthesize(self, text: str, length_scale: float = 1.0) -> Iterator[bytes]:
+        """Blocking generator: one PCM16 chunk per sentence at ``sample_rate``; ``length_scale``
+        > 1 speaks more slowly (voice.prosody)."""
+        kwargs = {}
+        if length_scale != 1.0:
+            from piper import SynthesisConfig
+
+            kwargs["syn_config"] = SynthesisConfig(length_scale=length_scale)
         with self._lock:
-            chunks = [c.audio_int16_bytes for c in self._voice.synthesize(text)]
+            chunks = [c.audio_int16_bytes for c in self._voice.synthesize(text, **kwargs)]
         for i, pcm in enumerate(chunks):
             if i and self._sentence_silence:
                 yield self._sentence_silence
             yield pcm
 
-    def synthesize_pcm(self, text: str, out_rate: int) -> bytes:
+    def synthesize_pcm(self, text: str, out_rate: int, length_scale: float = 1.0) -> bytes:
         """Blocking: whole text as PCM16 at ``out_rate``."""
-        pcm = b"".join(self.synthesize(text))
+        pcm = b"".join(self.synthesize(text, length_scale) if length_scale != 1.0 else self.synthesize(text))
         return resample_pcm16(pcm, self.sample_rate, out_rate)
 
 
@@ -74,8 +81,9 @@ def pcm_ms(pcm: bytes, sample_rate: int) -> float:
 
 
 class PhraseCache:
-    """Pre-synthesized PCM16 at the output rate, keyed by normalized text. Shared across
-    sessions (read-mostly; writes are whole-value assignments under a lock).
+    """Pre-synthesized PCM16 at the output rate, keyed by normalized text and prosody setting
+    (voice.prosody: the normal pace keys by text alone). Shared across sessions (read-mostly;
+    writes are whole-value assignments under a lock).
 
     With ``disk_dir`` each clause is also kept on disk (keyed by voice, rate and text), so
     a restarted process has its fixed phrases back in milliseconds instead of re-running
@@ -91,8 +99,13 @@ class PhraseCache:
         self.disk_dir = Path(disk_dir) if disk_dir is not None else None
         self.disk_hits = 0
 
-    def get(self, text: str) -> bytes | None:
-        return self._pcm.get(normalize_phrase(text))
+    @staticmethod
+    def _key(text: str, prosody: Prosody = NORMAL) -> str:
+        key = normalize_phrase(text)
+        return f"{prosody.cache_tag}|{key}" if prosody.cache_tag and key else key
+
+    def get(self, text: str, prosody: Prosody = NORMAL) -> bytes | None:
+        return self._pcm.get(self._key(text, prosody))
 
     def __contains__(self, text: str) -> bool:
         return normalize_phrase(text) in self._pcm
@@ -100,23 +113,27 @@ class PhraseCache:
     def __len__(self) -> int:
         return len(self._pcm)
 
-    def warm(self, texts: Iterable[str]) -> int:
+    def warm(self, texts: Iterable[str], prosody: Prosody = NORMAL) -> int:
         """Blocking: cache every clause of every phrase (the pipeline speaks fixed text
         clause by clause, so that is the unit it looks up); return how many were added."""
         added = 0
         for text in texts:
             for clause in split_clauses(normalize_phrase(text)):
-                added += self.add(clause)
+                added += self.add(clause, prosody)
         return added
 
-    def add(self, text: str) -> int:
-        """Blocking: cache one clause as is; 1 if it was new."""
-        key = normalize_phrase(text)
+    def add(self, text: str, prosody: Prosody = NORMAL) -> int:
+        """Blocking: cache one clause as is, at ``prosody``'s pace; 1 if it was new."""
+        key = self._key(text, prosody)
         if not key or key in self._pcm:
             return 0
         pcm = self._load(key)
         if pcm is None:
-            pcm = self.synth.synthesize_pcm(key, self.out_rate)
+            clause = normalize_phrase(text)
+            if prosody.length_scale != 1.0:
+                pcm = self.synth.synthesize_pcm(clause, self.out_rate, prosody.length_scale)
+            else:
+                pcm = self.synth.synthesize_pcm(clause, self.out_rate)
             self._store(key, pcm)
         else:
             self.disk_hits += 1
@@ -171,20 +188,29 @@ class ClauseSpeaker:
         *,
         out_rate: int,
         chunk_ms: int = 100,
+        prosody: Prosody = NORMAL,
     ):
         self.synth = synth
         self.cache = cache
         self.compute = compute
         self.out_rate = out_rate
         self.chunk_ms = min(100, chunk_ms)
+        self.prosody = prosody
+        # The pause after each clause (calm prosody): silence appended to the clause's audio.
+        self._pause = b"\x00\x00" * (out_rate * prosody.clause_pause_ms // 1000)
 
     async def render(self, text: str) -> tuple[bytes, bool]:
         """Whole clause as PCM at the output rate; (pcm, came_from_cache)."""
-        cached = self.cache.get(text)
+        cached = self.cache.get(text, self.prosody)
         if cached is not None:
-            return cached, True
-        pcm = await self.compute.run(self.synth.synthesize_pcm, normalize_phrase(text), self.out_rate)
-        return pcm, False
+            return cached + self._pause, True
+        if self.prosody.length_scale != 1.0:
+            pcm = await self.compute.run(
+                self.synth.synthesize_pcm, normalize_phrase(text), self.out_rate, self.prosody.length_scale
+            )
+        else:
+            pcm = await self.compute.run(self.synth.synthesize_pcm, normalize_phrase(text), self.out_rate)
+        return pcm + self._pause, False
 
     async def stream(
         self, text: str, cancelled: Callable[[], bool] = lambda: False

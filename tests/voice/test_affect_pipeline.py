@@ -97,3 +97,37 @@ async def test_a_breathless_turn_is_tagged_and_its_question_is_asked_once(runtim
     assert not policy.queue_question("general.breathing")
     policy.observe_final("no")
     assert policy.next_prompt().question_id == "general.breathing"
+
+
+DISTRESSED = "please hurry I'm so scared, I have a rash on my arm and it keeps getting bigger"
+LATER = "it started on Monday and it is itchy"
+
+
+async def test_high_distress_brings_the_empathy_phrase_once_and_calm_replies(runtime):
+    from clinical_rules import PatientContext, TriageInterview
+    from clinical_rules.affect import default_affect_rules
+    from voice.events import AgentText
+
+    empathy = default_affect_rules().empathy_phrase
+    policy = TriageInterview(context=PatientContext(subject="self", age_band="18_to_64"))
+    client = SimulatedClient(instant_playback=True)
+    session = VoiceSession(runtime, policy, client.emit, PipelineConfig(llm_backend="none"))
+    client.attach(session)
+    await session.start()
+    try:
+        await client.wait_for(lambda e: isinstance(e, AgentReplyFinished) and e.turn_id == 0)
+        assert session._speaker_for(policy.next_prompt()) is session._speaker  # normal pace so far
+        words, _ = E.condition_audio("fluent", DISTRESSED, "piper")
+        first = await say(session, client, words, 0)
+        reading = await client.wait_for(lambda e: isinstance(e, AffectObserved) and e.turn_id == first.turn_id)
+        assert reading.reading.tag("distress").grade == "high", affect_line(reading)
+        assert session._speaker_for(policy.next_prompt()) is session._calm_speaker
+        later, _ = E.condition_audio("fluent", LATER, "piper")
+        second = await say(session, client, later, first.turn_id)
+        third = await say(session, client, E.condition_audio("fluent", "no", "piper")[0], second.turn_id)
+    finally:
+        await session.end("test")
+    said = [e for e in client.of(AgentText) if e.text == empathy]
+    assert len(said) == 1, [e.text for e in client.of(AgentText)]  # once, not on every reply
+    assert said[0].reply_id == second.reply_id and third.reply_id != said[0].reply_id
+    assert empathy in runtime.phrases and runtime.phrases.get(empathy, session._calm_speaker.prosody)
