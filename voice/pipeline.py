@@ -530,9 +530,14 @@ class VoiceSession:
         if turn is None or turn.ended:
             return
         turn.epoch += 1
-        if turn.overlap and turn.held_reply is not None and self._barge.heard_backchannel:
-            # A partial already heard only "uh-huh" / "okay" and the burst stopped: play on now
-            # rather than after the decode of the whole burst (which can still interrupt).
+        if (
+            turn.overlap
+            and turn.held_reply is not None
+            and (self._barge.heard_backchannel or self._barge.heard_no_words)
+        ):
+            # A partial already heard only "uh-huh" / "okay" (or, in a short burst, no reliable
+            # word: a hum, a cough) and the burst stopped: play on now rather than after the
+            # decode of the whole burst (which can still interrupt).
             self._release(turn)
         if self._script_due is not None and not turn.overlap:
             self._end_of_turn(turn, "escalation")
