@@ -12,9 +12,13 @@ from prometheus_client import Counter, Histogram
 from voice.affect import AffectObserved
 
 from .audit import append_event
-from .models import AuditEvent
+from .models import AuditEvent, LatencySample
 
 AUDIT_KIND = "affect_tags"
+# Per-turn telemetry: the extraction's CPU time is a LatencySample of the turn (review page,
+# telemetry charts), with the 30 ms CPU target as its budget.
+FEATURES_STAGE = "affect_features"
+FEATURES_BUDGET_MS = 30.0
 
 AFFECT_TAGS = Counter(
     "triage_affect_tags_total", "Affect / acoustic-sign tags on patient turns.", ["tag", "grade"]
@@ -67,7 +71,23 @@ def _numbers(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def record(session_id, event: AffectObserved, turn_id: int) -> AuditEvent | None:
-    """Audit a reading that has tags (an untagged turn is only counted)."""
+    """The turn's extraction cost as a LatencySample; the audit record if the reading has tags
+    (an untagged turn is only counted and sampled)."""
+    features = event.reading.features
+    if features is not None:
+        LatencySample.objects.bulk_create(
+            [
+                LatencySample(
+                    session_id=session_id,
+                    turn_id=turn_id,
+                    stage=FEATURES_STAGE,
+                    duration_ms=round(features.cost_ms, 2),
+                    budget_ms=FEATURES_BUDGET_MS,
+                    budget_missed=features.cost_ms > FEATURES_BUDGET_MS,
+                )
+            ],
+            ignore_conflicts=True,
+        )
     if not event.reading.tags:
         return None
     return append_event(session_id, AUDIT_KIND, audit_payload(event, turn_id), actor="affect")

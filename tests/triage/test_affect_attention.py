@@ -22,7 +22,7 @@ from triage import affect as affect_host
 from triage import services
 from triage.dashboard import rows, timeline
 from triage.live import LiveCall
-from triage.models import AuditEvent, TriageSession
+from triage.models import AuditEvent, LatencySample, TriageSession
 from voice import affect_eval as E
 from voice.affect import AffectObserved, AffectTracker
 from voice.paralinguistics import extract
@@ -64,7 +64,8 @@ def test_tags_are_audited_and_shown_with_their_values_and_change_no_level():
     tag = stored.payload["tags"][0]
     assert tag["tag"] == "breathless" and tag["level"] is None
     assert {e["feature"] for e in tag["evidence"]} >= {"pauses", "words_per_phrase"}
-    assert stored.payload["features"]["pauses"] >= 3 and stored.payload["questions_queued"] == ["general.breathing"]
+    assert stored.payload["features"]["pauses"] >= 3
+    assert stored.payload["questions_queued"] == ["general.breathing"]
     assert "itchy" not in str(stored.payload)  # no transcript text in the record
     item = next(i for i in timeline.build(session)["items"] if i.title.startswith("How the caller speaks"))
     assert "Breathless" in item.title and "clinician attention" in item.title
@@ -72,6 +73,8 @@ def test_tags_are_audited_and_shown_with_their_values_and_change_no_level():
     assert item.detail["features"]["phrases"] >= 4
     row = rows.fetch_row(session.pk)
     assert [a["tag"] for a in row["attention"]] == ["breathless"] and row["urgency_level"] == 4
+    sample = LatencySample.objects.get(session=session, turn_id=event.turn_id, stage="affect_features")
+    assert sample.duration_ms == round(event.reading.features.cost_ms, 2) and sample.budget_ms == 30.0
 
 
 @pytest.mark.django_db
