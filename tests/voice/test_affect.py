@@ -130,3 +130,23 @@ def test_the_loader_refuses_an_unknown_question(tmp_path):
     rules = load_affect_rules()
     assert rules.tags["breathless"].question.startswith("Is there any severe difficulty breathing")
     assert all(t.provenance for t in rules.tags.values())
+
+
+def test_simulate_prints_each_turns_reading():
+    import io
+
+    from voice.affect import AffectObserved
+    from voice.events import FinalTranscript
+    from voice.simulate import SimulatedClient, print_report
+
+    client = SimulatedClient()
+    breath = reading("breath", "espeak")
+    client.events += [
+        FinalTranscript(5, TEXTS[2], -0.2, 0.01, 1.0, 4.0, 4.1),
+        AffectObserved(5, breath, ("general.breathing",), 4.2),
+    ]
+    out = io.StringIO()
+    print_report(client, out)
+    line = next(x for x in out.getvalue().splitlines() if x.strip().startswith("how"))
+    assert "(turn 5)" in line and "Breathless" in line and "pauses" in line
+    assert "ATTENTION" in line and "asks general.breathing" in line and "ms CPU" in line
