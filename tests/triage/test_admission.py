@@ -253,3 +253,39 @@ async def test_a_waiting_caller_who_hangs_up_frees_their_place_and_the_dashboard
     assert "queue_left" in await audit_kinds(leaver_sid)
     assert "socket_connected" not in await audit_kinds(leaver_sid)  # never started a pipeline
     assert "admitted" in await audit_kinds(third_sid)
+
+
+@pytest.mark.models
+@pytest.mark.django_db(transaction=True)
+async def test_a_caller_waiting_on_a_draining_server_is_sent_on_with_their_place_kept(
+    voice_models, cap_of_one
+):
+    from triage import drain
+
+    _, first_token = await new_session()
+    waiting_sid, waiting_token = await new_session()
+    first, first_inbox = await connect(first_token)
+    await first_inbox.until(lambda e: e["type"] == "ready", timeout=180)
+    second, inbox = await connect(waiting_token)
+    await inbox.until(lambda e: e["type"] == "queued", timeout=30)
+    drain._draining.set()  # SIGTERM's first step: this process takes no new calls
+    try:
+        error = await inbox.until(lambda e: e["type"] == "error", timeout=30)
+        assert error["code"] == "server_draining" and error["fatal"] is True
+        closed = await inbox.until(lambda e: e["type"] == "_closed", timeout=30)
+        assert closed["code"] == 4503  # retried by the client: the balancer picks a ready node
+    finally:
+        drain.reset()
+    await second.disconnect()
+    line = admission.queue()
+    # Out of the line, but the ticket is kept: the reconnect elsewhere is not sent to the back.
+    assert (await line.place(waiting_sid, NODE_ID)).position == 0
+    assert await line.redis.exists(line.ticket_prefix + waiting_sid)
+    await line.forget(waiting_sid)
+    await end(first, first_inbox)
+    kinds = await audit_kinds(waiting_sid)
+    assert "queue_left" in kinds and "admitted" not in kinds
+    left = await database_sync_to_async(
+        lambda: AuditEvent.objects.get(session_id=waiting_sid, kind="queue_left").payload
+    )()
+    assert left["reason"] == "draining"
