@@ -214,11 +214,13 @@ EXACT = [
         CHILD,
         5,
     ),
+    # a barking cough still there, breathing quiet: mild croup, a same-day steroid dose since
+    # 2026.12.7 (NICE CKS croup; NHS croup asks for an urgent GP appointment); settled croup stays 5
     (
         "croup",
         "my little boy's got a barking cough but no noisy breathing, he's fine now and playing happily",
         CHILD,
-        5,
+        3,
     ),
     # mild asthma relieved at once by the reliever (BTS/SIGN)
     (
