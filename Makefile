@@ -66,14 +66,16 @@ format: install
 # Fault and hostile-input drills against the real PostgreSQL and Redis (a few minutes): 10,000
 # hostile messages mixed with speech on a patient socket (in-process, then over the real daphne
 # socket), the authorization matrix, a Celery worker + broker kill mid-call, a Redis outage
-# mid-call with a red flag. Each prints what held (docs/drills.md).
+# mid-call with a red flag, a PostgreSQL restart mid-call (a throwaway cluster of its own, never
+# the shared server). Each prints what held (docs/drills.md).
 drills: install
-	@echo "== drills: hostile input (in-process and over daphne), authorization matrix, worker/broker kill, Redis outage"
+	@echo "== drills: hostile input (in-process and over daphne), authorization matrix, worker/broker kill, Redis outage, PostgreSQL restart"
 	TRIAGE_HOSTILE_MESSAGES=$${TRIAGE_HOSTILE_MESSAGES:-10000} \
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m pytest -s -q -p no:cacheprovider tests/triage/test_hostile_input.py \
 		tests/triage/test_hostile_socket.py \
-		tests/triage/test_permissions.py tests/triage/test_outbox_outage.py tests/triage/test_redis_outage.py
+		tests/triage/test_permissions.py tests/triage/test_outbox_outage.py tests/triage/test_redis_outage.py \
+		tests/triage/test_postgres_restart.py
 
 models-check: install
 	$(PY) manage.py models_check

@@ -21,6 +21,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import InterfaceError, OperationalError
 
 from clinical_rules import PatientContext, TriageInterview
 from voice import events as ev
@@ -39,6 +40,11 @@ from .runtime import get_runtime
 logger = logging.getLogger(__name__)
 
 RECONNECT_GRACE_SECONDS = 60.0
+# The writer's patience with an unreachable database (a restart takes seconds, a failover
+# tens of seconds): events wait in order meanwhile; after this they are logged as not stored.
+DB_RETRY_SECONDS = 120.0
+DB_RETRY_FIRST_SECONDS = 0.2
+DB_RETRY_MAX_DELAY_SECONDS = 2.0
 DASHBOARD_GROUP = "dashboard"
 HOST = socket.gethostname()
 # Reply ids the host uses for what it says itself (clinician hand-over), clear of the pipeline's.
@@ -321,18 +327,49 @@ class LiveCall:
             if event is None:
                 self._writes.task_done()
                 return
-            try:
-                await database_sync_to_async(self._persist)(event)
-            except Exception:
-                # Keep the call going; the event is lost from storage only, and that is logged.
-                logger.exception(
-                    "failed to persist %s for session %s", type(event).__name__, self.session_id[:8]
-                )
+            await self._store(event)
             try:
                 # Never raises: a channel-layer outage holds the broadcast (channel_outage).
                 await self._broadcast(event)
             finally:
                 self._writes.task_done()
+
+    async def _store(self, event: ev.VoiceEvent) -> None:
+        """Persist one event. While the database is unreachable (a restart, a failover) the
+        writer holds it and retries, so the events behind it wait in order and no turn is lost;
+        the call goes on meanwhile (audio never waits for this task). A retry of a commit whose
+        reply was lost is a no-op for turns (idempotency keys)."""
+        delay, waited = DB_RETRY_FIRST_SECONDS, 0.0
+        while True:
+            try:
+                await database_sync_to_async(self._persist)(event)
+            except (OperationalError, InterfaceError) as exc:
+                if waited >= DB_RETRY_SECONDS:
+                    logger.error(
+                        "database unreachable for %.0f s: %s for session %s not stored",
+                        waited, type(event).__name__, self.session_id[:8],
+                    )  # fmt: skip
+                    return
+                if waited == 0.0:
+                    logger.warning(
+                        "database unreachable (%s): holding session %s's events and retrying",
+                        type(exc).__name__, self.session_id[:8],
+                    )  # fmt: skip
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, DB_RETRY_MAX_DELAY_SECONDS)
+                continue
+            except Exception:
+                # Keep the call going; the event is lost from storage only, and that is logged.
+                logger.exception(
+                    "failed to persist %s for session %s", type(event).__name__, self.session_id[:8]
+                )
+                return
+            if waited:
+                logger.info(
+                    "database back after %.1f s: session %s's events stored", waited, self.session_id[:8]
+                )
+            return
 
     async def drain(self) -> None:
         """Wait until every event queued so far is stored (tests, benchmarks, shutdown)."""

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -66,6 +66,12 @@ def dispatch_soon(ids: Iterable[int]) -> None:
 def _dispatch_in_thread(ids: list[int]) -> None:
     try:
         dispatch(ids)
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away after the commit (a restart, a failover): the rows are stored
+        # and the sweep or the end-of-call flush hands them on. Expected: no traceback.
+        logger.warning(
+            "outbox dispatch deferred, database unreachable (%s); the sweep will retry", type(exc).__name__
+        )
     except Exception:
         logger.exception("outbox dispatch failed; the sweep will retry")
     finally:

@@ -18,7 +18,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No session {session_id}.")
             session_ids = [session_id]
         else:
-            session_ids = list(AuditEvent.objects.values_list("session_id", flat=True).distinct())
+            session_ids = list(
+                AuditEvent.objects.order_by("session_id").values_list("session_id", flat=True).distinct()
+            )
         broken = 0
         events = 0
         for sid in session_ids:
