@@ -30,7 +30,8 @@ from triage.admission import announce
 from triage.admission.queue import Place, RedisQueue
 from triage.asgi import application
 from triage.audit import verify_chain
-from triage.models import AuditEvent
+from triage.dashboard import timeline
+from triage.models import AuditEvent, TriageSession
 from triage.node import NODE_ID
 
 pytestmark = pytest.mark.services
@@ -203,6 +204,11 @@ async def test_over_the_cap_a_caller_waits_told_their_place_and_is_connected_whe
     kinds = await audit_kinds(second_sid)
     assert kinds.index("queued") < kinds.index("admitted") < kinds.index("socket_connected")
     assert await database_sync_to_async(verify_chain)(second_sid) is None
+    # The review page's timeline says it in words.
+    titles = await database_sync_to_async(
+        lambda: [i.title for i in timeline.build(TriageSession.objects.get(pk=second_sid))["items"]]
+    )()
+    assert "All lines busy: waiting for a line" in titles and "Connected after waiting" in titles
 
 
 @pytest.mark.models

@@ -235,6 +235,19 @@ def _item(event: AuditEvent) -> Item | None:
                 detail=p,
                 **base,
             )
+        case "queued":  # all lines busy (triage/admission/): told the place and the emergency advice
+            return Item(
+                kind="connection",
+                title="All lines busy: waiting for a line",
+                text=f"number {p.get('position')} on {p.get('node')} ({p.get('waiting')} waiting)",
+                detail=p,
+                **base,
+            )
+        case "admitted" | "queue_left":
+            seconds = round((p.get("waited_ms") or 0) / 1000)
+            title = "Connected after waiting" if event.kind == "admitted" else "Left the waiting line"
+            reason = f", {p.get('reason')}" if event.kind == "queue_left" else ""
+            return Item(kind="connection", title=title, text=f"{seconds} s{reason}", detail=p, **base)
         case "socket_connected" | "socket_disconnected" | "socket_reconnected":
             return Item(kind="connection", title=event.kind.replace("_", " ").capitalize(), detail=p, **base)
         case "barge_in":
