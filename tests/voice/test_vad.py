@@ -38,6 +38,41 @@ def test_webrtc_vad_separates_speech_from_noise(speech16k, frame_ms):
     assert voiced_fraction(speech + noise[: speech.size]) > 0.6
 
 
+RUN_ON = (
+    "My son's nine, he's got a cough, since his cold last week he's been coughing at night, "
+    "and now he says his ear hurts too."
+)
+
+
+def test_digital_silence_inside_speech_does_not_make_the_room_noise_after_it_speech(speech_pcm16k):
+    """Piper's clause pauses are exact zeros; a -70 dBFS open microphone follows the statement
+    (what the socket benchmark streams). Raw webrtcvad adapts its noise estimate to the zeros
+    and then calls that faint noise speech for seconds, so the turn "ended" 2.5 s late (issue
+    12); the dithered detector ends it within the hangover."""
+    import webrtcvad
+
+    from voice.simulate import comfort_noise
+
+    speech = speech_pcm16k(RUN_ON)
+    samples = np.frombuffer(speech, dtype="<i2")
+    assert np.count_nonzero(samples == 0) > 16000 * 0.2, "the clause pauses are digital silence"
+    speech_end = (np.flatnonzero(np.abs(samples) > 327)[-1] + 1) / 16000
+    lead = comfort_noise(1000, dbfs=-70.0, seed=1)
+    pcm = lead + speech + comfort_noise(3000, dbfs=-70.0, seed=2)
+    size = 640
+
+    def segment_end(is_speech) -> float:
+        seg = SpeechSegmenter(SegmenterConfig(hangover_ms=200, resume_voiced_ms=100))
+        for i in range(len(pcm) // size):
+            frame = pcm[i * size : (i + 1) * size]
+            seg.feed(frame, is_speech(frame), i * FRAME)
+        return seg.speech_end - 1.0 - speech_end
+
+    raw = webrtcvad.Vad(2)
+    assert segment_end(lambda f: raw.is_speech(f, 16000)) > 1.0, "the failure this guards against"
+    assert 0.0 < segment_end(WebRtcVad(16000, 20, 2).is_speech) < 0.3
+
+
 # --- segmenter on scripted VAD decisions ----------------------------------------------
 
 
