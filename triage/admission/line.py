@@ -210,13 +210,17 @@ class Waiting:
             await line.join(self.session_id, NODE_ID)
             return None
         slot = _reserve(queued=True)
-        await _forget(line, self.session_id)
-        waited = time.monotonic() - self.started
-        metrics.ADMISSIONS.labels(outcome="admitted").inc()
-        metrics.QUEUE_WAIT.observe(waited)
-        await self.send_json({"type": "admitted", "waited_ms": round(waited * 1000.0)})
-        await self._record("admitted", {"waited_ms": round(waited * 1000.0)})
-        await notify_dashboards()
+        try:
+            await _forget(line, self.session_id)
+            waited = time.monotonic() - self.started
+            metrics.ADMISSIONS.labels(outcome="admitted").inc()
+            metrics.QUEUE_WAIT.observe(waited)
+            await self.send_json({"type": "admitted", "waited_ms": round(waited * 1000.0)})
+            await self._record("admitted", {"waited_ms": round(waited * 1000.0)})
+            await notify_dashboards()
+        except BaseException:  # the socket went as it was admitted: the slot is not taken
+            slot.release()
+            raise
         return slot
 
     async def _place(self, line) -> Place | None:

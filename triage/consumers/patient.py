@@ -147,6 +147,10 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 proto.CLOSE_DRAINING,
             )
             return
+        except Exception:  # never a caller left waiting on a dead task: close, the client retries
+            logger.exception("waiting line failed for session %s", self.session_id[:8])
+            await self.close(code=1011)
+            return
         finally:
             _waiting_here.discard(self.session_id)
         self.starting = True
