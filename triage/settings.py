@@ -24,6 +24,13 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, e.g. a container's cpuset; Linux), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -264,7 +271,7 @@ TRIAGE = {
     # Calls one web process takes at once; callers over it wait in the shared line
     # (triage/admission/). 0: no cap. Default 2 per CPU: on the 2-vCPU reference machine 4
     # concurrent callers kept answer-heard p95 within 10 % of one caller's (docs/benchmarks.md).
-    "MAX_CALLS": int(os.environ.get("TRIAGE_MAX_CALLS", str(2 * len(os.sched_getaffinity(0))))),
+    "MAX_CALLS": int(os.environ.get("TRIAGE_MAX_CALLS", str(2 * _usable_cpus()))),
 }
 
 # /metrics: a Prometheus bearer token, or a staff login (docs/metrics.md).
