@@ -78,6 +78,21 @@ def test_tags_are_audited_and_shown_with_their_values_and_change_no_level():
 
 
 @pytest.mark.django_db
+def test_the_review_page_shows_the_tags_with_their_feature_values():
+    from django.test import Client
+
+    session = make_session()
+    event = breathless_event()
+    affect_host.record(session.pk, event, event.turn_id)
+    client = Client()
+    client.force_login(make_clinician())
+    page = client.get(f"/review/{session.pk}/").content.decode()
+    assert "How the caller speaks: Breathless speech pattern" in page
+    assert "words_per_phrase" in page and "asked next: general.breathing" in page
+    assert "Feature values of this turn (baseline: 1 turn)" in page and "articulation_rate" in page
+
+
+@pytest.mark.django_db
 def test_an_untagged_turn_is_not_audited():
     session = make_session()
     event = breathless_event()

@@ -150,3 +150,27 @@ def test_simulate_prints_each_turns_reading():
     line = next(x for x in out.getvalue().splitlines() if x.strip().startswith("how"))
     assert "(turn 5)" in line and "Breathless" in line and "pauses" in line
     assert "ATTENTION" in line and "asks general.breathing" in line and "ms CPU" in line
+
+
+async def test_over_budget_or_disabled_the_turn_is_read_from_its_words(monkeypatch):
+    """The runner never waits past its budget: the reading comes from the words alone."""
+    import numpy as np
+
+    from voice.affect_runner import AffectRunner
+
+    got = []
+    runner = AffectRunner(got.append, budget_s=0.0)  # nothing can be measured in 0 s
+    audio = np.zeros(16000, dtype=np.float32)
+    runner.turn_audio(1, audio, 16000)
+    runner.turn_words(1, "please hurry I'm terrified", 3)
+    await runner.wait_idle()
+    assert runner.budget_misses == 1 and got[0].features is None
+    assert got[0].tag("distress").grade == "high"  # the words still count
+    monkeypatch.setenv("TRIAGE_AFFECT", "0")
+    off = AffectRunner(got.append)
+    off.turn_audio(2, audio, 16000)
+    off.turn_words(2, "it is a bit sore", 4)
+    runner.turn_words(3, "", 0)  # noise: no reading
+    await off.wait_idle()
+    await runner.wait_idle()
+    assert [r.turn_id for r in got] == [1, 2] and got[1].features is None and got[1].tags == ()
