@@ -3,6 +3,7 @@ validated offline: the JSON loads and is a well-formed dashboard on the provisio
 source, compose mounts what Grafana reads, every documented metric has a panel, and every
 metric an expression uses is one the application really exports: the names are read from the
 real ``/metrics`` output of this code (Django test client, real PostgreSQL for the gauges).
+Also: the Kubernetes autoscaler scales out before a pod reaches its call cap.
 """
 
 from __future__ import annotations
@@ -115,3 +116,14 @@ def test_promtool_accepts_the_alert_rules():
         text=True,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_autoscaler_scales_out_before_the_pods_call_cap_is_reached():
+    docs = list(yaml.safe_load_all((DEPLOY / "k8s" / "web.yaml").read_text()))
+    web = next(d for d in docs if d and d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    cap = int(next(e["value"] for e in web["env"] if e["name"] == "TRIAGE_MAX_CALLS"))
+    (hpa,) = [d for d in docs if d and d["kind"] == "HorizontalPodAutoscaler"]
+    target = float(hpa["spec"]["metrics"][0]["external"]["target"]["averageValue"])
+    assert 0 < target < cap
