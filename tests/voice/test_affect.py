@@ -85,6 +85,8 @@ def test_distress_words_alone_and_their_negation():
     rule = default_affect_rules().tags["distress"]
     assert lexical_cues("Please hurry, I'm so scared", rule) == ["so scared", "please hurry"]
     assert lexical_cues("I'm not scared, it's just annoying", rule) == []
+    assert lexical_cues("the baby won't stop crying and he can't settle", rule) == []  # a complaint
+    assert lexical_cues("I'm in tears, I can't stop crying", rule) == ["i cant stop crying", "in tears"]
     tracker = AffectTracker()
     one = tracker.observe(1, None, "please hurry")
     assert one.tag("distress").grade == "present" and not one.attention  # one cue: shown, no flag
