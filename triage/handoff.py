@@ -12,6 +12,7 @@ transaction; the live call is told after the commit, over the call's channel gro
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 import numpy as np
@@ -34,6 +35,10 @@ CLINICIAN_LOST_TEXT = (
     "call your local emergency number straight away."
 )
 DISPOSITION_RE = re.compile(r"^[a-z0-9_]{2,64}$")
+# A clinician's talk socket that drops (a network blip, a reloaded page) has this long to come
+# back and carry on before the call returns to the agent with CLINICIAN_LOST_TEXT: long enough
+# for the page's reconnect, short enough that the patient is not left in silence.
+CLINICIAN_RECONNECT_GRACE_SECONDS = float(os.environ.get("TRIAGE_CLINICIAN_RECONNECT_GRACE_SECONDS", "5"))
 
 
 def _held_by(session: TriageSession, user) -> None:
@@ -144,6 +149,17 @@ def close_call(session_id, user, disposition: str, note: str) -> TriageSession:
         actions._after_commit(session.pk, "ClosedByClinician")
     metrics.CLINICIAN_ACTIONS.labels(kind="close").inc()
     return session
+
+
+def holds(session_id, username: str) -> bool:
+    """Whether ``username`` holds this open call now (no hand back, no close since)."""
+    session = TriageSession.objects.select_related("taken_over_by").filter(pk=session_id).first()
+    return bool(
+        session is not None
+        and session.is_open
+        and session.taken_over_by_id
+        and session.taken_over_by.get_username() == username
+    )
 
 
 def clinician_lost(session_id, username: str, seconds: float) -> bool:

@@ -159,6 +159,12 @@ class LiveCall:
         self._muted: set[int] = set()
         self._cut_off: int | None = None
         self._host_reply_ids = itertools.count(HOST_REPLY_IDS)
+        # The clinician's voice to the patient: one host reply, kept open across a talk socket
+        # that drops and comes back within the grace (clinician_attach / clinician_gone).
+        self._clinician_reply: int | None = None
+        self._clinician_open: set[int] = set()  # clinician replies started and not yet ended
+        self._clinician_sockets = 0  # talk sockets attached (a reconnect may come before the drop)
+        self._clinician_grace: asyncio.TimerHandle | None = None
         self._control: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.id_offset = 0  # resumed calls: added to stored turn/reply ids (_stored_ids)
@@ -253,6 +259,7 @@ class LiveCall:
             return
         self.ended = True
         self.safety_net.close()
+        self._cancel_clinician_grace()
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
@@ -614,9 +621,66 @@ class LiveCall:
         if self.ended or self.taken_over_by is None:
             return None
         reply_id = next(self._host_reply_ids)
+        self._clinician_reply = reply_id
+        self._clinician_open.add(reply_id)
         if self._send_json is not None:
             await self._send_json({"type": "agent_reply_start", "reply_id": reply_id, "kind": "clinician"})
         return reply_id
+
+    async def clinician_attach(self) -> tuple[int, bool] | None:
+        """A talk socket of the clinician holding the call opens: (reply id, resumed). While the
+        clinician's reply is still open (a dropped socket within its grace, or not yet seen to
+        close: a reconnect can overtake the old socket's close) the same reply carries on and the
+        patient hears nothing odd; else a new one starts. None: nobody holds the call."""
+        if self.ended or self.taken_over_by is None:
+            return None
+        self._clinician_sockets += 1
+        if self._clinician_reply is not None:
+            self._cancel_clinician_grace()
+            return self._clinician_reply, True
+        reply_id = await self.clinician_voice_start()
+        if reply_id is None:
+            self._clinician_sockets -= 1
+            return None
+        return reply_id, False
+
+    def clinician_detach(self) -> bool:
+        """A talk socket closes; True if it was the last one (decide: grace, lost or done)."""
+        self._clinician_sockets = max(0, self._clinician_sockets - 1)
+        return self._clinician_sockets == 0
+
+    async def clinician_gone(
+        self, still_holds: bool, grace_s: float, lost: Callable[[], Awaitable[None]]
+    ) -> None:
+        """After the last talk socket closed: if the clinician still holds the call, give them
+        ``grace_s`` to come back (nothing changes for the patient meanwhile), then ``lost`` (the
+        lost-clinician fallback); if they handed back or closed, end their reply."""
+        if self._clinician_sockets > 0:
+            return  # a reconnect came in while the close was being looked at
+        if still_holds and grace_s > 0 and not self.ended:
+            self._cancel_clinician_grace()
+            loop = asyncio.get_running_loop()
+            self._clinician_grace = loop.call_later(
+                grace_s, lambda: self._spawn(self._clinician_expired(lost))
+            )
+            return
+        for reply_id in sorted(self._clinician_open):
+            await self.clinician_voice_end(reply_id)
+        if still_holds:
+            await lost()
+
+    def _cancel_clinician_grace(self) -> None:
+        if self._clinician_grace is not None:
+            self._clinician_grace.cancel()
+            self._clinician_grace = None
+
+    async def _clinician_expired(self, lost: Callable[[], Awaitable[None]]) -> None:
+        self._clinician_grace = None
+        if self._clinician_sockets > 0:
+            return
+        for reply_id in sorted(self._clinician_open):
+            await self.clinician_voice_end(reply_id)
+        await lost()
 
     async def clinician_audio(self, reply_id: int, pcm: bytes) -> bool:
         """Clinician PCM (already at the output rate) to the patient's playback, only while a
@@ -629,6 +693,13 @@ class LiveCall:
         return True
 
     async def clinician_voice_end(self, reply_id: int) -> None:
+        """End a clinician reply on the patient's page (once: a hand back ends it before the
+        socket that carried it closes)."""
+        if reply_id not in self._clinician_open:
+            return
+        self._clinician_open.discard(reply_id)
+        if self._clinician_reply == reply_id:
+            self._clinician_reply = None
         if self._send_json is not None and not self.ended:
             await self._send_json({"type": "agent_reply_end", "reply_id": reply_id, "interrupted": False})
 
@@ -638,6 +709,9 @@ class LiveCall:
         if self.ended or self.taken_over_by is None:
             return False
         self.taken_over_by = None
+        self._cancel_clinician_grace()  # handed back from another page while the socket was down
+        for reply_id in sorted(self._clinician_open):
+            await self.clinician_voice_end(reply_id)
         if text:
             await self._speak(text, kind="hand_back")
         return True

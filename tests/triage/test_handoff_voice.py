@@ -146,7 +146,8 @@ async def test_only_the_clinician_holding_the_call_can_talk():
     await call.end("test_done")
 
 
-async def test_a_dropped_clinician_socket_returns_the_patient_to_the_agent_with_a_message():
+async def test_a_dropped_clinician_socket_returns_the_patient_to_the_agent_with_a_message(monkeypatch):
+    monkeypatch.setattr(handoff, "CLINICIAN_RECONNECT_GRACE_SECONDS", 0.5)
     nurse = await database_sync_to_async(make_clinician)("nurse_drop")
     session, _ = await database_sync_to_async(new_session)(urgency_level=2)
     sid = str(session.pk)
@@ -155,7 +156,9 @@ async def test_a_dropped_clinician_socket_returns_the_patient_to_the_agent_with_
     talk = await open_talk(sid, nurse)
     assert (await talk.receive_json_from(timeout=10))["type"] == "talk_ready"
     await talk.disconnect()  # the clinician's browser went away: no hand back, no close
+    dropped = time.monotonic()
     await until(lambda: said(patient, handoff.CLINICIAN_LOST_TEXT), "the lost-clinician message")
+    assert time.monotonic() - dropped >= 0.45, "the fallback waits for the reconnect grace"
     assert call.taken_over_by is None
     await agent_reply(call, 11, "Are you still there?")
     assert said(patient, "Are you still there?"), "the agent speaks again: never silence"
@@ -170,6 +173,71 @@ async def test_a_dropped_clinician_socket_returns_the_patient_to_the_agent_with_
     session, event = await stored()
     assert session.taken_over_by_id is None and session.status == "escalated"
     assert event.payload["by"] == "nurse_drop" and event.payload["spoken"] == handoff.CLINICIAN_LOST_TEXT
+
+
+async def test_a_clinician_back_within_the_grace_carries_on_and_the_patient_hears_nothing_odd(monkeypatch):
+    """Issue 13: the talk socket drops mid-takeover and the page reconnects within the grace:
+    the same clinician reply goes on (no reply end, no notice, no lost-clinician message for the
+    patient), the agent stays silent, the gap is audited; after the grace nothing fires."""
+    monkeypatch.setattr(handoff, "CLINICIAN_RECONNECT_GRACE_SECONDS", 1.5)
+    nurse = await database_sync_to_async(make_clinician)("nurse_blip")
+    session, _ = await database_sync_to_async(new_session)(urgency_level=2)
+    sid = str(session.pk)
+    call, patient = await live_call(sid)
+    await take_over(nurse, sid, patient)
+    talk = await open_talk(sid, nurse)
+    ready = await talk.receive_json_from(timeout=10)
+    assert ready["type"] == "talk_ready" and ready["resumed"] is False and ready["reconnect_grace_s"] == 1.5
+    reply_id = next(m for m in patient.json if m.get("kind") == "clinician")["reply_id"]
+    voice = struct.pack("<320h", *[int(8000 * math.sin(i / 5)) for i in range(320)])
+    await talk.send_to(bytes_data=voice)
+    await until(lambda: audio_frame(reply_id, voice) in patient.audio, "the clinician's voice")
+    told = len(patient.json)
+
+    await talk.disconnect()  # a network blip
+    await asyncio.sleep(0.3)
+    talk = await open_talk(sid, nurse)
+    again = await talk.receive_json_from(timeout=10)
+    assert again["type"] == "talk_ready" and again["resumed"] is True
+    later = struct.pack("<320h", *[int(6000 * math.sin(i / 3)) for i in range(320)])
+    await talk.send_to(bytes_data=later)
+    await until(lambda: audio_frame(reply_id, later) in patient.audio, "the same reply carries on")
+    # The page's reconnect can overtake the old socket's close (the server sees the drop late).
+    overtaking = await open_talk(sid, nurse)
+    assert (await overtaking.receive_json_from(timeout=10))["resumed"] is True
+    await talk.disconnect()
+    talk = overtaking
+    last = struct.pack("<320h", *[int(5000 * math.sin(i / 4)) for i in range(320)])
+    await talk.send_to(bytes_data=last)
+    await until(lambda: audio_frame(reply_id, last) in patient.audio, "still the same reply")
+    await asyncio.sleep(1.8)  # past the grace: it was cancelled (or never started), nothing fires
+    assert patient.json[told:] == [], f"the patient was told something: {patient.json[told:]}"
+    assert call.taken_over_by == "nurse_blip"
+    await agent_reply(call, 12, "Is the pain worse?")
+    assert not said(patient, "Is the pain worse?"), "the agent is still silent"
+
+    response = await post(nurse, f"/dashboard/sessions/{sid}/hand-back")
+    assert response.status_code == 200
+    await until(lambda: said(patient, handoff.HAND_BACK_TEXT), "the hand-back notice")
+    ends = [m for m in patient.json if m.get("type") == "agent_reply_end" and m["reply_id"] == reply_id]
+    assert len(ends) == 1, "the clinician's reply ends once, at the hand back"
+    await talk.disconnect()
+    await asyncio.sleep(0.2)
+    ends = [m for m in patient.json if m.get("type") == "agent_reply_end" and m["reply_id"] == reply_id]
+    assert len(ends) == 1 and not said(patient, handoff.CLINICIAN_LOST_TEXT)
+    await call.end("test_done")
+
+    @database_sync_to_async
+    def stored():
+        kinds = list(AuditEvent.objects.filter(session_id=sid).order_by("seq").values_list("kind", "payload"))
+        return kinds, audit.verify_chain(sid)
+
+    kinds, broken = await stored()
+    names = [k for k, _ in kinds]
+    assert broken is None
+    assert "clinician_voice_resumed" in names and "clinician_connection_lost" not in names, names
+    waited = [p for k, p in kinds if k == "clinician_voice_ended" and "reconnect_grace_s" in p]
+    assert waited and waited[0]["by"] == "nurse_blip"
 
 
 async def test_close_needs_a_disposition_and_a_note_and_keeps_the_override_reason():

@@ -208,7 +208,10 @@ class TalkConsumer(ListenConsumer):
     Their 16 kHz microphone frames are resampled to the patient's playback rate and sent to
     the patient's socket; the patient's voice comes back as on the listen socket. Their words
     are transcribed as clinician turns. If this socket drops while they still hold the call,
-    the call goes back to the agent with a fixed message (triage/handoff.py), never silence."""
+    they have ``handoff.CLINICIAN_RECONNECT_GRACE_SECONDS`` to come back (the page reconnects by
+    itself): a talk socket in that time carries on where they were, and the patient hears
+    nothing odd. After it the call goes back to the agent with a fixed message
+    (triage/handoff.py), never silence."""
 
     reply_id: int | None = None
 
@@ -227,10 +230,11 @@ class TalkConsumer(ListenConsumer):
         deadline = time.monotonic() + TAKE_OVER_WAIT_S
         while call.taken_over_by is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        self.reply_id = await call.clinician_voice_start()
-        if self.reply_id is None:
+        attached = await call.clinician_attach()  # back within the grace: the same voice goes on
+        if attached is None:
             await self._refuse(CLOSE_NOT_LIVE, "not_taken_over", "The call did not hand over; try again.")
             return
+        self.reply_id, resumed = attached
         self.call = call
         self.username = user.get_username()
         self.started = time.monotonic()
@@ -252,9 +256,21 @@ class TalkConsumer(ListenConsumer):
                 "agent_rate": agent_rate,
                 "capture_rate": clinician_speech.RATE,
                 "transcribed": self.transcriber is not None,
+                "resumed": resumed,
+                "reconnect_grace_s": handoff.CLINICIAN_RECONNECT_GRACE_SECONDS,
             },
-            "clinician_voice_started",
+            "clinician_voice_resumed" if resumed else "clinician_voice_started",
         )
+
+    def _lost(self, seconds: float):
+        """The lost-clinician fallback for this socket's clinician (run after the grace)."""
+        call, session_id, username = self.call, self.session_id, self.username
+
+        async def lost() -> None:
+            if await database_sync_to_async(handoff.clinician_lost)(session_id, username, seconds):
+                await call.hand_back(handoff.CLINICIAN_LOST_TEXT)
+
+        return lost
 
     async def _clinician_said(self, text: str, started, ended) -> None:
         await database_sync_to_async(clinician_speech.record_clinician_turn)(
@@ -287,13 +303,19 @@ class TalkConsumer(ListenConsumer):
         if listener is None:
             return
         seconds = time.monotonic() - self.started
+        grace = handoff.CLINICIAN_RECONNECT_GRACE_SECONDS
+        waiting = False
         try:
-            await self.call.clinician_voice_end(self.reply_id)
             if self.transcriber is not None:
                 await self.transcriber.close()
-            # Still holding the call (no hand back, no close): the clinician was lost.
-            if await database_sync_to_async(handoff.clinician_lost)(self.session_id, self.username, seconds):
-                await self.call.hand_back(handoff.CLINICIAN_LOST_TEXT)
+            if self.call.clinician_detach():  # the last talk socket (not one overtaken by its reconnect)
+                # Still holding the call (no hand back, no close): the connection dropped. Wait
+                # for the page to reconnect; after the grace the clinician is lost.
+                holds = await database_sync_to_async(handoff.holds)(self.session_id, self.username)
+                if code == CLOSE_ACCESS_REVOKED:
+                    grace = 0.0
+                waiting = holds and grace > 0 and not self.call.ended
+                await self.call.clinician_gone(holds, grace, self._lost(seconds))
         except Exception:
             logger.exception("clinician voice teardown failed for session %s", self.session_id[:8])
         await super().disconnect(code)
@@ -301,7 +323,8 @@ class TalkConsumer(ListenConsumer):
             await database_sync_to_async(services.record_audit)(
                 self.session_id,
                 "clinician_voice_ended",
-                {"by": self.username, "seconds": round(seconds, 1)},
+                {"by": self.username, "seconds": round(seconds, 1)}
+                | ({"reconnect_grace_s": grace} if waiting else {}),
                 actor=self._actor(),
             )
         except Exception:

@@ -5,7 +5,10 @@
 // Nothing is ever sent on the listen socket: the patient hears nothing from a listener.
 // Talk mode (ws/clinician/calls/<id>/talk/, only for the clinician who took the call over):
 // the same, plus this page's microphone (capture worklet: 16 kHz s16le, 20 ms, echo
-// cancellation on) sent as binary frames, and the hand-back / close controls.
+// cancellation on) sent as binary frames, and the hand-back / close controls. A talk socket that
+// drops (not closed by this page, not refused) is reopened at once and every 500 ms for the
+// server's reconnect grace (talk_ready.reconnect_grace_s): back in time, the clinician carries on
+// where they were and the patient hears nothing odd.
 (function () {
   "use strict";
 
@@ -31,6 +34,8 @@
   let partial = null; // the caption line of the patient's words in progress
   let sessionId = null;
   const received = { patient: 0, agent: 0 }; // samples, for the page (and tests) to read
+  const reconnects = { count: 0, resumed: 0 }; // talk sockets reopened after a drop (tests read it)
+  let graceMs = 0;
 
   function setStatus(text) {
     status.textContent = text;
@@ -136,23 +141,48 @@
         return;
       }
     }
+    connect(id, null);
+    stopButton.focus();
+  }
+
+  function connect(id, droppedAt) {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/ws/clinician/calls/${id}/${mode}/`);
     socket.binaryType = "arraybuffer";
     const mine = socket;
+    let over = false; // refused (error) or the call ended: nothing to reconnect to
     socket.addEventListener("message", (message) => {
       if (typeof message.data !== "string") return onAudio(message.data);
       const m = JSON.parse(message.data);
       if (m.type === "listen_ready") setStatus("Listening — the patient cannot hear you");
-      else if (m.type === "talk_ready") setStatus("Talking — the patient hears you; the agent is silent");
-      else if (m.type === "call_event") onEvent(m.event);
-      else if (m.type === "call_ended") setStatus("The call has ended.");
-      else if (m.type === "error") setStatus(m.message || "Refused.");
+      else if (m.type === "talk_ready") {
+        graceMs = (m.reconnect_grace_s || 0) * 1000;
+        if (m.resumed) reconnects.resumed += 1;
+        setStatus("Talking — the patient hears you; the agent is silent");
+      } else if (m.type === "call_event") onEvent(m.event);
+      else if (m.type === "call_ended") {
+        over = true;
+        setStatus("The call has ended.");
+      } else if (m.type === "error") {
+        over = true;
+        setStatus(m.message || "Refused.");
+      }
     });
-    socket.addEventListener("close", () => {
-      if (socket === mine && /^(Listening|Talking)/.test(status.textContent)) setStatus("Disconnected.");
+    socket.addEventListener("close", (event) => {
+      if (socket !== mine) return; // stopped by this page, or replaced
+      const since = droppedAt === null ? performance.now() : droppedAt;
+      // Closed by this page (stop, hand back, close) replaces `socket` first: any other close of
+      // a talk socket that was not refused is a drop.
+      const dropped = mode === "talk" && !over && !(event.code >= 4400 && event.code < 4500);
+      if (dropped && performance.now() - since < graceMs) {
+        setStatus("Connection lost — reconnecting…");
+        reconnects.count += 1;
+        // At once the first time, then every 500 ms, while the server still holds the grace.
+        setTimeout(() => socket === mine && sessionId === id && connect(id, since), droppedAt === null ? 0 : 500);
+        return;
+      }
+      if (/^(Listening|Talking|Connection lost)/.test(status.textContent)) setStatus("Disconnected.");
     });
-    stopButton.focus();
   }
 
   async function stop() {
@@ -230,5 +260,10 @@
       return sessionId;
     },
     received,
+    reconnects,
+    // Tests: drop the talk socket as a network failure would (no close frame from the page).
+    dropForTest() {
+      if (socket) socket.close(3999);
+    },
   };
 })();
