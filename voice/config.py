@@ -43,6 +43,10 @@ class PipelineConfig:
     vad_resume_ms: int = 100
     endpoint_complete_ms: int = 350  # silence that ends a turn whose words look complete
     endpoint_incomplete_ms: int = 1300  # silence that ends any turn (hesitation or not)
+    # In an open statement (the first one, or after an open prompt) the pause decode waits
+    # for this much silence: it cannot end before 1 s, and its clause pauses need no decode
+    # (0: decode at every pause, as answers do).
+    open_pause_decode_ms: int = 450
     max_turn_ms: int = 30000
     # ASR
     asr_model: str | None = None  # None: ModelSettings decides (TRIAGE_ASR_MODEL, default tiny.en)

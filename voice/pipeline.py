@@ -166,6 +166,7 @@ class _Turn:
     spec_task: asyncio.Task | None = None
     latest_partial: str | None = None
     join: _Joinable | None = None  # over the agent: the turn this burst joins if it interrupts
+    pause_decode_due: bool = False  # open statement: decode once the pause is long enough
     non_speech_partials: int = 0  # partials judged invented (dropped)
     partial_anomaly: bool = False  # one of them was counted as an acoustic anomaly
 
@@ -455,6 +456,12 @@ class VoiceSession:
         turn = self._turn
         if turn is None or turn.ended or not self._seg.in_turn:
             return
+        if (
+            turn.pause_decode_due
+            and self._seg.state == SpeechSegmenter.PAUSED
+            and self._seg.silence_ms(self._last_frame_end) >= self.config.open_pause_decode_ms
+        ):
+            self._start_pause_decode(turn)
         if self._seg.state == SpeechSegmenter.SPEAKING:
             # Silence in a pause is held back (the segmenter keeps it) and handed over if the
             # patient resumes: partial decodes of silence would only delay the pause decode.
@@ -542,8 +549,18 @@ class VoiceSession:
         if self._script_due is not None and not turn.overlap:
             self._end_of_turn(turn, "escalation")
             return
-        # Final-quality decode of the turn so far: the endpoint policy needs fresh words, an
-        # overlapping burst needs judging, and with speculation it is the final pass itself.
+        if not turn.overlap and self._open_statement and self.config.open_pause_decode_ms > 0:
+            # An open statement cannot end before open_complete_silence_ms (1 s): its clause
+            # pauses (200-600 ms) need no decode, and under load those final-quality decodes
+            # and the speculative synthesis after them queued ahead of other callers' finals.
+            turn.pause_decode_due = True
+            return
+        self._start_pause_decode(turn)
+
+    def _start_pause_decode(self, turn: _Turn) -> None:
+        """Final-quality decode of the turn so far: the endpoint policy needs fresh words, an
+        overlapping burst needs judging, and with speculation it is the final pass itself."""
+        turn.pause_decode_due = False
         turn.pause_epoch = turn.epoch
         turn.pause_result = None
         turn.pause_started = self.clock()
@@ -555,6 +572,7 @@ class VoiceSession:
         if turn is None or turn.ended:
             return
         turn.epoch += 1
+        turn.pause_decode_due = False
         self._cancel_speculation(turn)
         if not turn.overlap:
             # A pause decode still waiting for a worker is stale now: free the CPU for others.
@@ -620,10 +638,7 @@ class VoiceSession:
         turn.speech_start = audio.speech_start
         turn.epoch += 1  # a decode of the burst alone is stale now
         if self._seg.state == SpeechSegmenter.PAUSED:
-            turn.pause_epoch = turn.epoch
-            turn.pause_result = None
-            turn.pause_started = self.clock()
-            turn.pause_decode = self._spawn(self._pause_decode(turn, turn.epoch), "asr_final")
+            self._start_pause_decode(turn)
 
     # --- ASR results ----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from voice.events import (
     BudgetMissed,
     EndOfTurn,
     FinalTranscript,
+    SpeechPaused,
     SpeechResumed,
     StateChanged,
     TurnMetrics,
@@ -209,3 +210,28 @@ async def test_budget_misses_are_events(halves):
         await session.end("test")
         client.close()
         runtime.close()
+
+
+async def test_clause_pauses_of_an_open_statement_get_no_final_decode(halves):
+    """A first statement's short clause pause (300 ms) cannot end the turn (an open statement
+    waits 1 s), so no final-quality decode or speculative reply is spent on it; the pause at
+    the end gets one once it has lasted ``open_pause_decode_ms``."""
+    first, second = halves
+    for delay_ms, pause_finals in ((450, 0), (0, 1)):
+        rec = FakeSpeechRecognizer(split_s=(len(first) / 32000) + 0.6)
+        runtime, session, client = await _session(rec, open_pause_decode_ms=delay_ms)
+        try:
+            await stream_pcm(session, first + comfort_noise(300))
+            await client.wait_for(lambda e: isinstance(e, SpeechPaused))
+            await stream_pcm(session, second)
+            await client.wait_for(lambda e: isinstance(e, SpeechResumed))
+            resumed_at = len(rec.calls)
+            assert sum(not partial for _, partial in rec.calls[:resumed_at]) == pause_finals, rec.calls
+            assert session.stats.speculations == pause_finals
+            metrics = await _tail(session, client, lambda e: isinstance(e, TurnMetrics) and e.turn_id > 0)
+            assert client.of(FinalTranscript)[0].text == WHOLE
+            assert len(client.of(EndOfTurn)) == 1 and metrics.response_onset_ms is not None
+        finally:
+            await session.end("test")
+            client.close()
+            runtime.close()
