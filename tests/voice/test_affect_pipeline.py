@@ -119,7 +119,9 @@ async def test_high_distress_brings_the_empathy_phrase_once_and_calm_replies(run
         assert session._speaker_for(policy.next_prompt()) is session._speaker  # normal pace so far
         words, _ = E.condition_audio("fluent", DISTRESSED, "piper")
         first = await say(session, client, words, 0)
-        reading = await client.wait_for(lambda e: isinstance(e, AffectObserved) and e.turn_id == first.turn_id)
+        reading = await client.wait_for(
+            lambda e: isinstance(e, AffectObserved) and e.turn_id == first.turn_id
+        )
         assert reading.reading.tag("distress").grade == "high", affect_line(reading)
         assert session._speaker_for(policy.next_prompt()) is session._calm_speaker
         later, _ = E.condition_audio("fluent", LATER, "piper")

@@ -38,7 +38,9 @@ async def test_calm_prosody_is_slower_with_a_pause_after_the_clause(synth, tmp_p
     try:
         cache = PhraseCache(synth, RATE, disk_dir=tmp_path)
         # Piper's duration noise varies a clause by a few percent: compare means of three renders.
-        normal = [(await ClauseSpeaker(synth, cache, handle, out_rate=RATE).render(CLAUSE))[0] for _ in range(3)]
+        normal = [
+            (await ClauseSpeaker(synth, cache, handle, out_rate=RATE).render(CLAUSE))[0] for _ in range(3)
+        ]
         calm_speaker = ClauseSpeaker(synth, cache, handle, out_rate=RATE, prosody=CALM)
         calm = [(await calm_speaker.render(CLAUSE))[0] for _ in range(3)]
     finally:
