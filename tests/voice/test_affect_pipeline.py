@@ -133,3 +133,20 @@ async def test_high_distress_brings_the_empathy_phrase_once_and_calm_replies(run
     assert len(said) == 1, [e.text for e in client.of(AgentText)]  # once, not on every reply
     assert said[0].reply_id == second.reply_id and third.reply_id != said[0].reply_id
     assert empathy in runtime.phrases and runtime.phrases.get(empathy, session._calm_speaker.prosody)
+
+
+def test_emergency_scripts_are_cached_at_the_calm_pace_at_load(runtime):
+    """An emergency script is spoken calmly and must still start at once: every clause of every
+    script is in the phrase cache at both paces after VoiceRuntime.load."""
+    from clinical_rules import load_ruleset
+    from voice.llm.chunker import split_clauses
+    from voice.prosody import CALM
+    from voice.tts import normalize_phrase
+
+    scripts = [s.text for s in load_ruleset().scripts.values()]
+    clauses = [c for text in scripts for c in split_clauses(normalize_phrase(text))]
+    assert clauses and all(runtime.phrases.get(c) is not None for c in clauses)
+    missing = [c for c in clauses if runtime.phrases.get(c, CALM) is None]
+    assert missing == []
+    c = clauses[0]
+    assert len(runtime.phrases.get(c, CALM)) > len(runtime.phrases.get(c))
