@@ -20,7 +20,7 @@ from typing import Any
 from voice.compute import ComputePool
 from voice.config import PipelineConfig
 from voice.interfaces import ReplyGenerator, SpeechRecognizer
-from voice.prosody import CALM
+from voice.prosody import CALM, NORMAL
 from voice.tts import PhraseCache, PiperSynthesizer
 
 log = logging.getLogger(__name__)
@@ -135,15 +135,15 @@ class VoiceRuntime:
         t0 = time.perf_counter()
         urgent, later = policy_phrases()
         runtime.phrases.warm([*config.acknowledgements, *urgent, *extra_phrases])
-        # Emergency scripts are spoken calmly (voice/prosody.py) and must start at once too; the
-        # empathy phrase is one acknowledgement, cached whole at both paces.
-        runtime.phrases.warm(urgent[1:], CALM)
+        # The empathy phrase is one acknowledgement, cached whole at both paces (voice/prosody.py).
+        # Emergency scripts are spoken calmly; their calm audio is cached in the background (about
+        # 80 clauses, 15-40 s of Piper on a fresh machine), the normal pace's audio stands in until then.
         for phrase in _empathy_phrases():
             runtime.phrases.add(phrase)
             runtime.phrases.add(phrase, CALM)
         times["phrases"] = time.perf_counter() - t0
-        if later:
-            runtime.warm_in_background(later)
+        if later or urgent[1:]:
+            runtime.warm_in_background(later, calm=urgent[1:])
         if warm:
             t0 = time.perf_counter()
             _warm_asr(recognizer)
@@ -156,22 +156,24 @@ class VoiceRuntime:
         """Blocking: add phrases to the shared cache (e.g. a new protocol's questions)."""
         return self.phrases.warm(texts)
 
-    def warm_in_background(self, texts: Iterable[str]) -> threading.Thread:
+    def warm_in_background(self, texts: Iterable[str], *, calm: Iterable[str] = ()) -> threading.Thread:
         """Cache ``texts`` clause by clause through the shared compute pool, one job at a
-        time, so live sessions keep their fair share while the cache fills."""
+        time, so live sessions keep their fair share while the cache fills; then ``calm`` at the
+        calm pace (voice/prosody.py)."""
         from voice.llm.chunker import split_clauses
         from voice.tts import normalize_phrase
 
-        clauses = [c for t in texts for c in split_clauses(normalize_phrase(t))]
+        clauses = [(c, NORMAL) for t in texts for c in split_clauses(normalize_phrase(t))]
+        clauses += [(c, CALM) for t in calm for c in split_clauses(normalize_phrase(t))]
         handle = self.compute.session("phrase-warmup")
 
         def work() -> None:
             added = 0
             try:
-                for clause in clauses:
+                for clause, prosody in clauses:
                     if self._closed:
                         return
-                    added += handle.submit(self.phrases.add, clause).result()
+                    added += handle.submit(self.phrases.add, clause, prosody).result()
             except Exception:  # pool closed at shutdown, or a synthesis error: the cache is an optimisation
                 log.debug("background phrase warm-up stopped", exc_info=True)
             finally:

@@ -200,8 +200,12 @@ class ClauseSpeaker:
         self._pause = b"\x00\x00" * (out_rate * prosody.clause_pause_ms // 1000)
 
     async def render(self, text: str) -> tuple[bytes, bool]:
-        """Whole clause as PCM at the output rate; (pcm, came_from_cache)."""
+        """Whole clause as PCM at the output rate; (pcm, came_from_cache). A slower setting whose
+        audio is not cached yet (the background warm-up fills it) uses the normal pace's cached
+        audio with its own pause: a fixed phrase never waits for Piper because of its pace."""
         cached = self.cache.get(text, self.prosody)
+        if cached is None and self.prosody is not NORMAL:
+            cached = self.cache.get(text)
         if cached is not None:
             return cached + self._pause, True
         if self.prosody.length_scale != 1.0:

@@ -135,9 +135,9 @@ async def test_high_distress_brings_the_empathy_phrase_once_and_calm_replies(run
     assert empathy in runtime.phrases and runtime.phrases.get(empathy, session._calm_speaker.prosody)
 
 
-def test_emergency_scripts_are_cached_at_the_calm_pace_at_load(runtime):
-    """An emergency script is spoken calmly and must still start at once: every clause of every
-    script is in the phrase cache at both paces after VoiceRuntime.load."""
+def test_emergency_scripts_are_cached_at_the_calm_pace_in_the_background(runtime):
+    """An emergency script is spoken calmly and must still start at once: its normal-pace audio
+    is cached at load (it stands in until then), its calm audio once the background warm-up ends."""
     from clinical_rules import load_ruleset
     from voice.llm.chunker import split_clauses
     from voice.prosody import CALM
@@ -146,6 +146,7 @@ def test_emergency_scripts_are_cached_at_the_calm_pace_at_load(runtime):
     scripts = [s.text for s in load_ruleset().scripts.values()]
     clauses = [c for text in scripts for c in split_clauses(normalize_phrase(text))]
     assert clauses and all(runtime.phrases.get(c) is not None for c in clauses)
+    assert runtime.background_warm_done.wait(timeout=600)
     missing = [c for c in clauses if runtime.phrases.get(c, CALM) is None]
     assert missing == []
     c = clauses[0]

@@ -54,6 +54,19 @@ async def test_calm_prosody_is_slower_with_a_pause_after_the_clause(synth, tmp_p
     assert pcm_ms(normal, RATE) - speech_ms(normal) < CALM.clause_pause_ms
 
 
+async def test_until_its_calm_audio_is_cached_a_fixed_phrase_plays_at_once_from_the_normal_pace(synth):
+    cache = PhraseCache(synth, RATE)
+    cache.add(CLAUSE)
+    pool = ComputePool(1)
+    handle = pool.session("prosody")
+    try:
+        pcm, cached = await ClauseSpeaker(synth, cache, handle, out_rate=RATE, prosody=CALM).render(CLAUSE)
+    finally:
+        handle.close()
+        pool.close()
+    assert cached and pcm == cache.get(CLAUSE) + b"\x00\x00" * (RATE * CALM.clause_pause_ms // 1000)
+
+
 def test_the_phrase_cache_keeps_each_prosody_apart_on_disk_too(synth, tmp_path):
     cache = PhraseCache(synth, RATE, disk_dir=tmp_path)
     assert cache.add(CLAUSE) == 1 and cache.add(CLAUSE, CALM) == 1 and cache.add(CLAUSE, CALM) == 0
