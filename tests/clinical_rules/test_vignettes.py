@@ -1,6 +1,6 @@
 """The vignette suite and the bars from the issue.
 
-dev.yaml: written with the rules (including held-out rounds 1-19 folded in after use).
+dev.yaml: written with the rules (including held-out rounds 1-20 folded in after use).
 heldout.yaml: written after the rule set was frozen; never used to change rules (empty between
 rounds; the next round is written blind against the current rule set). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
 scored (docs/clinical-rules.md, "Evaluation") so a regression there fails too.
@@ -46,23 +46,27 @@ def test_dev_bars(dev):
     # 2026.12.8 with round 18 folded in (997): 95.1% / 5.5%, coarse 98.3%; round 18 brings three more
     # deliberate level-1-for-2 calls (G803, G810, G816) and two readings kept against its author
     # (a blistered burn on the arm -> A&E per NHS burns; an infected ingrown toenail -> 3).
-    # 2026.12.9 with round 19 folded in (1045): 94.45% / 5.8%, coarse 98.0%.
+    # 2026.12.9 with round 19 folded in (1045): 94.45% / 5.8%, coarse 98.0%; 2026.12.10 with round
+    # 20 folded in (1093): 93.4% / 6.5%, coarse 97.3% (its blind author sends more to level 2 than
+    # the rules' level 1, and several of its self-care calls stay one level higher here).
     assert dev["selfcare_over_triage_rate"] <= 0.085, dev["misses"]
-    assert dev["level_accuracy"] >= 0.944, dev["misses"]
-    assert dev["coarse_level_accuracy"] >= 0.979, dev["misses"]
+    assert dev["level_accuracy"] >= 0.933, dev["misses"]
+    assert dev["coarse_level_accuracy"] >= 0.972, dev["misses"]
 
 
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
-    # Rounds 11-18 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md); the next round is written blind against the current rule set and scored once.
+    # Rounds 11-20 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). Round 21 (blind at 2026.12.10) is held to what it scored once, so a
+    # rule change that loses any of it fails. Against the issue's goals (recall >= 95%, coarse
+    # accuracy >= 80%, self-care over-triage <= 20%): none met (86.4%, 66.7%, 62.5%).
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
-    assert heldout["emergency_recall"] >= 0.681, heldout["misses"]
-    assert heldout["emergency_detected"] >= 0.772, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.520, heldout["misses"]
-    assert heldout["coarse_level_accuracy"] >= 0.603, heldout["misses"]
-    assert heldout["selfcare_over_triage_rate"] <= 0.50, heldout["misses"]
+    assert heldout["emergency_recall"] >= 0.863, heldout["misses"]
+    assert heldout["emergency_detected"] >= 0.863, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.603, heldout["misses"]
+    assert heldout["coarse_level_accuracy"] >= 0.666, heldout["misses"]
+    assert heldout["selfcare_over_triage_rate"] <= 0.625, heldout["misses"]
 
 
 def test_empty_heldout_reports_nothing_scored(tmp_path):
