@@ -4,6 +4,8 @@ One ``ComputePool`` per process (a fixed set of worker threads, sized to the cor
 session gets a ``SessionCompute`` handle. Workers pick jobs round-robin across sessions,
 must-run jobs before skippable ones, and a session never holds more than
 ``max_running_per_session`` workers at once, so one busy session cannot starve the others.
+Skippable jobs never take the last free worker (``reserve_for_must_run``): a final decode
+that comes in while partials run starts at once instead of waiting behind them.
 Jobs are either
 
 * skippable (partial ASR decodes): a newer job with the same ``key`` replaces a queued
@@ -72,6 +74,7 @@ class ComputePool:
         session_queue_limit: int = 4,
         max_running_per_session: int = 2,
         skippable_max_wait_s: float = 0.3,
+        reserve_for_must_run: int = 1,
         name: str = "voice-compute",
     ):
         if workers < 1:
@@ -80,6 +83,9 @@ class ComputePool:
         self.session_queue_limit = max(1, session_queue_limit)
         self.max_running_per_session = max(1, max_running_per_session)
         self.skippable_max_wait_s = skippable_max_wait_s
+        # Workers partials may never occupy (none with a single worker: partials would never run).
+        self.max_running_skippable = max(1, workers - max(0, reserve_for_must_run))
+        self._running_skippable = 0
         self.stats = PoolStats()
         self._cv = threading.Condition()
         self._ring: deque[SessionCompute] = deque()  # sessions, in round-robin order
@@ -165,6 +171,8 @@ class ComputePool:
         A skippable job that waited past ``skippable_max_wait_s`` is stale: dropped."""
         self._drop_stale()
         for want_skippable in (False, True):
+            if want_skippable and self._running_skippable >= self.max_running_skippable:
+                break  # the last free worker stays for a final / synthesis (4 callers, 2 cores)
             for i in range(len(self._ring)):
                 sc = self._ring[i]
                 if sc._running >= self.max_running_per_session:
@@ -200,6 +208,7 @@ class ComputePool:
                     picked = self._pick()
                 sc, job = picked
                 sc._running += 1
+                self._running_skippable += job.skippable
                 wait = time.perf_counter() - job.queued_at
                 self.stats.max_queue_wait_s = max(self.stats.max_queue_wait_s, wait)
             try:
@@ -215,6 +224,7 @@ class ComputePool:
             finally:
                 with self._cv:
                     sc._running -= 1
+                    self._running_skippable -= job.skippable
                     self.stats.completed += 1
                     self._cv.notify_all()
 

@@ -131,6 +131,35 @@ async def test_partials_only_use_spare_capacity():
         pool.close()
 
 
+async def test_partials_never_take_the_last_free_worker():
+    """Two workers, four callers' partials queued: only one partial runs at a time, so a final
+    that arrives meanwhile starts at once on the worker kept free, not behind two partials."""
+    pool = ComputePool(2, session_queue_limit=4, max_running_per_session=1, skippable_max_wait_s=60)
+    try:
+        release = threading.Event()
+        running: list[str] = []
+        started = threading.Semaphore(0)
+
+        def partial(name):
+            running.append(name)
+            started.release()
+            release.wait(10)
+            return name
+
+        sessions = [pool.session(f"s{i}") for i in range(4)]
+        partials = [s.submit_skippable("partial", partial, s.name) for s in sessions[:3]]
+        assert started.acquire(timeout=10)
+        assert not started.acquire(timeout=0.2), "a second partial took the reserved worker"
+        final = sessions[3].submit(lambda: "final")
+        assert final.result(10) == "final", "the final waited behind partials"
+        assert len(running) == 1
+        release.set()
+        assert [f.result(10) for f in partials] == ["s0", "s1", "s2"]
+    finally:
+        release.set()
+        pool.close()
+
+
 async def test_stale_partial_is_dropped_at_pick_time():
     pool = ComputePool(1, max_running_per_session=1, skippable_max_wait_s=0.0)
     try:
