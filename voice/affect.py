@@ -11,17 +11,28 @@ question once, make the agent speak more calmly (and, for high distress, say the
 empathy phrase). What it may not do: set, raise or lower an urgency level or a disposition; no
 tag carries a level, and nothing here talks to the rules except through ``queue_question``.
 
-Pure Python on already-measured numbers (microseconds): safe on the event loop.
+Pure Python on already-measured numbers (microseconds): safe on the event loop. The rules'
+data is imported when a tracker is made, not with this module: ``voice.pipeline`` imports this
+and must stay importable (and light) without the clinical rules (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clinical_rules.affect import AffectRules, TagRule, default_affect_rules, normalise
 from voice.paralinguistics import ParalinguisticFeatures
+
+if TYPE_CHECKING:
+    from clinical_rules.affect import AffectRules, TagRule
+
+
+def default_rules() -> AffectRules:
+    """The default rule set's affect rules (clinical_rules affect.yaml), loaded once."""
+    from clinical_rules.affect import default_affect_rules
+
+    return default_affect_rules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +136,8 @@ def _r(v: float | None) -> float | None:
 
 def lexical_cues(text: str, rule: TagRule) -> list[str]:
     """Distress cues in ``text`` (whole words), skipping a cue right after a negation."""
+    from clinical_rules.affect import normalise
+
     words = normalise(text).split()
     found: list[str] = []
     for cue in rule.cues:
@@ -259,7 +272,7 @@ def tag_turn(
 ) -> tuple[AffectTag, ...]:
     """Every tag this turn fires. Acoustic tags need ``min_sounding_s`` of sounding speech;
     the lexical half of distress needs only the words."""
-    rules = rules or default_affect_rules()
+    rules = rules or default_rules()
     out: list[AffectTag | None] = []
     measurable = features is not None and features.sounding_s >= rules.min_sounding_s
     if measurable:
@@ -278,7 +291,7 @@ def tag_turn(
 class AffectTracker:
     """One call's baseline and readings. Not thread-safe: used from the call's event loop."""
 
-    rules: AffectRules = field(default_factory=default_affect_rules)
+    rules: AffectRules = field(default_factory=default_rules)
     readings: list[AffectReading] = field(default_factory=list)
     _base: list[ParalinguisticFeatures] = field(default_factory=list)
 
