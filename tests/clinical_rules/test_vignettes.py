@@ -1,6 +1,6 @@
 """The vignette suite and the bars from the issue.
 
-dev.yaml: written with the rules (including held-out rounds 1-20 folded in after use).
+dev.yaml: written with the rules (including held-out rounds 1-21 folded in after use).
 heldout.yaml: written after the rule set was frozen; never used to change rules (empty between
 rounds; the next round is written blind against the current rule set). The bars are asserted on dev; a held-out round is held to the numbers measured when it was
 scored (docs/clinical-rules.md, "Evaluation") so a regression there fails too.
@@ -48,25 +48,26 @@ def test_dev_bars(dev):
     # (a blistered burn on the arm -> A&E per NHS burns; an infected ingrown toenail -> 3).
     # 2026.12.9 with round 19 folded in (1045): 94.45% / 5.8%, coarse 98.0%; 2026.12.10 with round
     # 20 folded in (1093): 93.4% / 6.5%, coarse 97.3% (its blind author sends more to level 2 than
-    # the rules' level 1, and several of its self-care calls stay one level higher here).
+    # the rules' level 1, and several of its self-care calls stay one level higher here);
+    # 2026.12.11 with round 21 folded in (1141): 92.7% / 7.6%, coarse 96.8%.
     assert dev["selfcare_over_triage_rate"] <= 0.085, dev["misses"]
-    assert dev["level_accuracy"] >= 0.933, dev["misses"]
-    assert dev["coarse_level_accuracy"] >= 0.972, dev["misses"]
+    assert dev["level_accuracy"] >= 0.926, dev["misses"]
+    assert dev["coarse_level_accuracy"] >= 0.967, dev["misses"]
 
 
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
-    # Rounds 11-20 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). Round 21 (blind at 2026.12.10) is held to what it scored once, so a
+    # Rounds 11-21 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). Round 22 (blind at 2026.12.11) is held to what it scored once, so a
     # rule change that loses any of it fails. Against the issue's goals (recall >= 95%, coarse
-    # accuracy >= 80%, self-care over-triage <= 20%): none met (86.4%, 66.7%, 62.5%).
+    # accuracy >= 80%, self-care over-triage <= 20%): none met (86.4%, 68.8%, 50.0%).
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
     assert heldout["emergency_recall"] >= 0.863, heldout["misses"]
     assert heldout["emergency_detected"] >= 0.863, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.603, heldout["misses"]
-    assert heldout["coarse_level_accuracy"] >= 0.666, heldout["misses"]
-    assert heldout["selfcare_over_triage_rate"] <= 0.625, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.645, heldout["misses"]
+    assert heldout["coarse_level_accuracy"] >= 0.687, heldout["misses"]
+    assert heldout["selfcare_over_triage_rate"] <= 0.50, heldout["misses"]
 
 
 def test_empty_heldout_reports_nothing_scored(tmp_path):
