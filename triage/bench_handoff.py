@@ -1,6 +1,7 @@
 """Clinician -> patient voice latency through the server (issue 13 part 6).
 
     python -m triage.bench_handoff [--frames 500]
+    python -m triage.bench_handoff --browser [--bursts 100]   # mouth-to-ear in two browsers
 
 Runs the real ASGI application in this process (the talk socket's consumer, the resampler,
 the LiveCall) against the configured PostgreSQL and Redis; the patient's socket is a recorder
@@ -8,8 +9,9 @@ on the LiveCall (no voice models are loaded: the call is put in the process regi
 Each 20 ms clinician frame is sent at real-time pace; the figure is the time from the frame
 leaving the clinician's socket to the same audio being handed to the patient's socket.
 
-Mouth-to-ear adds the browser parts, measured in Chromium by tests/browser and estimated
-here from their fixed sizes: capture (one 20 ms frame, plus the worklet's 128-sample render
+Mouth-to-ear is measured with ``--browser`` (triage/bench_handoff_browser.py: two headless
+Chromium over loopback, a table and bench-results/handoff-browser.json). Without it the browser
+parts are estimated here from their fixed sizes: capture (one 20 ms frame, plus the worklet's 128-sample render
 quantum) and playback (one render quantum, plus the output device latency the page reports).
 """
 
@@ -22,6 +24,7 @@ import os
 import statistics
 import struct
 import time
+from pathlib import Path
 
 CAPTURE_MS = 20.0 + 128 / 48000 * 1000  # one frame, plus the capture worklet's render quantum
 PLAYBACK_MS = 128 / 48000 * 1000  # the playback worklet starts on its next render quantum
@@ -106,7 +109,15 @@ async def _run(frames: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--browser", action="store_true", help="mouth-to-ear in two headless Chromium")
+    parser.add_argument("--bursts", type=int, default=100, help="--browser: tone bursts (one every 0.5 s)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/handoff-browser.json"))
     args = parser.parse_args()
+    if args.browser:
+        from triage.bench_handoff_browser import run
+
+        result = run(args.bursts, args.out)
+        raise SystemExit(0 if result["met"] else 1)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
     import django
 

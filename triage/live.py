@@ -165,6 +165,9 @@ class LiveCall:
         self._clinician_open: set[int] = set()  # clinician replies started and not yet ended
         self._clinician_sockets = 0  # talk sockets attached (a reconnect may come before the drop)
         self._clinician_grace: asyncio.TimerHandle | None = None
+        # When the patient will have heard what the host said last (the take-over notice): the
+        # clinician's voice must not queue behind it, or it stays that late for the whole call.
+        self.host_audio_until = 0.0
         self._control: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.id_offset = 0  # resumed calls: added to stored turn/reply ids (_stored_ids)
@@ -761,6 +764,9 @@ class LiveCall:
             await self._send_json({"type": "agent_text", "reply_id": reply_id, "clause": 0, "text": text})
         if self._send_bytes is not None and pcm and self.voice is not None:
             self._sent_ms[reply_id] = pcm_ms(pcm, self.voice.config.output_sample_rate)
+            self.host_audio_until = (
+                max(time.monotonic(), self.host_audio_until) + self._sent_ms[reply_id] / 1000
+            )
             step = 9600  # 200-300 ms per frame at the usual output rates
             for i in range(0, len(pcm), step):
                 await self._send_bytes(audio_frame(reply_id, pcm[i : i + step]))

@@ -108,6 +108,14 @@ def test_clinician_takes_the_call_by_voice_and_hands_it_back(daphne_server, chro
         timeout=90_000,
     )
     assert dashboard.evaluate("window.TriageListen.sent.frames") > 50
+    # A live voice: the patient's page never holds more than 100 ms ahead of the clinician's
+    # audio (LIVE_VOICE_MAX_MS), so it cannot fall behind for the rest of the call.
+    rate = patient.page.evaluate("window.triage.outputRate")
+    backlog = []
+    for _ in range(10):
+        backlog.append(patient.page.evaluate("window.triage.stats.bufferedFrames"))
+        patient.page.wait_for_timeout(200)
+    assert rate and max(backlog) <= 0.1 * rate, (backlog, rate)
     # Patient -> clinician: the patient's words during the hand-off reach the clinician.
     dashboard.wait_for_function(
         "[...document.querySelectorAll('#listen-captions .caption-patient')].some(p => /worse/i.test(p.textContent))",

@@ -200,6 +200,8 @@ class ListenConsumer(AsyncWebsocketConsumer):
 
 TALK_FRAME_MAX_BYTES = 16000 * 2  # at most 1 s of 16 kHz s16le per message
 TAKE_OVER_WAIT_S = 5.0  # the take-over reaches the call over the channel layer, after the POST
+NOTICE_WAIT_MAX_S = 15.0
+NOTICE_MARGIN_S = 0.15  # the notice's last frames still in the patient's network path and buffer
 
 
 class TalkConsumer(ListenConsumer):
@@ -235,6 +237,12 @@ class TalkConsumer(ListenConsumer):
             await self._refuse(CLOSE_NOT_LIVE, "not_taken_over", "The call did not hand over; try again.")
             return
         self.reply_id, resumed = attached
+        # The patient is still hearing the take-over notice: the clinician's voice starts when it
+        # ends (frames before talk_ready are ignored), else it would queue behind the notice in
+        # the patient's playback and stay that much late (measured: ~380 ms) for the whole call.
+        notice_left = min(NOTICE_WAIT_MAX_S, call.host_audio_until + NOTICE_MARGIN_S - time.monotonic())
+        if notice_left > 0:
+            await asyncio.sleep(notice_left)
         self.call = call
         self.username = user.get_username()
         self.started = time.monotonic()

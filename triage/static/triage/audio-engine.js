@@ -107,6 +107,11 @@
       this.playback.connect(this.context.destination);
     }
 
+    /* A live voice (a clinician): never more than maxMs behind (playback-worklet.js, "live"). */
+    live(replyId, maxMs) {
+      if (this.playback) this.playback.port.postMessage({ type: "live", id: replyId, maxMs });
+    }
+
     play(replyId, pcm) {
       if (this.playback) this.playback.port.postMessage({ type: "audio", id: replyId, pcm }, [pcm]);
     }

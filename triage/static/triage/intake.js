@@ -35,17 +35,22 @@
   };
   const VOICE_RMS = 0.015; // mic frame level that counts as voice for the page's own timings
   const VOICE_END_MS = 300; // this long below it ends a stretch of speech
+  // A clinician's voice is live: at most this much buffered ahead of it (earlier audio, jitter);
+  // later audio is dropped rather than heard ever later (issue 13: <= 150 ms mouth to ear).
+  const LIVE_VOICE_MAX_MS = 100;
 
   const triage = {
     state: "consent",
     callState: null,
     sessionId: null,
+    outputRate: null, // the agent's (and a clinician's) audio sample rate, from `ready`
     resumedCount: 0,
     escalation: null,
     micSettings: null,
     stats: {
       playedFrames: 0,
       bufferedFrames: 0,
+      liveDroppedFrames: 0, // clinician voice samples dropped to keep it live (LIVE_VOICE_MAX_MS)
       sentFrames: 0,
       droppedFrames: 0,
       agentFramesReceived: 0,
@@ -286,6 +291,7 @@
       case "progress":
         triage.stats.playedFrames = m.played;
         triage.stats.bufferedFrames = m.buffered;
+        triage.stats.liveDroppedFrames = m.dropped;
         break;
       case "started": {
         const reply = replies.get(m.id);
@@ -380,6 +386,7 @@
       case "ready":
         $("queue-notice").hidden = true;
         triage.sessionId = msg.session_id;
+        triage.outputRate = msg.output.sample_rate;
         engine.ensurePlayback(msg.output.sample_rate);
         setState(msg.state);
         break;
@@ -396,6 +403,8 @@
         log("agent_reply_start", { reply_id: msg.reply_id, kind: msg.kind });
         flushed.delete(msg.reply_id);
         replies.set(msg.reply_id, { kind: msg.kind, el: null, text: "" });
+        // A clinician's live voice: a small playback buffer, never queued seconds behind.
+        if (msg.kind === "clinician") engine.live(msg.reply_id, LIVE_VOICE_MAX_MS);
         break;
       case "agent_text":
         agentText(msg);

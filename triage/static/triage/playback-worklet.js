@@ -10,6 +10,10 @@
  *   flushed  {replies: [{id, ms}], t}   answer to flush
  * "hold" stops output at the next render quantum but keeps the buffer; "release" plays on
  * from the same sample (the server holds the agent while it judges speech over it).
+ * "live" {id, maxMs} marks a reply as a live voice (a clinician on the call): it never lags by
+ * more than maxMs (a backlog of earlier audio, network jitter). A chunk that would take the
+ * buffer over maxMs is cut to its newest samples so the buffer holds maxMs / 2 (a lag that
+ * stays at the bound would be kept for the rest of the call); what is cut counts in `dropped`.
  */
 class PcmPlaybackProcessor extends AudioWorkletProcessor {
   constructor(options) {
@@ -29,13 +33,18 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     this.overflowed = 0;
     this.lastProgress = 0;
     this.held = false;
+    this.live = new Map(); // reply id -> the most source samples buffered ahead of its audio
+    this.dropped = 0;
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
 
   onMessage(msg) {
     switch (msg.type) {
       case "audio":
-        this.push(msg.id, new Int16Array(msg.pcm));
+        this.push(msg.id, this.admit(msg.id, new Int16Array(msg.pcm)));
+        break;
+      case "live":
+        this.live.set(msg.id, Math.round((this.sourceRate * msg.maxMs) / 1000));
         break;
       case "complete":
         this.complete.add(msg.id);
@@ -53,7 +62,17 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     }
   }
 
+  // A live voice's chunk keeps only what fits under its latency bound (its newest samples).
+  admit(id, samples) {
+    const max = this.live.get(id);
+    if (max === undefined || this.size + samples.length <= max) return samples;
+    const room = Math.max(0, Math.floor(max / 2) - this.size);
+    this.dropped += samples.length - Math.min(room, samples.length);
+    return samples.subarray(samples.length - Math.min(room, samples.length));
+  }
+
   push(id, samples) {
+    if (samples.length === 0) return;
     const room = this.capacity - this.size;
     const n = Math.min(room, samples.length);
     if (n < samples.length) this.overflowed += samples.length - n;
@@ -110,6 +129,7 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
         this.port.postMessage({ type: "done", id, ms: this.ms(id) });
         this.complete.delete(id);
         this.played.delete(id);
+        this.live.delete(id);
       }
     }
   }
@@ -136,6 +156,7 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
         type: "progress",
         played: this.playedTotal,
         buffered: this.size,
+        dropped: this.dropped,
         id: seg ? seg.id : null,
         ms: seg ? this.ms(seg.id) : 0,
       });
