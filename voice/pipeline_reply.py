@@ -18,10 +18,28 @@ import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from voice.events import AgentAudio, AgentText, ReplySource, VoiceEvent
 from voice.tts import ClauseSpeaker, chunk_pcm, pcm_ms
 
 log = logging.getLogger(__name__)
+
+# Silence kept after an acknowledgement before the question: Piper ends a sentence with
+# 100-250 ms of silence ("Okay." 245 ms), which the caller hears as a gap before the answer
+# (issue 12, answer heard). 120 ms + the question's own ~50 ms lead-in: a short, natural gap.
+ACK_GAP_MS = 120
+_SILENT = 328  # |sample| below -40 dBFS counts as silence
+
+
+def trim_trailing_silence(pcm: bytes, sample_rate: int, keep_ms: float) -> bytes:
+    """``pcm`` (s16le) with its trailing silence cut to ``keep_ms``; unchanged if shorter."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SILENT)
+    if loud.size == 0:
+        return pcm
+    end = min(samples.size, int(loud[-1]) + 1 + int(sample_rate * keep_ms / 1000))
+    return pcm[: end * 2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +199,10 @@ class Reply:
     async def _render(self, item: ClauseItem) -> bytes:
         t0 = self._clock()
         pcm, cached = await self._speaker.render(item.text)
+        if item.role == "ack":
+            # (a calm speaker's deliberate pause after each clause is kept: voice/prosody.py)
+            calm_ms = getattr(getattr(self._speaker, "prosody", None), "clause_pause_ms", 0)
+            pcm = trim_trailing_silence(pcm, self._speaker.out_rate, max(ACK_GAP_MS, calm_ms))
         if self._on_render is not None:
             self._on_render(self, item, t0, self._clock(), cached)
         return pcm

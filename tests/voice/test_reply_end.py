@@ -3,8 +3,10 @@ hold and ``resume``: at the real end of playback, which the hold moved by its le
 the reply's original estimated end (docs/protocol.md, §3).
 
 Real VAD, segmenter, barge-in gate, rules and Piper. The recognizer is a TEST DOUBLE
-(``SlowSilentRecognizer``): it hears no words and takes a fixed time for each final decode,
-so the burst over the agent is a backchannel that holds playback for a known, long time. The
+(``SlowSilentRecognizer``): it hears no words and takes a fixed time for each decode (partials
+too, so none is back before the burst's pause: a short burst whose partials heard no word is
+let go at its pause), so the burst over the agent is a backchannel that holds playback for a
+known, long time: until the decode of the whole burst. The
 client here plays the agent's audio in real time and never sends ``playback`` reports (like
 the browser, which reports a reply only after ``agent_reply_end``), so the server's own
 playback estimate decides the end."""
@@ -40,14 +42,13 @@ DECODE_S = 0.8  # each final decode of the burst: the hold lasts at least this l
 
 
 class SlowSilentRecognizer:
-    """TEST DOUBLE: no model; every decode finds no words, final decodes take ``DECODE_S``."""
+    """TEST DOUBLE: no model; every decode finds no words and takes ``DECODE_S``."""
 
     sample_rate = 16000
     supports_partial = True
 
     def transcribe(self, audio, *, partial=False, **_kwargs) -> Transcription:
-        if not partial:
-            time.sleep(DECODE_S)
+        time.sleep(DECODE_S)
         return Transcription("", -0.1, 0.01, (), 0.0)
 
 
