@@ -588,15 +588,20 @@ class StreamingTranscriber:
 
         Concurrent calls for the same amount of audio share one decode.
         """
+        return await asyncio.shield(self.start_speculative_final())
+
+    def start_speculative_final(self) -> asyncio.Future:
+        """:meth:`speculative_final` of the audio pushed so far, started now (the decode is
+        queued at once; its future is shared by calls for the same amount of audio)."""
         if self._speculative is not None and self._speculative[0] == self._n:
-            return await asyncio.shield(self._speculative[1])
+            return self._speculative[1]
         loop = asyncio.get_running_loop()
         # Word probabilities let the endpoint policy distrust a guessed last word.
         kwargs = {"word_timestamps": True, **self._window_kwargs} if self._partial_kwargs else {}
         call = _Call(self.recognizer, self.audio.copy(), self.config.final_prompt, kwargs)
         fut = loop.run_in_executor(self.executor, call)
         self._speculative = (self._n, fut)
-        return await asyncio.shield(fut)
+        return fut
 
     def speculative_covers(self, speech_end: float) -> bool:
         """Whether the last speculative decode included audio up to ``speech_end``."""

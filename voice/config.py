@@ -47,6 +47,9 @@ class PipelineConfig:
     # for this much silence: it cannot end before 1 s, and its clause pauses need no decode
     # (0: decode at every pause, as answers do).
     open_pause_decode_ms: int = 450
+    # An answer's pause decode starts after this much unvoiced audio, inside the 200 ms
+    # hangover, so a bare "No." ends its turn as the pause is declared (0: at the pause).
+    early_pause_decode_ms: int = 100
     max_turn_ms: int = 30000
     # ASR
     asr_model: str | None = None  # None: ModelSettings decides (TRIAGE_ASR_MODEL, default tiny.en)

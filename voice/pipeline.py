@@ -167,6 +167,13 @@ class _Turn:
     latest_partial: str | None = None
     join: _Joinable | None = None  # over the agent: the turn this burst joins if it interrupts
     pause_decode_due: bool = False  # open statement: decode once the pause is long enough
+    # An answer's decode started in the hangover, before the pause is declared (the token
+    # identifies it; a voiced frame before the pause makes it stale).
+    early_token: object | None = None
+    early_task: asyncio.Task | None = None
+    early_started: float | None = None
+    early_result: Transcription | None = None  # back before the pause: used at the pause
+    early_epoch: int | None = None  # the pause it decodes (set when the pause comes)
     non_speech_partials: int = 0  # partials judged invented (dropped)
     partial_anomaly: bool = False  # one of them was counted as an acoustic anomaly
 
@@ -466,6 +473,8 @@ class VoiceSession:
             # Silence in a pause is held back (the segmenter keeps it) and handed over if the
             # patient resumes: partial decodes of silence would only delay the pause decode.
             turn.transcriber.push(self._seg.take_new_audio())
+            if not turn.overlap:
+                self._early_pause_decode(turn)
         if turn.overlap and self._seg.state == SpeechSegmenter.SPEAKING:
             if (
                 turn.held_reply is None
@@ -549,6 +558,15 @@ class VoiceSession:
         if self._script_due is not None and not turn.overlap:
             self._end_of_turn(turn, "escalation")
             return
+        if not turn.overlap and turn.early_token is not None:
+            # The decode of this pause started in the hangover: no second one.
+            turn.pause_epoch = turn.early_epoch = turn.epoch
+            turn.pause_result = None
+            turn.pause_started = turn.early_started
+            turn.pause_decode = turn.early_task
+            if turn.early_result is not None:
+                self._on_pause_result(turn, turn.epoch, turn.early_result)
+            return
         if not turn.overlap and self._open_statement and self.config.open_pause_decode_ms > 0:
             # An open statement cannot end before open_complete_silence_ms (1 s): its clause
             # pauses (200-600 ms) need no decode, and under load those final-quality decodes
@@ -573,6 +591,7 @@ class VoiceSession:
             return
         turn.epoch += 1
         turn.pause_decode_due = False
+        turn.early_token = None
         self._cancel_speculation(turn)
         if not turn.overlap:
             # A pause decode still waiting for a worker is stale now: free the CPU for others.
@@ -667,6 +686,37 @@ class VoiceSession:
         assessment = self.policy.observe_partial(partial.text)
         self._assessment(turn_id, assessment, on_partial=True)
 
+    def _early_pause_decode(self, turn: _Turn) -> None:
+        """An answer's pause decode, started ``early_pause_decode_ms`` into the unvoiced run
+        rather than at the pause (hangover, 200 ms): a bare "No." then ends the turn as the
+        pause is declared instead of one decode later. A voiced frame first makes it stale."""
+        cfg = self.config
+        if self._seg.unvoiced_ms == 0:
+            turn.early_token = None  # voiced again: not a pause (a decode in flight is stale)
+            return
+        if (
+            turn.early_token is not None
+            or cfg.early_pause_decode_ms <= 0
+            or self._open_statement
+            or self._script_due is not None
+            or self._seg.unvoiced_ms < cfg.early_pause_decode_ms
+        ):
+            return
+        token = turn.early_token = object()
+        turn.early_result = turn.early_epoch = None
+        turn.early_started = self.clock()
+        decode = turn.transcriber.start_speculative_final()  # the audio up to this frame
+        turn.early_task = self._spawn(self._early_decode(turn, token, decode), "asr_final")
+
+    async def _early_decode(self, turn: _Turn, token: object, decode: asyncio.Future) -> None:
+        result = await asyncio.shield(decode)
+        if turn.ended or self._turn is not turn or turn.early_token is not token:
+            return
+        if turn.early_epoch is None:
+            turn.early_result = result  # the pause is not declared yet: it takes this then
+            return
+        self._on_pause_result(turn, turn.early_epoch, result)
+
     async def _pause_decode(self, turn: _Turn, epoch: int) -> None:
         result = await turn.transcriber.speculative_final()
         if turn.ended or self._turn is not turn:
@@ -684,7 +734,10 @@ class VoiceSession:
                 return
             if turn.overlap:
                 return  # still talking over the agent: the next pause / partial decides
-        if turn.epoch != epoch:
+        self._on_pause_result(turn, epoch, result)
+
+    def _on_pause_result(self, turn: _Turn, epoch: int, result: Transcription) -> None:
+        if turn.ended or self._turn is not turn or turn.epoch != epoch:
             return  # the patient went on: a newer decode counts
         turn.pause_result = result
         turn.pause_done = self.clock()
