@@ -11,7 +11,7 @@ from tests.speech import speech_pcm16k
 from tests.voice.test_pipeline_logic import _session, _tail
 from voice.events import AgentReplyFinished, EndOfTurn, FinalTranscript, SpeechPaused, SpeechStarted
 from voice.interfaces import Transcription
-from voice.simulate import stream_pcm
+from voice.simulate import comfort_noise, stream_pcm
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(240)]
 
@@ -44,6 +44,9 @@ async def test_a_bare_no_is_decoded_in_the_hangover_and_ends_at_the_pause(early_
         await _tail(
             session, client, lambda e: isinstance(e, AgentReplyFinished) and e.turn_id == first.turn_id
         )
+        # The caller answers after a moment of open microphone (which also fills the
+        # segmenter's 300 ms pre-roll, so the decoded audio's start is known).
+        await stream_pcm(session, comfort_noise(600))
         n_before = len(rec.calls)
         await stream_pcm(session, speech_pcm16k("No."))
         end = await _tail(session, client, lambda e: isinstance(e, EndOfTurn) and e.turn_id > first.turn_id)
