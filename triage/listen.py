@@ -6,7 +6,9 @@ path; each costs a dict lookup when nobody listens. A listener's queue is bounde
 oldest frame when full, so a slow clinician socket never delays the patient's audio.
 
 Binary frames to the clinician (``ws/clinician/calls/<id>/listen/``): a 4-byte header
-``<BxH`` (source: 0 patient, 1 agent; sample rate in Hz), then s16le mono PCM.
+``<BxH`` (source: 0 patient, 1 agent, 2 the clinician talking to the patient; sample rate in
+Hz), then s16le mono PCM. The clinician who talks gets no frames of source 2: their own voice
+played back to them would be an echo.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-PATIENT, AGENT = 0, 1
+PATIENT, AGENT, CLINICIAN = 0, 1, 2
 PATIENT_RATE = 16000  # the patient page's capture rate (capture-worklet.js)
 HEADER = struct.Struct("<BxH")
 QUEUE_FRAMES = 250  # about 5 s of 20 ms frames; more than that behind and the oldest go
@@ -44,8 +46,11 @@ class Listener:
     session_id: str
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_FRAMES))
     dropped: int = 0
+    skip: frozenset[int] = frozenset()  # audio sources this listener does not get
 
     def offer(self, item: TapAudio | TapEvent | None) -> None:
+        if isinstance(item, TapAudio) and item.source in self.skip:
+            return
         while True:
             try:
                 self.queue.put_nowait(item)
@@ -58,8 +63,8 @@ class Listener:
 _listeners: dict[str, set[Listener]] = {}
 
 
-def add(session_id: str) -> Listener:
-    listener = Listener(session_id)
+def add(session_id: str, skip: frozenset[int] = frozenset()) -> Listener:
+    listener = Listener(session_id, skip=skip)
     _listeners.setdefault(session_id, set()).add(listener)
     return listener
 
@@ -89,6 +94,12 @@ def patient_audio(session_id: str, pcm: bytes) -> None:
 def agent_audio(session_id: str, pcm: bytes, rate: int) -> None:
     if session_id in _listeners:
         _offer(session_id, TapAudio(AGENT, pcm, rate))
+
+
+def clinician_audio(session_id: str, pcm: bytes, rate: int) -> None:
+    """The clinician's voice as the patient hears it (for other clinicians listening in)."""
+    if session_id in _listeners:
+        _offer(session_id, TapAudio(CLINICIAN, pcm, rate))
 
 
 def call_event(session_id: str, message: dict[str, Any] | None) -> None:

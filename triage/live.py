@@ -691,8 +691,8 @@ class LiveCall:
         if self.ended or self.taken_over_by is None or self._send_bytes is None:
             return False
         await self._send_bytes(audio_frame(reply_id, pcm))
-        if self.voice is not None:
-            listen.agent_audio(self.session_id, pcm, self.voice.config.output_sample_rate)
+        rate = self.voice.config.output_sample_rate if self.voice is not None else listen.PATIENT_RATE
+        listen.clinician_audio(self.session_id, pcm, rate)  # other clinicians listening in
         return True
 
     async def clinician_voice_end(self, reply_id: int) -> None:

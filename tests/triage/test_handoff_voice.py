@@ -18,7 +18,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from tests.triage.clinician_support import make_clinician, make_plain_user, ws_headers
-from tests.triage.test_listen_in import PatientSide, live_call, new_session, refused_with
+from tests.triage.test_listen_in import PatientSide, listen_socket, live_call, new_session, refused_with
 from triage import audit, handoff, listen
 from triage.asgi import application
 from triage.dashboard.control import TAKE_OVER_TEXT
@@ -81,19 +81,32 @@ async def test_clinician_and_patient_hear_each_other_the_agent_is_silent_then_sp
     assert ready["type"] == "talk_ready" and ready["capture_rate"] == 16000
     start = next(m for m in patient.json if m.get("kind") == "clinician")
     reply_id = start["reply_id"]
+    colleague = await database_sync_to_async(make_clinician)("dr_listening")
+    listening = await listen_socket(sid, colleague)
+    assert (await listening.receive_json_from(timeout=10))["type"] == "listen_ready"
 
     # Clinician -> patient: the frame reaches the patient's playback, at the playback rate.
     voice = struct.pack("<320h", *[int(8000 * math.sin(i / 5)) for i in range(320)])
     await talk.send_to(bytes_data=voice)
     await until(lambda: audio_frame(reply_id, voice) in patient.audio, "the clinician's voice at the patient")
-    # Patient -> clinician.
+    # A colleague listening in hears the clinician (source 2) ...
+    while True:
+        heard = await listening.receive_from(timeout=5)
+        if isinstance(heard, bytes):
+            break
+    assert listen.HEADER.unpack(heard[:4])[0] == listen.CLINICIAN and heard[4:] == voice
+    await listening.disconnect()
+    # Patient -> clinician; the clinician does not get their own voice back (an echo).
     mic = struct.pack("<320h", *range(0, 640, 2))
     await call.feed_audio(mic)
+    sources = []
     while True:
         frame = await talk.receive_from(timeout=5)
-        if isinstance(frame, bytes) and listen.HEADER.unpack(frame[:4])[0] == listen.PATIENT:
-            break
-    assert frame[4:] == mic
+        if isinstance(frame, bytes):
+            sources.append(listen.HEADER.unpack(frame[:4])[0])
+            if sources[-1] == listen.PATIENT:
+                break
+    assert frame[4:] == mic and listen.CLINICIAN not in sources, sources
 
     # The agent is silent while the clinician holds the call (the rules still run on its side).
     heard = len(patient.audio)

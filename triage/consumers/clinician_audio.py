@@ -52,6 +52,7 @@ def _holder(session_id: str) -> str | None:
 class ListenConsumer(AsyncWebsocketConsumer):
     listener: listen.Listener | None = None
     access_group: str | None = None
+    skip_sources: frozenset[int] = frozenset()
 
     async def _follow_access(self, user) -> None:
         """Join the user's access group (triage/dashboard/access.py): a logout, deactivation or
@@ -140,7 +141,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
         """Follow the login's access, tap the call, tell the page ``ready``, audit the start and
         start forwarding."""
         await self._follow_access(user)
-        self.listener = listen.add(self.session_id)
+        self.listener = listen.add(self.session_id, self.skip_sources)
         await self.send(text_data=json.dumps(ready))
         await database_sync_to_async(services.record_audit)(
             self.session_id, audit_kind, {"by": self.username}, actor=self._actor()
@@ -216,6 +217,8 @@ class TalkConsumer(ListenConsumer):
     (triage/handoff.py), never silence."""
 
     reply_id: int | None = None
+    # Their own voice is not sent back to them (heard ~100 ms late it would be an echo).
+    skip_sources = frozenset({listen.CLINICIAN})
 
     async def connect(self):
         user = await self._admit(can_act, "A clinician login that may act is required.")

@@ -1,5 +1,6 @@
 // Listen in to a live call from the dashboard: ws/clinician/calls/<id>/listen/ (triage/listen.py).
-// Binary frames: <BxH header (source 0 patient / 1 agent, sample rate) + s16le PCM. Each source
+// Binary frames: <BxH header (source 0 patient / 1 agent / 2 a clinician talking; the talking
+// clinician never gets their own, 2, back), sample rate) + s16le PCM. Each source
 // plays through its own pcm-playback worklet (its own rate); both go to the speakers, so the
 // browser mixes them. Captions come as {"type": "call_event", "event": <patient page message>}.
 // Nothing is ever sent on the listen socket: the patient hears nothing from a listener.
@@ -33,7 +34,7 @@
   let nodes = new Map(); // "source:rate" -> AudioWorkletNode
   let partial = null; // the caption line of the patient's words in progress
   let sessionId = null;
-  const received = { patient: 0, agent: 0 }; // samples, for the page (and tests) to read
+  const received = { patient: 0, agent: 0, clinician: 0 }; // samples, for the page (and tests) to read
   const reconnects = { count: 0, resumed: 0 }; // talk sockets reopened after a drop (tests read it)
   let graceMs = 0;
 
@@ -74,7 +75,7 @@
     const source = view.getUint8(0);
     const rate = view.getUint16(2, true);
     const pcm = buffer.slice(4);
-    received[source === 0 ? "patient" : "agent"] += pcm.byteLength / 2;
+    received[["patient", "agent", "clinician"][source] || "agent"] += pcm.byteLength / 2;
     // One continuous "reply" per source: the worklet plays chunks in order as they arrive.
     node(source, rate).port.postMessage({ type: "audio", id: source + 1, pcm }, [pcm]);
   }
@@ -127,7 +128,7 @@
     talkControls.hidden = mode !== "talk";
     title.textContent = mode === "talk" ? `On the call ${label} — the patient hears you` : `Listening to call ${label}`;
     captions.replaceChildren();
-    received.patient = received.agent = 0;
+    received.patient = received.agent = received.clinician = 0;
     setStatus("Connecting…");
     // Created inside the click, so the browser lets it play.
     context = new AudioContext({ latencyHint: "interactive" });
