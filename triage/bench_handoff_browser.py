@@ -1,18 +1,19 @@
-"""Clinician -> patient mouth-to-ear in two real browsers over loopback (issue 13 part 6).
+"""Mouth-to-ear between clinician and patient, both ways, in two browsers over loopback (issue 13).
 
     python -m triage.bench_handoff --browser [--bursts 100] [--out bench-results/handoff-browser.json]
 
 daphne runs as deployed on loopback (``triage.bench_socket.server.LocalServer``: a throwaway
 embedded database, the real voice models). A patient calls from the intake page in headless
 Chromium (a silent fake microphone); a clinician on the dashboard in a second Chromium takes the
-call over, which opens their microphone: a fake device playing a WAV of short tone bursts every
-500 ms. Both pages keep their own code; an init script (the measuring instrument, loaded only
-here) taps their Web Audio graphs with AnalyserNodes:
+call over, which opens their microphone: a fake device playing a WAV of short tone bursts. The
+patient's microphone plays bursts too, from PATIENT_LEAD_S after the call starts (by then the
+clinician holds the call and listens). Both pages keep their own code; an init script (the
+measuring instrument, loaded only here) taps their Web Audio graphs with AnalyserNodes:
 
-* mouth: the clinician's microphone source node (after the browser's echo cancellation, noise
+* mouth: a page's microphone source node (after the browser's echo cancellation, noise
   suppression and gain control), where each burst's onset enters the page;
-* ear: everything the patient's page sends to its speakers, where the same onset is rendered,
-  plus the output latency the page's AudioContext reports.
+* ear: everything the other page sends to its speakers, where the same onset is rendered, plus
+  the output latency that page's AudioContext reports.
 
 The bursts come at irregular intervals (350-750 ms, seeded), so the ear sequence matches the
 mouth sequence at one offset only (a steady delay longer than one interval cannot pass for a
@@ -54,6 +55,7 @@ CHROMIUM_ARGS = [
 ]
 RATE = 16000
 LEAD_S = 8.0  # silence before the bursts: the patient hears the take-over notice meanwhile
+PATIENT_LEAD_S = 60.0  # the patient's bursts start this long after the call: the clinician has it
 BURST_MS = 80
 GAPS_MS = (350, 750)  # burst to burst, irregular (seeded)
 PAIR_WINDOW_MS = 60.0
@@ -116,15 +118,15 @@ INSTRUMENT = """
 """
 
 
-def bursts_wav(path: Path, bursts: int) -> tuple[Path, float]:
+def bursts_wav(path: Path, bursts: int, lead_s: float = LEAD_S, seed: int = 13) -> tuple[Path, float]:
     """LEAD_S of silence, then ``bursts`` tone bursts (a 700 Hz + 1.3 kHz pair, faded in over
     2 ms so the onset is sharp but not a click) at irregular intervals, then 2 s of silence.
     Returns the file and its length in seconds."""
     import math
     import random
 
-    rng = random.Random(13)
-    samples: list[int] = [0] * int(LEAD_S * RATE)
+    rng = random.Random(seed)
+    samples: list[int] = [0] * int(lead_s * RATE)
     burst = int(BURST_MS / 1000 * RATE)
     for _ in range(bursts):
         for i in range(burst):
@@ -187,7 +189,7 @@ def run(bursts: int, out: Path | None) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="bench-handoff-"))
     clinician_wav, seconds = bursts_wav(work / "clinician.wav", bursts)
-    patient_wav = silence_wav(work / "patient.wav", seconds + 120)
+    patient_wav, patient_seconds = bursts_wav(work / "patient.wav", bursts, PATIENT_LEAD_S, seed=29)
     with LocalServer() as server, sync_playwright() as p:
         base = server.url
         cookie = HttpSession(base).login(server.username, server.password)
@@ -211,6 +213,7 @@ def run(bursts: int, out: Path | None) -> dict:
         if page.locator("#pregnancy-field").is_visible():
             page.locator('input[name="pregnant"][value="false"]').check()
         page.get_by_role("button", name="Start the call").click()
+        called = time.time()
         page.wait_for_function(
             "() => window.triage.connection && window.triage.connection.ready", timeout=600_000, polling=100
         )
@@ -241,22 +244,46 @@ def run(bursts: int, out: Path | None) -> dict:
                 f"the take-over did not open the talk socket: {status!r}\n{server.log_tail(3000)}"
             ) from exc
         buffered: list[int] = []  # the patient's playback backlog, source samples, once a second
-        for _ in range(int(seconds)):
+        end = max(taken / 1000 + seconds, called + patient_seconds) + 1.0
+        while time.time() < end:
             time.sleep(1.0)
             buffered.append(int(page.evaluate("window.triage.stats.bufferedFrames || 0")))
         live_dropped = int(page.evaluate("window.triage.stats.liveDroppedFrames || 0"))
-        time.sleep(seconds - int(seconds))
         mouth = dash.evaluate("window.__m2e.mic")
         ear = page.evaluate("window.__m2e.out")
         latency = page.evaluate("window.__m2e.outputLatency")
+        patient_mouth = page.evaluate("window.__m2e.mic")
+        clinician_ear = dash.evaluate("window.__m2e.out")
+        clinician_latency = dash.evaluate("window.__m2e.outputLatency")
         patient_browser.close()
         clinician_browser.close()
     # Pair only bursts (the notice the patient hears at the take-over is over by LEAD_S - 1 s).
     delays, missing, offset = pair(mouth, ear, after=taken + (LEAD_S - 1.0) * 1000)
     if not delays:
         raise SystemExit(f"no burst paired: {len(mouth)} mouth onsets, {len(ear)} ear onsets")
+    back, back_missing, back_offset = pair(
+        patient_mouth, clinician_ear, after=(called + PATIENT_LEAD_S - 1.0) * 1000
+    )
     result = {
         "what": "clinician -> patient mouth-to-ear, two headless Chromium over loopback",
+        "patient_to_clinician": {
+            "bursts_sent": bursts,
+            "paired": len(back),
+            "unpaired": back_missing,
+            "alignment_offset_ms": round(back_offset, 1),
+            "one_way_ms": {
+                "p50": round(statistics.median(back), 1),
+                "p95": round(_p(back, 0.95), 1),
+                "max": round(max(back), 1),
+                "min": round(min(back), 1),
+            }
+            if back
+            else None,
+            "output_latency_ms": round(statistics.median(clinician_latency), 1)
+            if clinician_latency
+            else None,
+            "delays_ms": [round(d, 1) for d in back],
+        },
         "bursts_sent": bursts,
         "mouth_onsets": len(mouth),
         "ear_onsets": len(ear),
@@ -297,8 +324,17 @@ def print_table(r: dict) -> None:
         ),
         ("one way min / max", f"{ms['min']} / {ms['max']} ms"),
         ("patient output latency (reported)", f"{r['output_latency_ms']} ms, included"),
+        (
+            "patient -> clinician p50 / p95 / max",
+            (
+                f"{b['one_way_ms']['p50']} / {b['one_way_ms']['p95']} / {b['one_way_ms']['max']} ms "
+                f"({b['paired']} / {b['bursts_sent']} paired)"
+            )
+            if (b := r["patient_to_clinician"])["one_way_ms"]
+            else f"no burst paired ({b['unpaired']} unpaired)",
+        ),
         ("machine", f"{r['cpus']} CPUs, load average {r['load_average']}"),
     ]
-    print("\nclinician -> patient mouth-to-ear (two headless Chromium, daphne on loopback)")
+    print("\nclinician -> patient mouth-to-ear (two headless Chromium, daphne on loopback), and back")
     for name, value in rows:
         print(f"  {name:<36} {value}")

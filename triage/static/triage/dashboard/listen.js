@@ -28,6 +28,7 @@
   let capture = null;
   let mode = "listen";
   const sent = { frames: 0 };
+  const LIVE_MAX_MS = 100; // as the patient's page for the clinician's voice (intake.js)
 
   let socket = null;
   let context = null;
@@ -64,6 +65,10 @@
         processorOptions: { sourceRate: rate, bufferSeconds: 30 },
       });
       n.connect(context.destination);
+      // A live microphone (the patient's, a colleague's): never more than LIVE_MAX_MS behind, or
+      // a burst of late frames would keep the clinician hearing the patient late for good.
+      // Agent speech comes ahead of real time on purpose and is played whole.
+      if (source !== 1) n.port.postMessage({ type: "live", id: source + 1, maxMs: LIVE_MAX_MS });
       nodes.set(key, n);
     }
     return n;
