@@ -186,6 +186,8 @@ async def logged_in_socket(user) -> tuple[Client, WebsocketCommunicator]:
     connected, _ = await communicator.connect(timeout=10)
     assert connected
     assert (await communicator.receive_json_from(timeout=10))["type"] == "snapshot"
+    # The waiting line follows every snapshot (triage/admission/, the dashboard's queue panel).
+    assert (await communicator.receive_json_from(timeout=10))["type"] == "queue"
     return client, communicator
 
 
