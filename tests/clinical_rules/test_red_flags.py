@@ -265,7 +265,12 @@ ROUND7_FAMILIES = [
         "URG-INFANT-001",
     ),
     ("shingles has come out on my eyelid", None, 3, "URG-SKIN-008"),
-    ("a band of blisters has come up round one side of my ribs", None, 3, "URG-SKIN-009"),  # 3 since 2026.12.7
+    (
+        "a band of blisters has come up round one side of my ribs",
+        None,
+        3,
+        "URG-SKIN-009",
+    ),  # 3 since 2026.12.7
     ("I trod on a rusty nail in the shed", None, 3, "URG-WOUND-005"),
     ("I've cut my hand on a tin, I can't remember my last tetanus jab", None, 3, "URG-WOUND-004"),
     ("the gash on my knee is about three inches long and gapes when I bend it", None, 3, "URG-WOUND-003"),

@@ -145,7 +145,9 @@ def test_f_recurring_headaches_for_weeks_see_a_gp(rs, text):
 
 
 def test_f_guard_a_sudden_worst_headache_is_not_routine(rs):
-    level, a = _level(rs, "I keep getting headaches for weeks but today it came on suddenly, the worst ever", ADULT)
+    level, a = _level(
+        rs, "I keep getting headaches for weeks but today it came on suddenly, the worst ever", ADULT
+    )
     assert level is not None and level <= 2, a.reasons
 
 

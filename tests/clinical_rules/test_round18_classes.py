@@ -70,7 +70,10 @@ def test_b_guard_a_late_period_alone_is_not_an_emergency(rs):
         ("my son's type one diabetic, he's been vomiting all night and now he's so sleepy", CHILD),
         ("I'm type 1, I've been breathing really deep and fast and I'm really drowsy", ADULT),
         ("she's diabetic and her sugars are really high and she's very sleepy and hard to talk to", CHILD),
-        ("my daughter has diabetes, she skipped her insulin, she's being sick and she's really drowsy", CHILD),
+        (
+            "my daughter has diabetes, she skipped her insulin, she's being sick and she's really drowsy",
+            CHILD,
+        ),
     ],
 )
 def test_c_diabetic_vomiting_or_deep_breathing_and_drowsy_is_level_1(rs, text, ctx):
@@ -116,7 +119,9 @@ def test_e_new_floaters_or_flashes_are_same_day(rs, text):
 
 
 def test_e_guard_a_curtain_across_the_vision_is_an_emergency(rs):
-    level, a = _level(rs, "I had flashes and floaters and now there's a dark curtain coming across my vision", ADULT)
+    level, a = _level(
+        rs, "I had flashes and floaters and now there's a dark curtain coming across my vision", ADULT
+    )
     assert level is not None and level <= 2, a.reasons
 
 
@@ -161,8 +166,14 @@ def test_g_severe_asthma_said_apologetically_is_an_emergency(rs, text):
     [
         ("our cat went for me and bit my hand, there are two little holes", 3),
         ("the neighbour's dog bit right into my calf, two puncture marks", 3),
-        ("I'm breastfeeding and there's a red hot hard patch on my breast and I feel fluey with a temperature", 3),
-        ("I've got a sore red hard patch on the side of my boob and I'm shivery and achy, feeding my baby", 3),
+        (
+            "I'm breastfeeding and there's a red hot hard patch on my breast and I feel fluey with a temperature",
+            3,
+        ),
+        (
+            "I've got a sore red hard patch on the side of my boob and I'm shivery and achy, feeding my baby",
+            3,
+        ),
         ("for a few weeks there's been bright red blood on the toilet paper when I wipe, I feel well", 4),
         ("I've had a headache most evenings for about a month, paracetamol helps", 4),
         ("I'm on my last brown inhaler and going away next week, my chest is fine", 4),

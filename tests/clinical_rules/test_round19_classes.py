@@ -16,7 +16,10 @@ OTHER = {"subject": "other"}
 @pytest.mark.parametrize(
     ("text", "ctx"),
     [
-        ("my brother texted me saying sorry for everything and to look after mum, and he's not answering", OTHER),
+        (
+            "my brother texted me saying sorry for everything and to look after mum, and he's not answering",
+            OTHER,
+        ),
         ("my friend sent me a goodbye message and she has a load of tablets, she's not picking up", OTHER),
         ("he said he won't be a burden to anyone anymore and he's got his dad's pills", OTHER),
         ("I've sorted all my affairs out and I've got the pills ready, I won't be a burden anymore", ADULT),
@@ -29,7 +32,9 @@ def test_a_an_indirect_goodbye_is_level_1(rs, text, ctx):
 
 
 def test_a_guard_a_burden_said_about_chores_is_not_a_crisis(rs):
-    level, a = _level(rs, "I don't want to be a burden on my daughter with the shopping, my knee is sore", ADULT)
+    level, a = _level(
+        rs, "I don't want to be a burden on my daughter with the shopping, my knee is sore", ADULT
+    )
     assert level is None or level >= 3, a.reasons
 
 
@@ -72,11 +77,31 @@ def test_c_pain_out_of_proportion_or_dusky_skin_is_an_emergency(rs, text):
 @pytest.mark.parametrize(
     ("text", "ctx", "expected"),
     [
-        ("we were skiing and my fingertips went white and numb in the cold, now they're blistering", ADULT, 3),
-        ("my daughter is four and she's been limping since this morning, no fall", {"subject": "child", "age_band": "2_to_11"}, 3),
-        ("I'm 40, burning in my chest after meals for a few weeks, Gaviscon helps, no other symptoms", ADULT, 4),
-        ("I got dizzy gardening in the heat but I've had lots of water and I'm feeling loads better now", ADULT, 5),
-        ("my baby's ten months, chewing on everything and red cheeks, feeding fine", {"subject": "child", "age_band": "3_months_to_2_years"}, 5),
+        (
+            "we were skiing and my fingertips went white and numb in the cold, now they're blistering",
+            ADULT,
+            3,
+        ),
+        (
+            "my daughter is four and she's been limping since this morning, no fall",
+            {"subject": "child", "age_band": "2_to_11"},
+            3,
+        ),
+        (
+            "I'm 40, burning in my chest after meals for a few weeks, Gaviscon helps, no other symptoms",
+            ADULT,
+            4,
+        ),
+        (
+            "I got dizzy gardening in the heat but I've had lots of water and I'm feeling loads better now",
+            ADULT,
+            5,
+        ),
+        (
+            "my baby's ten months, chewing on everything and red cheeks, feeding fine",
+            {"subject": "child", "age_band": "3_months_to_2_years"},
+            5,
+        ),
         ("I'm running out of my statins and my blood pressure tablets next week", ADULT, 4),
         ("a bee stung my arm, I scraped the sting out, it's a bit red, no swelling in my face", ADULT, 5),
     ],

@@ -60,7 +60,10 @@ def test_b_a_hard_painful_bump_with_bleeding_is_level_1(rs, text):
 @pytest.mark.parametrize(
     ("text", "ctx"),
     [
-        ("my grandad has been taking loads of aspirin for his knees, his ears are ringing and he's confused", OTHER),
+        (
+            "my grandad has been taking loads of aspirin for his knees, his ears are ringing and he's confused",
+            OTHER,
+        ),
         ("I've taken a lot of aspirin this week, my ears are buzzing and I'm breathing really fast", ADULT),
         ("she's had lots of Disprin, she's vomiting and she's drowsy and her ears are ringing", OTHER),
     ],
@@ -79,7 +82,10 @@ def test_c_guard_a_daily_low_dose_aspirin_question_is_not(rs):
 @pytest.mark.parametrize(
     ("text", "ctx"),
     [
-        ("my son's arm was put in plaster yesterday and now he's screaming, the painkillers aren't touching it", CHILD),
+        (
+            "my son's arm was put in plaster yesterday and now he's screaming, the painkillers aren't touching it",
+            CHILD,
+        ),
         ("I've got a cast on my leg since this morning and my toes are cold and white and tingling", ADULT),
         ("her wrist is in a cast and her fingers have gone really puffy and numb", CHILD),
     ],

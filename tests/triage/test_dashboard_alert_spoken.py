@@ -111,7 +111,9 @@ async def test_spoken_red_flag_alerts_the_dashboard_while_the_patient_talks_then
             tail_sent = time.monotonic()
     alert, received = await alert_task
     assert alert["session_id"] == str(session.pk) and alert["level"] == 1
-    assert any("drooping" in " ".join(r["words"]) for r in alert["reasons"]), alert["reasons"]
+    assert any("droop" in " ".join(r["words"]) for r in alert["reasons"]), alert[
+        "reasons"
+    ]  # a partial may say "droop"
     heard = [(t, e) for e, t in zip(inbox.events, inbox.arrived, strict=True) if e["type"] == "transcript"]
     # The transcript that first carried the red-flag words reached the patient's page straight
     # from the pipeline event that raised the alert: the same moment, seen from the call.

@@ -184,6 +184,7 @@ def test_an_idle_websocket_outlives_the_http_idle_timeout(served):
     cookie = session_cookie(make_clinician())
     ws = WebSocket(served.port, "/ws/dashboard/", cookie=cookie)
     assert ws.status == 101 and ws.json()["type"] == "snapshot"
+    assert ws.json()["type"] == "queue"  # the waiting line follows every snapshot (admission control)
     time.sleep(IDLE_TIMEOUT_S * 3)
     ws.send_text(json.dumps({"type": "ping", "t": 7}))
     assert ws.json() == {"type": "pong", "t": 7}
