@@ -131,9 +131,12 @@ def test_clinician_takes_the_call_by_voice_and_hands_it_back(daphne_server, chro
     )
     # The agent said nothing meanwhile: every reply the patient's page started since the
     # take-over is the clinician's.
-    since = patient.triage()["metrics"]["responses"][len(replies_at_take_over) :]
+    responses = patient.triage()["metrics"]["responses"]
+    since = responses[len(replies_at_take_over) :]
     assert {r["kind"] for r in since} <= {"clinician", "clinician_joining"}, since
-    assert sum(r["kind"] == "clinician" for r in since) == 1, "one clinician reply, across the reconnect"
+    # counted over the whole call: on a loaded machine the clinician's reply can start before the
+    # take-over notice has finished playing (when replies_at_take_over is read)
+    assert sum(r["kind"] == "clinician" for r in responses) == 1, "one clinician reply, across the reconnect"
     dashboard.screenshot(path=str(ARTIFACTS / "handoff-clinician.png"), full_page=True)
 
     dashboard.get_by_role("button", name="Hand back to the agent").click()

@@ -498,12 +498,25 @@
       return;
     }
     triage.stats.finalCaptions += 1;
+    dropSupersededLines(msg.turn_id);
     if (!msg.text) {
       line.remove();
       return;
     }
     line.querySelector(".text").textContent = msg.text;
     line.classList.replace("caption-partial", "caption-patient");
+  }
+
+  // Finals come in turn order. An earlier turn still showing only partials when a later turn's
+  // final arrives will never get its own: its words were joined into this turn (the caller went
+  // on after the agent had started) or dropped, so its half-line goes.
+  function dropSupersededLines(turnId) {
+    for (const [id, el] of patientLines) {
+      if (id < turnId && el.classList.contains("caption-partial")) {
+        el.remove();
+        patientLines.delete(id);
+      }
+    }
   }
 
   // Speech that ended without words (a cough, noise) leaves no line behind.
