@@ -47,9 +47,9 @@ run: migrate
 	@echo "== [run 3/3] serving on http://$(HOST):$(PORT)/  (clinicians: http://$(HOST):$(PORT)/dashboard/, Ctrl-C stops)"
 	@$(PY) manage.py runserver $(HOST):$(PORT)
 
-# About 8-10 minutes on 2 cores (real models, PostgreSQL, Redis, headless Chromium).
+# About 20 minutes on 2 cores (real models, PostgreSQL, Redis, headless Chromium, the drills).
 test: install
-	@echo "== tests: the whole suite, about 8-10 minutes on 2 cores"
+	@echo "== tests: the whole suite, about 20 minutes on 2 cores"
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m tests.preflight
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
