@@ -71,6 +71,7 @@ format: install
 drills: install
 	@echo "== drills: hostile input (in-process and over daphne), authorization matrix, worker/broker kill, Redis outage, PostgreSQL restart"
 	TRIAGE_HOSTILE_MESSAGES=$${TRIAGE_HOSTILE_MESSAGES:-10000} \
+	TRIAGE_REDIS_DOWN_SECONDS=$${TRIAGE_REDIS_DOWN_SECONDS:-15} \
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m pytest -s -q -p no:cacheprovider tests/triage/test_hostile_input.py \
 		tests/triage/test_hostile_socket.py \

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 
 import pytest
@@ -42,7 +43,7 @@ pytestmark = [
 
 # The rules escalate once the pain spreads down the left arm (tests/voice/test_pipeline.py).
 RED_FLAG = "I have crushing chest pain spreading down my left arm. It started twenty minutes ago."
-OUTAGE_SECONDS = 6.0
+OUTAGE_SECONDS = float(os.environ.get("TRIAGE_REDIS_DOWN_SECONDS", "6"))  # make drills: 15 (issue 17)
 
 
 @pytest.fixture(scope="module")
