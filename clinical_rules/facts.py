@@ -230,9 +230,9 @@ _CHILD_SUBJECTS = frozenset(
 _CHILD_POSSESSIVES = frozenset(
     "sons daughters boys girls kids childs toddlers grandsons granddaughters nephews nieces".split()
 )
-# what may follow a bare child's age ("my son is 3 and ...", "my daughter's two, she ..."); a noun
-# after the number ("my son is 3 days late", "my daughter's two friends") is not an age
-_CHILD_AGE_FOLLOW = frozenset(
+# what may follow an age said bare ("my son is 3 and ...", "my daughter's two, she ...", "mum's 81,
+# she ..."); a noun after the number ("my son is 3 days late", "my daughter's two friends") is not an age
+_BARE_AGE_FOLLOW = frozenset(
     [
         "",
         "and",
@@ -313,7 +313,7 @@ def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
                 prev in ("im", "hes", "shes")
                 or (prev == "is" and before in _AGE_SUBJECTS)
                 # "mum's 81, she ...": the normaliser drops "'s"; only a clause-like word may follow
-                or (prev in _AGE_SUBJECTS and unit in _CHILD_AGE_FOLLOW)
+                or (prev in _AGE_SUBJECTS and unit in _BARE_AGE_FOLLOW)
             )
         ):
             out.append(Value(num.value * 12.0, num.start, num.end))
@@ -322,7 +322,7 @@ def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
         if (
             not answer
             and 1 <= num.value <= 17
-            and unit in _CHILD_AGE_FOLLOW
+            and unit in _BARE_AGE_FOLLOW
             and (
                 (prev == "is" and before in _CHILD_SUBJECTS)
                 or prev in _CHILD_POSSESSIVES
