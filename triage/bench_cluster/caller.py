@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from triage.bench_socket.client import CallClient, HttpSession, ws_url
+from triage.bench_socket.client import CallClient
 from triage.bench_socket.playback import Player
 
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -56,7 +56,6 @@ class Gap:
 class ClusterCaller(CallClient):
     def __init__(self, base_url: str, *, seed: int = 0):
         super().__init__(base_url, seed=seed)
-        self.path = ""
         self.up = asyncio.Event()
         self.nodes: list[str] = []  # the node of every ready
         self.gaps: list[Gap] = []
@@ -65,28 +64,13 @@ class ClusterCaller(CallClient):
         self.ended = False
         self.gave_up = False
 
-    async def start(
-        self, *, subject: str = "self", age_band: str = "18_to_64", ready_timeout: float = 300
-    ) -> None:
-        http = HttpSession(self.base)
-        status, body = await asyncio.to_thread(
-            http.post_json, "/api/sessions", {"consent": True, "subject": subject, "age_band": age_band}
-        )
-        if status != 201:
-            raise RuntimeError(f"POST /api/sessions: {status} {body}")
-        self.session_id, self.path = body["session_id"], body["websocket"]
-        self._ws = await self._connect()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._receive()), loop.create_task(self._microphone())]
-        if not await self.wait(self.up.is_set, ready_timeout):
+    async def start(self, **kwargs) -> bool:
+        if not await super().start(**kwargs):
             raise RuntimeError("no ready")
+        return True
 
-    async def _connect(self):
-        import websockets
-
-        return await websockets.connect(
-            ws_url(self.base, self.path), origin=self.base, max_size=2**20, open_timeout=30
-        )
+    def _is_ready(self) -> bool:
+        return self.up.is_set()
 
     @property
     def node(self) -> str | None:

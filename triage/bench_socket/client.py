@@ -141,6 +141,7 @@ class CallClient:
         self.log: list[tuple[float, dict[str, Any]]] = []
         self.state = "idle"
         self.session_id: str | None = None
+        self.path = ""  # the session's socket path
         self.errors: list[dict] = []
         self._ws = None
         self._speech: deque[tuple[Spoken, list[bytes]]] = deque()
@@ -153,22 +154,29 @@ class CallClient:
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(
         self, *, subject: str = "self", age_band: str = "18_to_64", ready_timeout: float = 300
-    ) -> None:
-        import websockets
-
+    ) -> bool:
+        """Create the session, open its socket, start listening and speaking; True once ready."""
         http = HttpSession(self.base)
         status, body = await asyncio.to_thread(
             http.post_json, "/api/sessions", {"consent": True, "subject": subject, "age_band": age_band}
         )
         if status != 201:
             raise RuntimeError(f"POST /api/sessions: {status} {body}")
-        self.session_id = body["session_id"]
-        self._ws = await websockets.connect(
-            ws_url(self.base, body["websocket"]), origin=self.base, max_size=2**20, open_timeout=30
-        )
+        self.session_id, self.path = body["session_id"], body["websocket"]
+        self._ws = await self._connect()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._receive()), loop.create_task(self._microphone())]
-        await self.wait(lambda: any(m.get("type") == "ready" for _, m in self.log), ready_timeout)
+        return await self.wait(self._is_ready, ready_timeout)
+
+    async def _connect(self):
+        import websockets
+
+        return await websockets.connect(
+            ws_url(self.base, self.path), origin=self.base, max_size=2**20, open_timeout=30
+        )
+
+    def _is_ready(self) -> bool:
+        return any(m.get("type") == "ready" for _, m in self.log)
 
     async def end(self) -> None:
         if self.closed:
