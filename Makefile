@@ -57,10 +57,10 @@ test: install
 
 lint: install
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check triage voice clinical_rules tests
+	$(PY) -m ruff format --check triage voice clinical_rules evals tests
 
 format: install
-	$(PY) -m ruff format triage voice clinical_rules tests
+	$(PY) -m ruff format triage voice clinical_rules evals tests
 	$(PY) -m ruff check --fix .
 
 # Fault and hostile-input drills against the real PostgreSQL and Redis (a few minutes): 10,000
@@ -85,17 +85,17 @@ models-check: install
 # Headline: the socket-level benchmark (the caller's side, through daphne); then the in-process
 # stage breakdown. docs/benchmarks.md has the definitions.
 bench: install
-	$(PY) -m triage.bench_socket $(SOCKET_BENCH_ARGS)
-	$(PY) -m voice.bench $(BENCH_ARGS)
+	$(PY) -m evals.triage.bench_socket $(SOCKET_BENCH_ARGS)
+	$(PY) -m evals.voice.bench $(BENCH_ARGS)
 
 bench-quick: install
-	$(PY) -m triage.bench_socket --quick $(SOCKET_BENCH_ARGS)
-	$(PY) -m voice.bench --quick --repeats 1 --turns 4 --sessions 2 $(BENCH_ARGS)
+	$(PY) -m evals.triage.bench_socket --quick $(SOCKET_BENCH_ARGS)
+	$(PY) -m evals.voice.bench --quick --repeats 1 --turns 4 --sessions 2 $(BENCH_ARGS)
 
 # Two web nodes behind HAProxy, a Celery worker, DATABASE_URL's PostgreSQL and REDIS_URL's
 # Redis; callers through the balancer, one node killed mid-call (docs/benchmarks.md).
 bench-cluster: install
-	$(PY) -m triage.bench_cluster $(CLUSTER_BENCH_ARGS)
+	$(PY) -m evals.triage.bench_cluster $(CLUSTER_BENCH_ARGS)
 
 vllm:
 	bash tools/vllm/setup.sh

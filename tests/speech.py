@@ -1,27 +1,20 @@
-"""Test speech made with the bundled Piper voice (tiny.en transcribes it word for word)."""
+"""Test speech made with the bundled Piper voice (tiny.en transcribes it word for word).
+
+The synthesis lives in evals/speech.py (the evaluations use the same speech); this module keeps
+the tests' import path and caches the bytes per text.
+"""
 
 from __future__ import annotations
 
 import functools
 
-from voice.endpointing_eval import speech_pcm16k as _deterministic_speech
+from evals.speech import frames, silence
+from evals.speech import speech_pcm16k as _deterministic_speech
 
-SAMPLE_RATE = 16000
-FRAME_BYTES = SAMPLE_RATE // 50 * 2  # 20 ms of s16le
+__all__ = ["frames", "silence", "speech_pcm16k"]
 
 
 @functools.cache
 def speech_pcm16k(text: str) -> bytes:
     """16 kHz s16le mono speech of ``text``; Piper's noise terms are off, so it is the same every run."""
     return _deterministic_speech(text)
-
-
-def silence(ms: int) -> bytes:
-    return b"\x00\x00" * (SAMPLE_RATE * ms // 1000)
-
-
-def frames(pcm: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
-    """Split into whole frames, zero-padding the last one."""
-    if len(pcm) % frame_bytes:
-        pcm += b"\x00" * (frame_bytes - len(pcm) % frame_bytes)
-    return [pcm[i : i + frame_bytes] for i in range(0, len(pcm), frame_bytes)]

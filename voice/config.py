@@ -92,7 +92,7 @@ class PipelineConfig:
     # Speech over the agent is decoded every this much new audio (from its onset), in the
     # fitted window (~0.1 s a decode, not ~0.4 s), one decode at a time: the first partial
     # of a burst is often unsure ("Wait," at -2.1), the next one 100 ms later decides
-    # (voice.bargein_eval: interrupt p50 320 ms at 100 ms, 420 ms at 200 ms).
+    # (evals.voice.bargein: interrupt p50 320 ms at 100 ms, 420 ms at 200 ms).
     barge_in_partial_interval_ms: int = 100
     barge_in_full_window: bool = False
     # A held reply plays on once a partial heard only a backchannel ("Okay", "Yeah") and the

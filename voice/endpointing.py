@@ -172,7 +172,7 @@ class EndpointConfig:
     # (``is_opening_fragment``) never ends the turn before ``long_silence_ms``. Whisper writes
     # a full stop at most clause pauses ("It started on Sunday." [700 ms] "it's a sharp
     # pain ..."), so only the pause length tells them from the end: realistic clause pauses
-    # run to 900 ms (voice.endpointing_eval, "realistic").
+    # run to 900 ms (evals.voice.endpointing, "realistic").
     open_complete_silence_ms: float = 1000.0
     # A bare "yes" / "no" answering a closed question ends the turn as soon as its transcript
     # is back (the segmenter's 200 ms hangover + the decode): the most common answer, and the

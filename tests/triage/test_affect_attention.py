@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from prometheus_client import REGISTRY
 
 from clinical_rules import PatientContext
+from evals.voice import affect as E
 from tests.triage.clinician_support import make_clinician, receive_until
 from tests.triage.test_dashboard import dashboard_socket
 from triage import affect as affect_host
@@ -23,7 +24,6 @@ from triage import services
 from triage.dashboard import rows, timeline
 from triage.live import LiveCall
 from triage.models import AuditEvent, LatencySample, TriageSession
-from voice import affect_eval as E
 from voice.affect import AffectObserved, AffectTracker
 from voice.paralinguistics import extract
 

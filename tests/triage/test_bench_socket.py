@@ -1,6 +1,6 @@
 """The socket-level benchmark client against a live server (not a timed test).
 
-``triage.bench_socket`` starts daphne on a free port (embedded defaults in a throwaway
+``evals.triage.bench_socket`` starts daphne on a free port (embedded defaults in a throwaway
 directory, the real models), runs one short call, one backchannel, one interruption and one
 red-flag alert, and the fields the benchmark reports must all be produced. No timing is
 asserted: the numbers depend on the machine. Plus the playback model on its own."""
@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from triage.bench_socket.playback import Player
-from triage.bench_socket.runner import Options, format_table, run
+from evals.triage.bench_socket.playback import Player
+from evals.triage.bench_socket.runner import Options, format_table, run
 
 
 def test_playback_model_holds_resumes_and_flushes_like_the_browser():

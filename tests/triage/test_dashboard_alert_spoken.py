@@ -5,7 +5,7 @@ call over and the patient hears the hand-over text.
 The bar is 1 s from the end of the red-flag words to the alert on the dashboard socket. This
 test asserts strictly our share (words recognised → dashboard socket < 1 s) and the whole path
 loosely, since Whisper's partial cadence depends on how busy the shared 2-core machine is;
-``python -m triage.bench_alert --spoken`` measures the whole path.
+``python -m evals.triage.bench_alert --spoken`` measures the whole path.
 """
 
 import asyncio
@@ -18,11 +18,11 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from evals.triage.bench_alert import LEAD_IN, RED_FLAG, TAIL
 from tests.speech import frames, silence, speech_pcm16k
 from tests.triage.clinician_support import ORIGIN, make_clinician, receive_until, ws_headers
 from triage import services
 from triage.asgi import application
-from triage.bench_alert import LEAD_IN, RED_FLAG, TAIL
 from triage.dashboard.control import TAKE_OVER_TEXT
 from triage.live import HOST_REPLY_IDS
 from triage.models import AuditEvent, EscalationAlert

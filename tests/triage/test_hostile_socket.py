@@ -169,7 +169,7 @@ class Call:
 
     @classmethod
     async def create(cls, base: str) -> Call:
-        from triage.bench_socket.client import HttpSession
+        from evals.triage.bench_socket.client import HttpSession
 
         status, body = await asyncio.to_thread(
             HttpSession(base).post_json,
@@ -182,7 +182,7 @@ class Call:
     async def connect(self) -> dict:
         import websockets
 
-        from triage.bench_socket.client import ws_url
+        from evals.triage.bench_socket.client import ws_url
 
         ws = await websockets.connect(
             ws_url(self.base, self.path), origin=self.base, max_size=2**22, open_timeout=60

@@ -16,7 +16,7 @@ import pytest
 @pytest.fixture(scope="session")
 def speech16k() -> Callable[..., np.ndarray]:
     """``speech16k(text, length_scale=1.0) -> float32 array`` at 16 kHz (cached)."""
-    from voice.endpointing_eval import synthesize_16k
+    from evals.speech import synthesize_16k
 
     return synthesize_16k
 
@@ -24,7 +24,7 @@ def speech16k() -> Callable[..., np.ndarray]:
 @pytest.fixture(scope="session")
 def speech_pcm16k() -> Callable[..., bytes]:
     """``speech_pcm16k(text, length_scale=1.0) -> bytes``: 16-bit mono PCM at 16 kHz."""
-    from voice.endpointing_eval import speech_pcm16k as make
+    from evals.speech import speech_pcm16k as make
 
     return make
 
@@ -33,7 +33,7 @@ def speech_pcm16k() -> Callable[..., bytes]:
 def utterance_with_pauses():
     """``utterance_with_pauses("I have a pain in my", 600, "chest.") -> Utterance``
     (lead-in silence, exact inserted pauses, 2 s tail, faint noise floor)."""
-    from voice.endpointing_eval import build_utterance
+    from evals.voice.endpointing import build_utterance
 
     return lambda *pieces, **kw: build_utterance(pieces, **kw)
 

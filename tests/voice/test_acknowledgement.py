@@ -20,6 +20,7 @@ import asyncio
 
 import pytest
 
+from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from tests.speech import speech_pcm16k
 from voice.acknowledgement import DEFAULT_SET, AcknowledgementSet, choose_acknowledgement
 from voice.compute import ComputePool
@@ -28,7 +29,6 @@ from voice.events import AgentReplyFinished, AgentReplyStarted, AgentText
 from voice.interfaces import Transcription
 from voice.llm.guardrail import GuardrailConfig
 from voice.pipeline import VoiceSession
-from voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from voice.tts import PhraseCache
 
 ACKS = set(DEFAULT_SET.phrases())

@@ -8,7 +8,7 @@ import pytest
 
 from clinical_rules import PatientContext, TriageInterview
 from clinical_rules.affect import AffectRulesError, default_affect_rules, load_affect_rules
-from voice import affect_eval as E
+from evals.voice import affect as E
 from voice.affect import AffectTracker, lexical_cues
 from voice.paralinguistics import extract
 
@@ -137,9 +137,9 @@ def test_the_loader_refuses_an_unknown_question(tmp_path):
 def test_simulate_prints_each_turns_reading():
     import io
 
+    from evals.voice.simulate import SimulatedClient, print_report
     from voice.affect import AffectObserved
     from voice.events import FinalTranscript
-    from voice.simulate import SimulatedClient, print_report
 
     client = SimulatedClient()
     breath = reading("breath", "espeak")

@@ -9,14 +9,14 @@ import asyncio
 import numpy as np
 import pytest
 
-from voice import affect_eval as E
+from evals.voice import affect as E
+from evals.voice.simulate import SimulatedClient, affect_line, comfort_noise, stream_pcm
 from voice.affect import AffectObserved
 from voice.audio import float32_to_pcm16
 from voice.config import PipelineConfig
 from voice.events import AgentReplyFinished, AssessmentUpdated, FinalTranscript
 from voice.pipeline import VoiceSession
 from voice.runtime import VoiceRuntime
-from voice.simulate import SimulatedClient, affect_line, comfort_noise, stream_pcm
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(300)]
 

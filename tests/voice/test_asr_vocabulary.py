@@ -76,10 +76,10 @@ ASR_IDS = ("D001", "H016", "P004", "V003", "R019", "D063")
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("voice", ["piper", "espeak"])
 def test_red_flag_terms_survive_tiny_en_with_the_bias(tiny_recognizer, voice):
-    """A small affordable slice of ``python -m voice.asr_clinical``: Piper and espeak-ng speech of
+    """A small affordable slice of ``python -m evals.voice.asr_clinical``: Piper and espeak-ng speech of
     dev vignettes through tiny.en with the defaults (fitted window, the rules' vocabulary)."""
+    from evals.voice.asr_clinical import Condition, _transcriber, evaluate, items_by_id, speech
     from voice.asr import WhisperRecognizer
-    from voice.asr_clinical import Condition, _transcriber, evaluate, items_by_id, speech
 
     items = items_by_id(ASR_IDS)
     rec = WhisperRecognizer(tiny_recognizer.model_dir, vocabulary=resolve_vocabulary("rules"))

@@ -1,12 +1,12 @@
 """Barge-in decisions with the real VAD, segmenter and tiny.en on Piper bursts over the agent
-(voice.bargein_eval, simulated time, ASR latency modelled as 0.1 s so the test does not depend
+(evals.voice.bargein, simulated time, ASR latency modelled as 0.1 s so the test does not depend
 on how busy the machine is)."""
 
 from __future__ import annotations
 
 import pytest
 
-from voice.bargein_eval import BACKCHANNELS, INTERRUPTIONS, _speech, pipeline_recognizer, simulate_burst
+from evals.voice.bargein import BACKCHANNELS, INTERRUPTIONS, _speech, pipeline_recognizer, simulate_burst
 
 pytestmark = pytest.mark.models
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from evals.voice.simulate import comfort_noise, stream_pcm
 from tests.speech import speech_pcm16k
 from tests.voice.test_pipeline_logic import _session, _tail
 from voice.events import AgentReplyFinished, EndOfTurn, FinalTranscript, SpeechPaused, SpeechStarted
 from voice.interfaces import Transcription
-from voice.simulate import comfort_noise, stream_pcm
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(240)]
 

@@ -280,7 +280,7 @@ def test_endpointing_on_hesitant_speech_with_real_asr(utterance_with_pauses, tin
     (the hardest case for cut-offs: the transcript is back while the pause is young)."""
     import functools
 
-    from voice.endpointing_eval import simulate
+    from evals.voice.endpointing import simulate
     from voice.vad import SegmenterConfig
 
     transcribe = functools.partial(tiny_recognizer.transcribe, word_timestamps=True)

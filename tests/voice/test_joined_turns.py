@@ -14,6 +14,7 @@ import asyncio
 
 import pytest
 
+from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from tests.speech import speech_pcm16k
 from voice.config import PipelineConfig
 from voice.events import (
@@ -28,7 +29,6 @@ from voice.events import (
 )
 from voice.pipeline import VoiceSession
 from voice.runtime import VoiceRuntime
-from voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from voice.state import TRANSITIONS, TurnState
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(240)]

@@ -2,7 +2,7 @@
 
 Synchronisation is by events only: ``wait_closed()`` is set by the worker thread when it stops.
 Timing assertions are deliberately loose (the CPU is shared); the numbers are recorded with
-``record_property`` and reported by ``voice.llm.bench``.
+``record_property`` and reported by ``evals.voice.llm_bench``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import threading
 import numpy as np
 import pytest
 
+from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from tests.speech import speech_pcm16k
 from voice.compute import ComputePool
 from voice.config import PipelineConfig
@@ -30,7 +31,6 @@ from voice.events import (
 )
 from voice.interfaces import Transcription
 from voice.pipeline import VoiceSession
-from voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from voice.tts import PhraseCache
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(240)]

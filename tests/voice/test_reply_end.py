@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from evals.voice.simulate import comfort_noise, stream_pcm
 from tests.speech import speech_pcm16k
 from voice.compute import ComputePool
 from voice.config import PipelineConfig
@@ -33,7 +34,6 @@ from voice.events import (
 )
 from voice.interfaces import Transcription
 from voice.pipeline import VoiceSession
-from voice.simulate import comfort_noise, stream_pcm
 from voice.tts import PhraseCache
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(120)]

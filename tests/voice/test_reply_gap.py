@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evals.voice.simulate import stream_pcm
 from tests.voice.test_pipeline_logic import FakeSpeechRecognizer, _session, _tail
 from tests.voice.test_pipeline_logic import halves as halves  # the fixture
 from voice.events import AgentAudio, AgentText, TurnMetrics
 from voice.pipeline_reply import ACK_GAP_MS, trim_trailing_silence
-from voice.simulate import stream_pcm
 from voice.tts import pcm_ms
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(240)]

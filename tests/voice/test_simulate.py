@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evals.voice.simulate import SimulatedClient, comfort_noise, frames_of, load_wav
 from voice.events import AgentAudio, AgentInterrupted, AgentReplyStarted
-from voice.simulate import SimulatedClient, comfort_noise, frames_of, load_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 

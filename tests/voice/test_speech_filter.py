@@ -146,12 +146,12 @@ def test_speech_through_tiny_en_is_speech(tiny_recognizer, speech16k):
 @pytest.mark.timeout(300)
 async def test_noise_makes_no_turn_and_speech_after_it_still_does(speech16k):
     from clinical_rules import PatientContext, TriageInterview
+    from evals.voice.simulate import SimulatedClient, stream_pcm
     from tests.speech import speech_pcm16k
     from voice.config import PipelineConfig
     from voice.events import AcousticAnomaly, AgentReplyFinished, FinalTranscript
     from voice.pipeline import VoiceSession
     from voice.runtime import VoiceRuntime
-    from voice.simulate import SimulatedClient, stream_pcm
 
     speech = speech_pcm16k("I have had a headache since this morning.")
     quiet = np.zeros(32000, dtype=np.float32)
@@ -213,6 +213,7 @@ async def test_noise_partials_never_reach_captions_or_the_rules():
     Whisper invents from it is dropped (no caption, no dashboard line, nothing for the rules)
     and counted as an acoustic anomaly; speech after it still gives partials and a turn."""
     from clinical_rules import PatientContext, TriageInterview
+    from evals.voice.simulate import SimulatedClient, stream_pcm
     from tests.speech import speech_pcm16k
     from voice.config import PipelineConfig
     from voice.events import (
@@ -226,7 +227,6 @@ async def test_noise_partials_never_reach_captions_or_the_rules():
     )
     from voice.pipeline import VoiceSession
     from voice.runtime import VoiceRuntime
-    from voice.simulate import SimulatedClient, stream_pcm
 
     quiet = bytes(32000 * 2)  # 1 s between bursts: each burst is a turn of its own
     noise_pcm = b"".join(sox_noise(spec, 2.5) + quiet for spec in SOX_NOISES)
@@ -298,10 +298,10 @@ class InventingRecognizer:
 async def test_a_red_flag_invented_in_a_partial_raises_no_alert(confident):
     """The same partial words escalate when the decode is sure of them (the control), and
     raise nothing, show nothing and count one anomaly when Whisper's numbers say noise."""
+    from evals.voice.simulate import comfort_noise, stream_pcm
     from tests.speech import speech_pcm16k
     from tests.voice.test_pipeline_logic import _session
     from voice.events import AcousticAnomaly, EscalationRaised, PartialTranscript
-    from voice.simulate import comfort_noise, stream_pcm
 
     runtime, session, client = await _session(InventingRecognizer(confident))
     try:

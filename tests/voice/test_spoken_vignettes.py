@@ -1,7 +1,7 @@
 """Spoken dev emergencies through the real pipeline (VAD, streaming tiny.en with the clinical
 vocabulary, endpointing, the real TriageInterview): the red flag reaches level 1-2 on what the
 clinician sees after the first statement, for both synthetic voices. ``python -m
-voice.spoken_eval`` runs the full sample; this is the affordable slice."""
+evals.voice.spoken`` runs the full sample; this is the affordable slice."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import asyncio
 
 import pytest
 
-from voice.asr_clinical import Item, items_by_id, speech
+from evals.voice.asr_clinical import Item, items_by_id, speech
 from voice.audio import float32_to_pcm16
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(600)]
 
 # Heart attack, stroke (speech), anaphylaxis, a floppy infant: four red-flag families that
-# reached level 1 with both voices in the 2026-12-01 run of ``python -m voice.spoken_eval``
+# reached level 1 with both voices in the 2026-12-01 run of ``python -m evals.voice.spoken``
 # (the run itself reports the ones that did not; docs/benchmarks.md).
 IDS = ("D001", "P004", "V003", "U014")
 
@@ -44,7 +44,7 @@ def runtime(items):
 
 @pytest.mark.parametrize("voice", ["piper", "espeak"])
 def test_spoken_emergencies_reach_level_1_or_2(runtime, items, voice):
-    from voice.spoken_eval import speak_once
+    from evals.voice.spoken import speak_once
 
     rt, config = runtime
 

@@ -51,7 +51,7 @@ def test_digital_silence_inside_speech_does_not_make_the_room_noise_after_it_spe
     12); the dithered detector ends it within the hangover."""
     import webrtcvad
 
-    from voice.simulate import comfort_noise
+    from evals.voice.simulate import comfort_noise
 
     speech = speech_pcm16k(RUN_ON)
     samples = np.frombuffer(speech, dtype="<i2")

@@ -13,4 +13,4 @@ test-vllm: vllm-env
 	.venv/bin/pytest -p no:django tests/voice/test_llm_vllm.py -q
 
 bench-llm:
-	.venv/bin/python -m voice.llm.bench --vllm
+	.venv/bin/python -m evals.voice.llm_bench --vllm

@@ -1,8 +1,8 @@
 """Mouth-to-ear between clinician and patient, both ways, in two browsers over loopback (issue 13).
 
-    python -m triage.bench_handoff --browser [--bursts 100] [--out bench-results/handoff-browser.json]
+    python -m evals.triage.bench_handoff --browser [--bursts 100] [--out bench-results/handoff-browser.json]
 
-daphne runs as deployed on loopback (``triage.bench_socket.server.LocalServer``: a throwaway
+daphne runs as deployed on loopback (``evals.triage.bench_socket.server.LocalServer``: a throwaway
 embedded database, the real voice models). A patient calls from the intake page in headless
 Chromium (a silent fake microphone); a clinician on the dashboard in a second Chromium takes the
 call over, which opens their microphone: a fake device playing a WAV of short tone bursts. The
@@ -39,7 +39,7 @@ import time
 import wave
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -184,8 +184,8 @@ def _p(values: list[float], q: float) -> float:
 def run(bursts: int, out: Path | None) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from triage.bench_socket.client import HttpSession
-    from triage.bench_socket.server import LocalServer
+    from evals.triage.bench_socket.client import HttpSession
+    from evals.triage.bench_socket.server import LocalServer
 
     work = Path(tempfile.mkdtemp(prefix="bench-handoff-"))
     clinician_wav, seconds = bursts_wav(work / "clinician.wav", bursts)

@@ -1,7 +1,7 @@
 """Affect and acoustic-sign tags on synthesized conditions: detection rate per tag, false tags on
 fluent speech, and the feature extraction's cost per turn.
 
-    python -m voice.affect_eval [--n 16] [--voices piper,espeak] [--out bench-results]
+    python -m evals.voice.affect [--n 16] [--voices piper,espeak] [--out bench-results]
 
 Fluent utterances are the dev vignettes' routine and self-care statements (9-20 words), spoken by
 Piper (noise terms off) and espeak-ng. Each condition is made from the same words:
@@ -42,7 +42,7 @@ from voice.affect import AffectTracker
 from voice.paralinguistics import extract
 
 RATE = 16000
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT / "tests" / "clinical_rules" / "vignettes" / "dev.yaml"
 OUT_DIR = ROOT / "bench-results"
 CONDITIONS: dict[str, str] = {  # condition -> the tag it should fire
@@ -107,7 +107,7 @@ def _trim(audio: np.ndarray, threshold: float = 0.004) -> np.ndarray:
 
 
 def _piper(text: str) -> np.ndarray:
-    from voice.endpointing_eval import synthesize_16k
+    from evals.speech import synthesize_16k
 
     return np.asarray(synthesize_16k(text), dtype=np.float32)
 

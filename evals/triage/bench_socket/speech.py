@@ -19,7 +19,7 @@ import numpy as np
 RATE = 16000
 FRAME_MS = 20
 FRAME_BYTES = RATE * FRAME_MS // 1000 * 2
-CACHE_DIR = Path(__file__).resolve().parents[2] / "var" / "bench_socket"
+CACHE_DIR = Path(__file__).resolve().parents[3] / "var" / "bench_socket"
 
 # (first statement, follow-up answers). None of them is an emergency.
 CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -80,7 +80,7 @@ def _bounds(audio: np.ndarray, threshold: float = 0.01) -> tuple[float, float]:
 
 
 def _synthesize(text: str) -> np.ndarray:
-    from voice.endpointing_eval import synthesize_16k
+    from evals.speech import synthesize_16k
 
     return np.asarray(synthesize_16k(text), dtype=np.float32)
 

@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from triage.bench_socket.client import CallClient
-from triage.bench_socket.playback import Player
+from evals.triage.bench_socket.client import CallClient
+from evals.triage.bench_socket.playback import Player
 
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 GIVE_UP_S = 60.0

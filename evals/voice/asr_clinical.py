@@ -1,6 +1,6 @@
 """Red-flag words through ASR: do the words that fired an urgent rule survive recognition?
 
-    python -m voice.asr_clinical [--n 40] [--models tiny.en,base] [--windows fit,full]
+    python -m evals.voice.asr_clinical [--n 40] [--models tiny.en,base] [--windows fit,full]
                                  [--voices piper,espeak] [--bias off,rules] [--out DIR]
 
 A deterministic sample of the dev vignettes (by default 30 emergencies whose text the rules
@@ -43,7 +43,7 @@ import numpy as np
 from voice.audio import pcm16_to_float32, resample
 
 RATE = 16000
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = ROOT / "var" / "asr_clinical"
 OUT_DIR = ROOT / "bench-results"
 VOICES = ("piper", "espeak")
@@ -72,7 +72,7 @@ def espeak_16k(text: str, *, voice: str = "en-us", wpm: int = 165) -> np.ndarray
 
 
 def piper_16k(text: str) -> np.ndarray:
-    from voice.endpointing_eval import synthesize_16k
+    from evals.speech import synthesize_16k
 
     return np.asarray(synthesize_16k(text), dtype=np.float32)
 
@@ -357,7 +357,9 @@ def _row(r: Result) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m voice.asr_clinical", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m evals.voice.asr_clinical", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--n", type=int, default=40, help="utterances (3/4 emergencies)")
     ap.add_argument("--models", default="tiny.en,base")
     ap.add_argument("--windows", default="fit,full")

@@ -1,4 +1,4 @@
-"""Reply-generation benchmark: ``voice.llm.bench.run() -> dict`` (``make bench`` calls it).
+"""Reply-generation benchmark: ``evals.voice.llm_bench.run() -> dict`` (``make bench`` calls it).
 
 Measures the llama.cpp backend on the bundled model: load time, cold time-to-first-token (empty
 KV cache), then a fixed set of turns through the guardrail with production budgets (warm prefix
@@ -6,7 +6,7 @@ cache): TTFT p50/p95, tokens/s, first-clause and required-text latency, fallback
 reasons. With ``include_vllm`` it also runs the vLLM self-test in .venv-vllm (start-up, TTFT,
 tokens/s on CPU).
 
-    .venv/bin/python -m voice.llm.bench [--vllm] [--json out.json]
+    .venv/bin/python -m evals.voice.llm_bench [--vllm] [--json out.json]
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m voice.llm.bench")
+    parser = argparse.ArgumentParser(prog="python -m evals.voice.llm_bench")
     parser.add_argument("--vllm", action="store_true", help="also run the vLLM self-test in .venv-vllm")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", help="write the full result here")

@@ -1,6 +1,6 @@
 """Socket-level benchmark: the conversation as the caller hears it (docs/benchmarks.md).
 
-    python -m triage.bench_socket [--url http://HOST:PORT] [--quick] [--calls 8] [--concurrent 4]
+    python -m evals.triage.bench_socket [--url http://HOST:PORT] [--quick] [--calls 8] [--concurrent 4]
 
 Starts daphne on a free loopback port (or targets ``--url``), starts calls through the HTTP
 API and the patient WebSocket, streams Piper-spoken callers in real time, models the

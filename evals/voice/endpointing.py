@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voice.audio import float32_to_pcm16, frame_bytes, pcm16_to_float32, resample
+from evals.speech import RATE, synthesize_16k, trim_silence
+from voice.audio import float32_to_pcm16, frame_bytes
 from voice.endpointing import EndpointConfig, EndpointPolicy
 from voice.events import SpeechPaused, SpeechResumed, SpeechStarted
 from voice.interfaces import Transcription
 from voice.vad import SegmenterConfig, SpeechSegmenter, WebRtcVad
 
-RATE = 16000
 Piece = str | int  # text to speak, or a pause in ms
 
 # Pauses at hesitation points: fillers, conjunctions, determiners, prepositions, open clauses.
@@ -126,47 +126,6 @@ FLUENT: tuple[tuple[Piece, ...], ...] = (
     ("My daughter has a high fever and a rash.",),
     ("I'm taking metformin for diabetes.",),
 )
-
-
-# --- speech synthesis (shared with the tests) -------------------------------------------
-
-
-@functools.cache
-def _piper_voice():
-    from piper import PiperVoice
-
-    from voice.provisioning import ModelSettings, piper_voice_paths
-
-    onnx, config = piper_voice_paths(ModelSettings.from_env())
-    return PiperVoice.load(str(onnx), config_path=str(config))
-
-
-@functools.lru_cache(maxsize=512)
-def synthesize_16k(text: str, length_scale: float = 1.0) -> np.ndarray:
-    """Piper speech for ``text`` as 16 kHz float32 (cached per process).
-
-    Piper's noise terms are set to zero so the same text always gives the same audio
-    (with them, every call differs and so do Whisper's guesses); ``length_scale`` > 1
-    speaks more slowly.
-    """
-    from piper import SynthesisConfig
-
-    voice = _piper_voice()
-    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=length_scale)
-    chunks = list(voice.synthesize(text, syn_config=config))
-    pcm = b"".join(c.audio_int16_bytes for c in chunks)
-    audio = resample(pcm16_to_float32(pcm), chunks[0].sample_rate, RATE)
-    audio.setflags(write=False)
-    return audio
-
-
-def trim_silence(audio: np.ndarray, threshold: float = 0.004, margin_ms: int = 20) -> np.ndarray:
-    """Drop Piper's leading/trailing silence so inserted pauses have the stated length."""
-    loud = np.flatnonzero(np.abs(audio) > threshold)
-    if loud.size == 0:
-        return audio[:0]
-    margin = RATE * margin_ms // 1000
-    return audio[max(0, loud[0] - margin) : loud[-1] + 1 + margin]
 
 
 @dataclass(frozen=True)
@@ -276,10 +235,6 @@ def build_run_on(
         rng = np.random.default_rng(seed)
         audio = audio + rng.normal(0, 10 ** (noise_dbfs / 20), audio.size).astype(np.float32)
     return Utterance((text, *pieces), audio.astype(np.float32), start_s, end_s, tuple(pauses))
-
-
-def speech_pcm16k(text: str, length_scale: float = 1.0) -> bytes:
-    return float32_to_pcm16(synthesize_16k(text, length_scale))
 
 
 # --- simulation -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from triage.bench_socket.server import ROOT, free_port
+from evals.triage.bench_socket.server import ROOT, free_port
 
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy.cfg"
 

@@ -1,6 +1,6 @@
 """Multi-node load test with a node kill (docs/benchmarks.md, "Two nodes and a node kill").
 
-    python -m triage.bench_cluster [--callers 4] [--turns 3] [--alerts 1] [--logs DIR]
+    python -m evals.triage.bench_cluster [--callers 4] [--turns 3] [--alerts 1] [--logs DIR]
 
 Needs DATABASE_URL (PostgreSQL) and REDIS_URL, and Debian's haproxy. Starts the deploy/ layout
 on loopback (cluster.py): HAProxy with deploy/haproxy.cfg in front of two daphne processes

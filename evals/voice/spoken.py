@@ -1,6 +1,6 @@
 """Spoken dev vignettes through the real pipeline, scored on what the clinician sees.
 
-    python -m voice.spoken_eval [--n 40] [--all-emergencies] [--voices piper,espeak]
+    python -m evals.voice.spoken [--n 40] [--all-emergencies] [--voices piper,espeak]
                                 [--bias rules,off] [--out DIR]
 
 Each vignette's first statement is spoken by a synthetic voice (Piper, espeak-ng; cached in
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from voice.asr_clinical import OUT_DIR, VOICES, Item, pinned_ids, sample_items, speech, usable_items
+from evals.voice.asr_clinical import OUT_DIR, VOICES, Item, pinned_ids, sample_items, speech, usable_items
 from voice.audio import float32_to_pcm16
 
 
@@ -56,9 +56,9 @@ async def speak_once(
 ) -> tuple[int | None, bool, str]:
     """One call: greeting, the statement, noise until the agent answered. (level, escalated, transcript)."""
     from clinical_rules import TriageInterview
+    from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
     from voice.events import AgentReplyFinished, AgentReplyStarted, EscalationRaised, FinalTranscript
     from voice.pipeline import VoiceSession
-    from voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 
     client = SimulatedClient(instant_playback=True)
     interview = TriageInterview(context=item.context, ruleset=ruleset)
@@ -155,8 +155,10 @@ def _row(voice: str, bias: str, m: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m voice.spoken_eval", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=40, help="vignettes (3/4 emergencies), as voice.asr_clinical")
+    ap = argparse.ArgumentParser(prog="python -m evals.voice.spoken", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--n", type=int, default=40, help="vignettes (3/4 emergencies), as evals.voice.asr_clinical"
+    )
     ap.add_argument(
         "--all-emergencies", action="store_true", help="every dev emergency the rules catch on the text"
     )
@@ -166,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--ids",
         default=None,
-        help="these vignette ids (comma-separated, or a voice.asr_clinical report .json)",
+        help="these vignette ids (comma-separated, or a evals.voice.asr_clinical report .json)",
     )
     args = ap.parse_args(argv)
     split = lambda s: [p for p in s.split(",") if p]  # noqa: E731

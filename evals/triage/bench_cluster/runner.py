@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from triage.bench_socket import scenarios, speech
-from triage.bench_socket.runner import STAGGER_S, _commit, summary
-from triage.bench_socket.server import ROOT
+from evals.triage.bench_socket import scenarios, speech
+from evals.triage.bench_socket.runner import STAGGER_S, _commit, summary
+from evals.triage.bench_socket.server import ROOT
 
 from .caller import ClusterCaller
 from .cluster import Cluster
@@ -359,7 +359,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m triage.bench_cluster", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m evals.triage.bench_cluster", description=__doc__)
     ap.add_argument("--callers", type=int, default=Options.callers)
     ap.add_argument("--turns", type=int, default=Options.turns)
     ap.add_argument("--alerts", type=int, default=Options.alerts)

@@ -9,7 +9,7 @@ the channel layer from settings: Redis when REDIS_URL is set):
   into the patient socket; from the moment the last audio frame of the red-flag phrase was
   sent to the alert on the dashboard socket (ASR partials, rules, socket push). Bar: ≤ 1 s.
 
-``python -m triage.bench_alert [--n 20] [--spoken]`` prints a table; ``run()`` returns the
+``python -m evals.triage.bench_alert [--n 20] [--spoken]`` prints a table; ``run()`` returns the
 numbers for ``make bench``. Without ``--use-configured-db`` it works in a throwaway SQLite
 database so benchmark sessions never land in a real audit trail.
 """
@@ -110,7 +110,7 @@ async def measure_spoken(n: int, user) -> list[dict[str, Any]]:
     from channels.db import database_sync_to_async
     from channels.testing import WebsocketCommunicator
 
-    from tests.speech import frames, silence, speech_pcm16k
+    from evals.speech import frames, silence, speech_pcm16k
     from triage import services
     from triage.asgi import application
 

@@ -310,7 +310,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m triage.bench_socket", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m evals.triage.bench_socket", description=__doc__)
     ap.add_argument("--url", help="an existing server (default: start daphne on a free loopback port)")
     ap.add_argument("--username", default="", help="clinician login for the alert measurement (with --url)")
     ap.add_argument("--password", default=os.environ.get("BENCH_CLINICIAN_PASSWORD", ""))

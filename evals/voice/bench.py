@@ -1,4 +1,4 @@
-"""Voice pipeline benchmark: ``python -m voice.bench`` (``make bench``).
+"""Voice pipeline benchmark: ``python -m evals.voice.bench`` (``make bench``).
 
 Real models (tiny.en, Piper, llama.cpp Qwen 0.5B), ``clinical_rules.TriageInterview``, and a
 fixed set of patient utterances synthesized with Piper and streamed in real time (20 ms
@@ -10,8 +10,8 @@ frames) by a simulated browser client. Measures, in one run:
   ticker task on the same loop);
 * barge-in trials (speech onset -> AgentInterrupted) and backchannel trials (false
   interruptions), at the configured barge-in gate and at a fast 150 ms gate for contrast;
-* ``voice.endpointing_eval.run()``, ``clinical_rules.bench.run()`` and
-  ``voice.llm.bench.run()`` when those modules exist.
+* ``evals.voice.endpointing.run()``, ``clinical_rules.bench.run()`` and
+  ``evals.voice.llm_bench.run()`` when those modules exist.
 
 Writes bench-results/voice.json and prints a table.
 """
@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from voice.config import PipelineConfig
 from voice.events import (
     AgentAudio,
@@ -46,7 +47,6 @@ from voice.events import (
     SpeechStarted,
     TurnMetrics,
 )
-from voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from voice.telemetry import LoopLagMonitor, percentile, summarize
 
 # Opening complaints. Each one is the patient's first turn of a fresh call: the rules answer
@@ -390,9 +390,9 @@ async def run_async(args) -> dict[str, Any]:
         runtime.close()
     # 4) the other teams' numbers, when their benches exist
     for key, module in (
-        ("endpointing", "voice.endpointing_eval"),
+        ("endpointing", "evals.voice.endpointing"),
         ("clinical_rules", "clinical_rules.bench"),
-        ("llm", "voice.llm.bench"),
+        ("llm", "evals.voice.llm_bench"),
     ):
         if args.quick:
             break
@@ -493,7 +493,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m voice.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m evals.voice.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--llm", default=os.environ.get("VOICE_LLM_BACKEND", "llama_cpp"))
     ap.add_argument("--turns", type=int, default=len(UTTERANCES))
     ap.add_argument("--repeats", type=int, default=2, help="single-session passes per speculation mode")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from voice.endpointing_eval import synthesize_16k
+from evals.speech import synthesize_16k
 
 TEXT = (
     "I have had a sharp pain in my chest since this morning, and it gets worse when I breathe in. "

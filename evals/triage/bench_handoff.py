@@ -1,7 +1,7 @@
 """Clinician -> patient voice latency through the server (issue 13 part 6).
 
-    python -m triage.bench_handoff [--frames 500]
-    python -m triage.bench_handoff --browser [--bursts 100]   # mouth-to-ear in two browsers
+    python -m evals.triage.bench_handoff [--frames 500]
+    python -m evals.triage.bench_handoff --browser [--bursts 100]   # mouth-to-ear in two browsers
 
 Runs the real ASGI application in this process (the talk socket's consumer, the resampler,
 the LiveCall) against the configured PostgreSQL and Redis; the patient's socket is a recorder
@@ -9,7 +9,7 @@ on the LiveCall (no voice models are loaded: the call is put in the process regi
 Each 20 ms clinician frame is sent at real-time pace; the figure is the time from the frame
 leaving the clinician's socket to the same audio being handed to the patient's socket.
 
-Mouth-to-ear is measured with ``--browser`` (triage/bench_handoff_browser.py: two headless
+Mouth-to-ear is measured with ``--browser`` (evals/triage/bench_handoff_browser.py: two headless
 Chromium over loopback, a table and bench-results/handoff-browser.json). Without it the browser
 parts are estimated here from their fixed sizes: capture (one 20 ms frame, plus the worklet's 128-sample render
 quantum) and playback (one render quantum, plus the output device latency the page reports).
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-results/handoff-browser.json"))
     args = parser.parse_args()
     if args.browser:
-        from triage.bench_handoff_browser import run
+        from evals.triage.bench_handoff_browser import run
 
         result = run(args.bursts, args.out)
         raise SystemExit(0 if result["met"] else 1)

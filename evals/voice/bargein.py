@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evals.speech import RATE, synthesize_16k, trim_silence
 from voice.audio import float32_to_pcm16, frame_bytes
 from voice.config import PipelineConfig
 from voice.endpointing import BargeInConfig, BargeInDetector, reliable_words
-from voice.endpointing_eval import RATE, synthesize_16k, trim_silence
 from voice.events import SpeechPaused, SpeechStarted
 from voice.interfaces import Transcription
 from voice.vad import SegmenterConfig, SpeechSegmenter, WebRtcVad
