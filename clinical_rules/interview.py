@@ -72,6 +72,7 @@ class TriageInterview:
         self._screen_negative: Finding | None = None
         self._rephrased = False
         self._queued: list[str] = []  # questions the semantic safety net asked for (asked next)
+        self._learned: dict[str, Finding] = {}  # raise-only findings of the learned scorer (kept)
         self._assessment, _ = build_assessment(self.ruleset, self.context, [], next_question=False)
 
     # ------------------------------------------------------------------ properties
@@ -118,6 +119,24 @@ class TriageInterview:
     def next_prompt(self) -> Prompt:
         with self._lock:
             return self._next_prompt()
+
+    def raise_with(self, finding: Finding) -> bool:
+        """Add a raise-only finding from outside the rules (the learned emergency scorer): it is
+        kept for the rest of the call, so the level can only go up. False (nothing changes) when
+        the call is decided, already escalated, or already at the finding's level or above."""
+        with self._lock:
+            a = self._assessment
+            if (
+                self._finished
+                or self.escalated
+                or finding.rule_id in self._learned
+                or finding.level is None
+                or (a.level is not None and int(a.level) <= finding.level)
+            ):
+                return False
+            self._learned[finding.rule_id] = finding
+            self._reassess(on_partial=False)
+            return True
 
     def queue_question(self, question_id: str) -> bool:
         """Ask ``question_id`` (a protocol question) at the next question slot: the semantic
@@ -188,7 +207,7 @@ class TriageInterview:
 
     def _reassess(self, *, on_partial: bool, answered_now: bool = False) -> Assessment:
         rs = self.ruleset
-        extra = [*self._latched.values(), *self._kept.values()]
+        extra = [*self._latched.values(), *self._kept.values(), *self._learned.values()]
         if self._unrecognised is not None:
             extra.append(self._unrecognised)
         a, ev = build_assessment(

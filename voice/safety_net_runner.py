@@ -6,7 +6,12 @@ are skipped while a check is still running, like ASR partials; a final transcrip
 gets its check (after the one in flight). A new hit queues the entry's question in the
 interview and is handed to ``on_hit`` (the Django side alerts the dashboard and stores it).
 
-Disabled with ``TRIAGE_SAFETY_NET=0``. If the model cannot be loaded the call goes on with the
+On each final transcript of a statement the runner also asks the learned emergency scorer
+(clinical_rules.emergency_scorer, same embedding model) for its raise-only second opinion: when
+it raises, the interview gets its level-2 finding (``TriageInterview.raise_with``) and ``on_hit``
+gets a :class:`~clinical_rules.emergency_scorer.LearnedRaise` (the dashboard alert).
+
+Disabled with ``TRIAGE_SAFETY_NET=0`` (the scorer alone with ``TRIAGE_EMERGENCY_SCORER=0``). If the model cannot be loaded the call goes on with the
 rules alone and the reason is logged once (the rules never depend on the net).
 """
 
@@ -19,11 +24,15 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
+from clinical_rules.emergency_scorer import LearnedRaise, may_raise
 from clinical_rules.safety_net import SafetyNet, SafetyNetHit, SafetyNetMonitor, rules_already_urgent
+
+from .emergency_scorer import load_emergency_scorer
 
 log = logging.getLogger(__name__)
 
-OnHit = Callable[[SafetyNetHit, bool, float], Awaitable[None]]  # (hit, on_partial, check ms)
+OnHit = Callable[[SafetyNetHit | LearnedRaise, bool, float], Awaitable[None]]  # (hit, on_partial, check ms)
+MIN_SCORED_WORDS = 6  # a statement, not a yes/no answer or a number: the scorer was trained on statements
 
 _net: SafetyNet | None = None
 _net_failed: str | None = None
@@ -63,6 +72,7 @@ class SafetyNetRunner:
         self._final_lock = asyncio.Lock()
         self.check_ms: list[float] = []  # per check, for the bench and metrics
         self.skipped_partials = 0
+        self.raises: list[LearnedRaise] = []  # the learned scorer's raises in this call (at most one)
         self.closed = False
 
     def close(self) -> None:
@@ -108,4 +118,29 @@ class SafetyNetRunner:
                 await self._on_hit(hit, not final, ms)
             except Exception:
                 log.exception("safety net alert for %s could not be delivered", hit.description_id)
+        if final and not self.closed:
+            await self._score(text)
         return fresh
+
+    async def _score(self, text: str) -> None:
+        """The learned scorer's raise-only opinion on one final statement (at most one raise per call)."""
+        if self.raises or len(text.split()) < MIN_SCORED_WORDS or not may_raise(self._interview.assessment):
+            return
+        scorer = await asyncio.to_thread(load_emergency_scorer)
+        if scorer is None:
+            return
+        t0 = time.perf_counter()
+        reading = await asyncio.to_thread(scorer.score, text, self._interview.context)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if self.closed or not reading.raises:
+            return
+        raised = LearnedRaise(reading, text)
+        if not self._interview.raise_with(raised.finding):
+            return  # the rules got there first (or the call is decided)
+        self.raises.append(raised)
+        log.info("learned scorer raised the call to level 2 (p %.2f, threshold %.2f)", reading.probability,
+                 reading.threshold)  # fmt: skip
+        try:
+            await self._on_hit(raised, False, ms)
+        except Exception:
+            log.exception("learned scorer alert could not be delivered")
