@@ -15,7 +15,7 @@ questions, and no later answer removes the finding.
 What it may not do: lower a level, remove a finding, choose a script, or speak. No generative
 model is involved: this is a linear model over a fixed encoder, and its weights are data in the
 rule set (``emergency_scorer.npz``), reproducible from dev.yaml with
-``python -m voice.emergency_scorer train``.
+``python -m evals.voice.emergency_scorer train``.
 
 Plain numpy: no Django and no model loading here; the embedder is passed in, like the safety net's.
 Embedding a statement is CPU work (~10 ms): callers on an event loop run :meth:`score` in a thread.
@@ -210,7 +210,7 @@ def load_model(path: str | Path | None = None) -> ScorerModel:
     p = Path(path) if path is not None else model_path()
     if not p.is_file():
         raise ScorerModelError(
-            f"{p}: no emergency scorer model (train it: python -m voice.emergency_scorer train)"
+            f"{p}: no emergency scorer model (train it: python -m evals.voice.emergency_scorer train)"
         )
     try:
         with np.load(p, allow_pickle=False) as z:

@@ -32,8 +32,8 @@ from clinical_rules.emergency_scorer import (
 )
 from clinical_rules.evaluate import VIGNETTE_DIR, load_vignettes
 from clinical_rules.types import UrgencyLevel
+from evals.voice.emergency_scorer import MAX_FALSE_RAISE, MAX_FALSE_RAISE_SELFCARE
 from voice.embedding import MiniLMEmbedder
-from voice.emergency_scorer import MAX_FALSE_RAISE, MAX_FALSE_RAISE_SELFCARE
 from voice.provisioning import ModelSettings, embedding_model_dir
 from voice.safety_net_runner import SafetyNetRunner
 
@@ -69,7 +69,7 @@ def _reading(p: float, threshold: float = 0.77) -> ScorerReading:
 
 
 def test_the_stored_model_was_trained_on_todays_dev_set(model):
-    # dev.yaml changed (a round folded in) -> retrain: python -m voice.emergency_scorer train
+    # dev.yaml changed (a round folded in) -> retrain: python -m evals.voice.emergency_scorer train
     assert model.dev_sha256 == sha256_of(VIGNETTE_DIR / "dev.yaml")
     dev = load_vignettes(VIGNETTE_DIR / "dev.yaml")
     assert model.dev_ids == tuple(v.id for v in dev)
@@ -106,7 +106,7 @@ def test_fit_is_deterministic_and_separates_what_is_separable():
 
 
 def test_a_missing_or_malformed_model_fails_with_a_clear_message(tmp_path):
-    with pytest.raises(ScorerModelError, match="python -m voice.emergency_scorer train"):
+    with pytest.raises(ScorerModelError, match="python -m evals.voice.emergency_scorer train"):
         load_model(tmp_path / "absent.npz")
     bad = tmp_path / "bad.npz"
     np.savez(bad, weights=np.zeros(3))
