@@ -8,7 +8,9 @@ Each vignette's first statement is spoken by a synthetic voice (Piper, espeak-ng
 with partials, endpointing, the real ``clinical_rules.TriageInterview`` with the vignette's
 context; the LLM is off: it never decides urgency and would only slow the run), then comfort
 noise until the agent has answered. Scored on the call's assessment after that first turn -
-the level and escalation the clinician dashboard shows - against the vignette's expected level:
+the level and escalation the clinician dashboard shows, after the learned emergency scorer has
+read each final statement as the live host has it do (voice.safety_net_runner; the rules' own
+level is kept beside it as ``rules_level``) - against the vignette's expected level:
 
 * ``emergency_1_2``: emergencies (expected 1-2) that reached level 1-2 (the goal: 100%);
 * ``escalated``: level-1 emergencies for which an escalation was raised (clinician alerted);
@@ -45,6 +47,7 @@ class SpokenOutcome:
     escalated: bool
     heard: str
     said: str
+    rules_level: int | None = None  # before the learned scorer's raise-only pass
 
 
 def coarse(level: int | None) -> str:
@@ -53,12 +56,14 @@ def coarse(level: int | None) -> str:
 
 async def speak_once(
     runtime, config, item: Item, pcm: bytes, *, tail_s: float = 30.0, ruleset=None
-) -> tuple[int | None, bool, str]:
-    """One call: greeting, the statement, noise until the agent answered. (level, escalated, transcript)."""
+) -> tuple[int | None, bool, str, int | None]:
+    """One call: greeting, the statement, noise until the agent answered.
+    (level, escalated, transcript, the rules' level before the learned scorer)."""
     from clinical_rules import TriageInterview
     from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
     from voice.events import AgentReplyFinished, AgentReplyStarted, EscalationRaised, FinalTranscript
     from voice.pipeline import VoiceSession
+    from voice.safety_net_runner import SafetyNetRunner
 
     client = SimulatedClient(instant_playback=True)
     interview = TriageInterview(context=item.context, ruleset=ruleset)
@@ -82,12 +87,21 @@ async def speak_once(
             await stream_pcm(session, comfort_noise(200, seed=seed), realtime=True)
         finals = [e.text for e in client.of(FinalTranscript) if e.turn_id > 0]
         a = interview.assessment
+        rules_level = int(a.level) if a.level is not None else None
+        runner = SafetyNetRunner(interview, _ignore_hit)  # as triage/live.py feeds it each final
+        for text in finals:
+            await runner.observe(text, final=True)
+        a = interview.assessment
         level = int(a.level) if a.level is not None else None
         escalated = bool(client.of(EscalationRaised)) or interview.escalated
-        return level, escalated, " | ".join(finals)
+        return level, escalated, " | ".join(finals), rules_level
     finally:
         await session.end("evaluation_done")
         client.close()
+
+
+async def _ignore_hit(hit, on_partial: bool, ms: float) -> None:
+    """The evaluation scores levels; the dashboard alert a hit would send is not needed here."""
 
 
 def metrics(outcomes: Sequence[SpokenOutcome]) -> dict:
@@ -95,10 +109,12 @@ def metrics(outcomes: Sequence[SpokenOutcome]) -> dict:
     level1 = [o for o in emerg if o.expected == 1]  # escalation (the clinician alert) is for level 1
     n = len(outcomes)
     caught = [o for o in emerg if o.level is not None and o.level <= 2]
+    by_rules = [o for o in emerg if o.rules_level is not None and o.rules_level <= 2]
     return {
         "n": n,
         "n_emergency": len(emerg),
         "emergency_1_2": round(len(caught) / len(emerg), 4) if emerg else 1.0,
+        "emergency_1_2_rules_only": round(len(by_rules) / len(emerg), 4) if emerg else 1.0,
         "escalated": round(sum(o.escalated for o in level1) / len(level1), 4) if level1 else 1.0,
         "no_level": sum(o.level is None for o in outcomes),
         "level_accuracy": round(sum(coarse(o.level) == coarse(o.expected) for o in outcomes) / n, 4)
@@ -128,11 +144,13 @@ async def run_async(
             for voice in voices:
                 outcomes = []
                 for it in items:
-                    level, escalated, heard = await speak_once(
+                    level, escalated, heard, rules_level = await speak_once(
                         runtime, config, it, pcm[(voice, it.id)], ruleset=rs
                     )
                     outcomes.append(
-                        SpokenOutcome(it.id, voice, bias, it.expected, level, escalated, heard, it.text)
+                        SpokenOutcome(
+                            it.id, voice, bias, it.expected, level, escalated, heard, it.text, rules_level
+                        )
                     )
                 m = metrics(outcomes)
                 m["outcomes"] = [asdict(o) for o in outcomes]
@@ -144,12 +162,16 @@ async def run_async(
     return results
 
 
-HEADER = f"{'voice':7} {'bias':5} {'n':>3} {'emerg':>5} {'to 1-2':>7} {'L1 alerted':>10} {'no level':>8} {'coarse acc':>10}"
+HEADER = (
+    f"{'voice':7} {'bias':5} {'n':>3} {'emerg':>5} {'to 1-2':>7} {'(rules)':>7} {'L1 alerted':>10} "
+    f"{'no level':>8} {'coarse acc':>10}"
+)
 
 
 def _row(voice: str, bias: str, m: dict) -> str:
     return (
-        f"{voice:7} {bias:5} {m['n']:>3} {m['n_emergency']:>5} {m['emergency_1_2']:>7.1%} {m['escalated']:>10.1%} "
+        f"{voice:7} {bias:5} {m['n']:>3} {m['n_emergency']:>5} {m['emergency_1_2']:>7.1%} "
+        f"{m['emergency_1_2_rules_only']:>7.1%} {m['escalated']:>10.1%} "
         f"{m['no_level']:>8} {m['level_accuracy']:>10.1%}"
     )
 
