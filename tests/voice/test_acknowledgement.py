@@ -21,15 +21,13 @@ import asyncio
 import pytest
 
 from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
+from tests.fakes import FakeRuntime, ScriptedRecognizer, ScriptedTokenStream
 from tests.speech import speech_pcm16k
 from voice.acknowledgement import DEFAULT_SET, AcknowledgementSet, choose_acknowledgement
-from voice.compute import ComputePool
 from voice.config import PipelineConfig
 from voice.events import AgentReplyFinished, AgentReplyStarted, AgentText
-from voice.interfaces import Transcription
 from voice.llm.guardrail import GuardrailConfig
 from voice.pipeline import VoiceSession
-from voice.tts import PhraseCache
 
 ACKS = set(DEFAULT_SET.phrases())
 
@@ -70,39 +68,14 @@ def test_consecutive_turns_do_not_repeat_and_the_choice_is_deterministic():
 # --- scripted conversations through the session ------------------------------------------------
 
 
-class ScriptedHearing:
+class ScriptedHearing(ScriptedRecognizer):
     """TEST DOUBLE recognizer: every decode "hears" ``line`` (partials hear nothing when
     ``silent_partials``, so red flags can only come from the final words)."""
 
-    sample_rate = 16000
-    supports_partial = True
-
     def __init__(self):
+        super().__init__(lambda _seconds, partial: "" if partial and self.silent_partials else self.line)
         self.line = ""
         self.silent_partials = False
-
-    def transcribe(self, audio, *, partial=False, **_kwargs) -> Transcription:
-        text = "" if partial and self.silent_partials else self.line
-        return Transcription(text, -0.1, 0.01, (), 0.0)
-
-
-class _Stream:
-    def __init__(self, text: str):
-        self.pieces = [p + " " for p in text.split()]
-        self.cancelled = False
-
-    def __aiter__(self):
-        return self._gen()
-
-    async def _gen(self):
-        for piece in self.pieces:
-            if self.cancelled:
-                return
-            await asyncio.sleep(0.01)
-            yield piece
-
-    def cancel(self):
-        self.cancelled = True
 
 
 class HabitualAckModel:
@@ -118,22 +91,8 @@ class HabitualAckModel:
     def stream(self, messages, *, max_tokens=64, temperature=0.2):
         self.calls += 1
         required = messages[-1].content.split('REQUIRED text: "', 1)[1].rstrip('"')
-        return _Stream("Okay, thank you for letting me know. " + required)
-
-
-class _Runtime:
-    def __init__(self, config, recognizer, generator):
-        from voice.provisioning import ModelSettings, piper_voice_paths
-        from voice.tts import PiperSynthesizer
-
-        synth = PiperSynthesizer.load(*piper_voice_paths(ModelSettings.from_env()))
-        self.config = config
-        self.compute = ComputePool(2)
-        self.recognizer = recognizer
-        self.synthesizer = synth
-        self.phrases = PhraseCache(synth, 16000)
-        self.phrases.warm(config.acknowledgements)
-        self.generator = generator
+        text = "Okay, thank you for letting me know. " + required
+        return ScriptedTokenStream([p + " " for p in text.split()], delay_s=0.01)
 
 
 CONVERSATIONS = [
@@ -177,7 +136,7 @@ def _policy():
 async def _run(config: PipelineConfig, conversations, *, silent_partials=False):
     rec, model = ScriptedHearing(), HabitualAckModel()
     rec.silent_partials = silent_partials
-    runtime = _Runtime(config, rec, model)
+    runtime = FakeRuntime(config, rec, generator=model)
     spoken: list[tuple[list[AgentText], AgentReplyStarted]] = []
     try:
         for lines in conversations:

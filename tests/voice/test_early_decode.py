@@ -8,35 +8,24 @@ from __future__ import annotations
 import pytest
 
 from evals.voice.simulate import comfort_noise, stream_pcm
+from tests.fakes import ScriptedRecognizer
 from tests.speech import speech_pcm16k
 from tests.voice.test_pipeline_logic import _session, _tail
 from voice.events import AgentReplyFinished, EndOfTurn, FinalTranscript, SpeechPaused, SpeechStarted
-from voice.interfaces import Transcription
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(240)]
 
 STATEMENT = "I have had a headache since this morning."
 
 
-class AnswerRecognizer:
+def answer_recognizer() -> ScriptedRecognizer:
     """TEST DOUBLE: short audio "is" "No.", longer audio the statement; records each call."""
-
-    sample_rate = 16000
-    supports_partial = True
-
-    def __init__(self):
-        self.calls: list[tuple[float, bool]] = []  # (seconds of audio, partial)
-
-    def transcribe(self, audio, *, prompt=None, partial=False, word_timestamps=None) -> Transcription:
-        dur = len(audio) / 16000
-        self.calls.append((dur, partial))
-        text = "No." if dur < 1.5 else STATEMENT
-        return Transcription(text, -0.1, 0.01, (), 0.0)
+    return ScriptedRecognizer(lambda seconds, _partial: "No." if seconds < 1.5 else STATEMENT)
 
 
 @pytest.mark.parametrize("early_ms", [100, 0])
 async def test_a_bare_no_is_decoded_in_the_hangover_and_ends_at_the_pause(early_ms):
-    rec = AnswerRecognizer()
+    rec = answer_recognizer()
     runtime, session, client = await _session(rec, early_pause_decode_ms=early_ms)
     try:
         await stream_pcm(session, speech_pcm16k(STATEMENT))

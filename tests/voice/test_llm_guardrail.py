@@ -8,13 +8,11 @@ given output, which a real model cannot be made to produce on demand.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
 
-from voice.interfaces import ChatMessage
+from tests.fakes import NeverCalledGenerator, ScriptedGenerator, ScriptedTokenStream
 from voice.llm.guardrail import GuardedReply, GuardrailConfig, GuardrailStats, match_required
 
 QUESTION = "How long have you had the chest pain?"
@@ -28,57 +26,6 @@ class FakePrompt:
     kind: str = "question"
     fixed: bool = False
     rule_ids: tuple[str, ...] = ()
-
-
-class ScriptedTokenStream:
-    """FAKE TokenStream: yields the given pieces; if ``stall_after`` is set, stops producing after
-    that many pieces and waits (on an event nobody sets) until cancelled, like a stuck model."""
-
-    def __init__(self, pieces: Sequence[str], *, stall_after: int | None = None) -> None:
-        self.pieces = list(pieces)
-        self.stall_after = stall_after
-        self.cancelled = asyncio.Event()
-        self.yielded = 0
-
-    def __aiter__(self):
-        return self._gen()
-
-    async def _gen(self):
-        for i, piece in enumerate(self.pieces):
-            if self.stall_after is not None and i >= self.stall_after:
-                await self.cancelled.wait()
-            if self.cancelled.is_set():
-                return
-            self.yielded += 1
-            yield piece
-        if self.stall_after is not None and self.stall_after >= len(self.pieces):
-            await self.cancelled.wait()
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-
-class ScriptedGenerator:
-    """FAKE ReplyGenerator handing out one ScriptedTokenStream; records the messages it got."""
-
-    name = "scripted-fake"
-
-    def __init__(self, stream: ScriptedTokenStream) -> None:
-        self.stream_obj = stream
-        self.messages: list[ChatMessage] | None = None
-
-    def stream(self, messages, *, max_tokens=64, temperature=0.2):
-        self.messages = list(messages)
-        return self.stream_obj
-
-
-class NeverCalledGenerator:
-    """FAKE ReplyGenerator that fails the test if anything asks it to generate."""
-
-    name = "never-called-fake"
-
-    def stream(self, messages, *, max_tokens=64, temperature=0.2):
-        raise AssertionError("the LLM must not be called for this prompt")
 
 
 def words(text: str) -> list[str]:

@@ -1,7 +1,7 @@
 """Session logic that needs exact control over what the recognizer "hears": speculation
 discarded when the patient goes on, speculation off, ``end()`` in the middle of a reply,
 budgets. Real VAD, segmenter, endpointing, rules and Piper; the recognizer is a clearly
-marked fake (``FakeSpeechRecognizer``) that answers from the audio length, so the timing
+marked fake (``halves_recognizer``, tests/fakes.py) that answers from the audio length, so the timing
 of each decode is deterministic. The full-model round trips are in test_pipeline.py."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
+from tests.fakes import FakeRuntime, ScriptedRecognizer
 from tests.speech import speech_pcm16k
-from voice.compute import ComputePool
 from voice.config import PipelineConfig
 from voice.events import (
     AgentAudio,
@@ -29,9 +29,7 @@ from voice.events import (
     StateChanged,
     TurnMetrics,
 )
-from voice.interfaces import Transcription
 from voice.pipeline import VoiceSession
-from voice.tts import PhraseCache
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(240)]
 
@@ -39,49 +37,10 @@ FIRST = "I have had a bad headache and"
 WHOLE = "I have had a bad headache and some tiredness since this morning."
 
 
-class FakeSpeechRecognizer:
-    """TEST DOUBLE: no model. Short audio "is" the first half of the sentence, longer audio
-    the whole sentence; ``gate`` (when set) holds every final decode until released."""
-
-    sample_rate = 16000
-    supports_partial = True
-
-    def __init__(self, split_s: float):
-        self.split_s = split_s
-        self.calls: list[tuple[float, bool]] = []
-        self.gate: threading.Event | None = None
-
-    def transcribe(self, audio, *, prompt=None, partial=False, word_timestamps=None) -> Transcription:
-        dur = len(audio) / 16000
-        self.calls.append((dur, partial))
-        if not partial and self.gate is not None:
-            self.gate.wait(30)
-        text = FIRST if dur < self.split_s else WHOLE
-        return Transcription(text, -0.1, 0.01, (), 0.0)
-
-
-def load_voice():
-    from voice.provisioning import ModelSettings, piper_voice_paths
-    from voice.tts import PiperSynthesizer
-
-    return PiperSynthesizer.load(*piper_voice_paths(ModelSettings.from_env()))
-
-
-class _Runtime:
-    """The slice of VoiceRuntime a session uses, around the fake recognizer."""
-
-    def __init__(self, recognizer, config):
-        synth = load_voice()
-        self.config = config
-        self.compute = ComputePool(2)
-        self.recognizer = recognizer
-        self.synthesizer = synth
-        self.phrases = PhraseCache(synth, 16000)
-        self.phrases.warm(config.acknowledgements)
-        self.generator = None  # no LLM: the rules' exact text is spoken
-
-    def close(self):
-        self.compute.close()
+def halves_recognizer(split_s: float) -> ScriptedRecognizer:
+    """TEST DOUBLE: short audio "is" the first half of the sentence, longer audio the whole
+    sentence (tests/fakes.py: ``gate``, when set, holds every final decode until released)."""
+    return ScriptedRecognizer(lambda seconds, _partial: FIRST if seconds < split_s else WHOLE)
 
 
 def policy():
@@ -98,7 +57,7 @@ def halves():
 
 async def _session(recognizer, **cfg):
     config = PipelineConfig(llm_backend="none", **cfg)
-    runtime = _Runtime(recognizer, config)
+    runtime = FakeRuntime(config, recognizer)  # no LLM: the rules' exact text is spoken
     client = SimulatedClient(instant_playback=True)
     session = VoiceSession(runtime, policy(), client.emit, config)
     client.attach(session)
@@ -118,7 +77,7 @@ async def _tail(session, client, until, max_s=20.0):
 
 async def test_discarded_speculation_is_never_heard(halves):
     first, second = halves
-    rec = FakeSpeechRecognizer(split_s=(len(first) / 32000) + 0.6)
+    rec = halves_recognizer(split_s=(len(first) / 32000) + 0.6)
     runtime, session, client = await _session(rec, speculation=True)
     try:
         # Part one, a 700 ms pause (the rules' words look unfinished, so the endpoint waits),
@@ -148,7 +107,7 @@ async def test_discarded_speculation_is_never_heard(halves):
 
 async def test_without_speculation_the_ack_leads_and_the_final_pass_runs_after_the_endpoint(halves):
     first, second = halves
-    rec = FakeSpeechRecognizer(split_s=0.0)  # always the whole sentence
+    rec = halves_recognizer(split_s=0.0)  # always the whole sentence
     runtime, session, client = await _session(rec, speculation=False)
     try:
         await stream_pcm(session, first + second)
@@ -168,7 +127,7 @@ async def test_without_speculation_the_ack_leads_and_the_final_pass_runs_after_t
 
 async def test_end_in_the_middle_closes_every_reply_and_ends(halves):
     first, second = halves
-    rec = FakeSpeechRecognizer(split_s=0.0)
+    rec = halves_recognizer(split_s=0.0)
     rec.gate = threading.Event()  # the final decode never returns before end()
     runtime, session, client = await _session(rec, speculation=True)
     try:
@@ -194,7 +153,7 @@ async def test_end_in_the_middle_closes_every_reply_and_ends(halves):
 
 async def test_budget_misses_are_events(halves):
     first, second = halves
-    rec = FakeSpeechRecognizer(split_s=0.0)
+    rec = halves_recognizer(split_s=0.0)
     budgets = {"endpoint": 1.0, "response_onset": 1.0, "answer_onset": 100000.0}
     runtime, session, client = await _session(rec, speculation=True, budgets_ms=budgets)
     try:
@@ -218,7 +177,7 @@ async def test_clause_pauses_of_an_open_statement_get_no_final_decode(halves):
     the end gets one once it has lasted ``open_pause_decode_ms``."""
     first, second = halves
     for delay_ms, pause_finals in ((450, 0), (0, 1)):
-        rec = FakeSpeechRecognizer(split_s=(len(first) / 32000) + 0.6)
+        rec = halves_recognizer(split_s=(len(first) / 32000) + 0.6)
         runtime, session, client = await _session(rec, open_pause_decode_ms=delay_ms)
         try:
             await stream_pcm(session, first + comfort_noise(300))

@@ -3,7 +3,7 @@ hold and ``resume``: at the real end of playback, which the hold moved by its le
 the reply's original estimated end (docs/protocol.md, §3).
 
 Real VAD, segmenter, barge-in gate, rules and Piper. The recognizer is a TEST DOUBLE
-(``SlowSilentRecognizer``): it hears no words and takes a fixed time for each decode (partials
+(``ScriptedRecognizer`` from tests/fakes.py, silent and slow): it hears no words and takes a fixed time for each decode (partials
 too, so none is back before the burst's pause: a short burst whose partials heard no word is
 let go at its pause), so the burst over the agent is a backchannel that holds playback for a
 known, long time: until the decode of the whole burst. The
@@ -19,8 +19,8 @@ import time
 import pytest
 
 from evals.voice.simulate import comfort_noise, stream_pcm
+from tests.fakes import FakeRuntime, ScriptedRecognizer
 from tests.speech import speech_pcm16k
-from voice.compute import ComputePool
 from voice.config import PipelineConfig
 from voice.events import (
     AgentAudio,
@@ -32,38 +32,11 @@ from voice.events import (
     StateChanged,
     VoiceEvent,
 )
-from voice.interfaces import Transcription
 from voice.pipeline import VoiceSession
-from voice.tts import PhraseCache
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(120)]
 
 DECODE_S = 0.8  # each final decode of the burst: the hold lasts at least this long
-
-
-class SlowSilentRecognizer:
-    """TEST DOUBLE: no model; every decode finds no words and takes ``DECODE_S``."""
-
-    sample_rate = 16000
-    supports_partial = True
-
-    def transcribe(self, audio, *, partial=False, **_kwargs) -> Transcription:
-        time.sleep(DECODE_S)
-        return Transcription("", -0.1, 0.01, (), 0.0)
-
-
-class _Runtime:
-    def __init__(self, config):
-        from voice.provisioning import ModelSettings, piper_voice_paths
-        from voice.tts import PiperSynthesizer
-
-        synth = PiperSynthesizer.load(*piper_voice_paths(ModelSettings.from_env()))
-        self.config = config
-        self.compute = ComputePool(2)
-        self.recognizer = SlowSilentRecognizer()
-        self.synthesizer = synth
-        self.phrases = PhraseCache(synth, 16000)
-        self.generator = None
 
 
 class SilentPlayer:
@@ -90,7 +63,9 @@ async def _feed_until(session, done, max_s: float) -> None:
 
 async def test_reply_end_after_a_hold_waits_for_the_held_time():
     config = PipelineConfig(llm_backend="none")
-    runtime = _Runtime(config)
+    # TEST DOUBLE: no model; every decode finds no words and takes ``DECODE_S``
+    recognizer = ScriptedRecognizer(lambda _seconds, _partial: "", decode_s=DECODE_S)
+    runtime = FakeRuntime(config, recognizer, warm=False)
     player = SilentPlayer()
     from clinical_rules import PatientContext, TriageInterview
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evals.voice.simulate import stream_pcm
-from tests.voice.test_pipeline_logic import FakeSpeechRecognizer, _session, _tail
+from tests.voice.test_pipeline_logic import _session, _tail, halves_recognizer
 from tests.voice.test_pipeline_logic import halves as halves  # the fixture
 from voice.events import AgentAudio, AgentText, TurnMetrics
 from voice.pipeline_reply import ACK_GAP_MS, trim_trailing_silence
@@ -30,7 +30,7 @@ def test_trailing_silence_is_cut_to_the_gap_and_nothing_else_changes():
 
 async def test_the_acknowledgement_is_followed_by_a_short_gap_only(halves):  # noqa: F811
     first, second = halves
-    rec = FakeSpeechRecognizer(split_s=0.0)
+    rec = halves_recognizer(split_s=0.0)
     runtime, session, client = await _session(rec)
     try:
         await stream_pcm(session, first + second)
