@@ -26,10 +26,8 @@ from django.db import InterfaceError, OperationalError
 from clinical_rules import PatientContext, TriageInterview
 from voice import events as ev
 from voice.affect import AffectObserved
-from voice.llm.chunker import split_clauses
 from voice.pipeline import VoiceSession
 from voice.safety_net_runner import SafetyNetRunner
-from voice.tts import pcm_ms
 
 from . import affect as affect_host
 from . import channel_outage, listen, metrics, services
@@ -47,15 +45,8 @@ DB_RETRY_FIRST_SECONDS = 0.2
 DB_RETRY_MAX_DELAY_SECONDS = 2.0
 DASHBOARD_GROUP = "dashboard"
 HOST = socket.gethostname()
-# Reply ids the host uses for what it says itself (clinician hand-over), clear of the pipeline's.
+# Reply ids of the clinician's voice to the patient (host I/O), clear of the pipeline's.
 HOST_REPLY_IDS = 0xFFFF0000
-_AGENT_OUTPUT = (
-    ev.AgentReplyStarted,
-    ev.AgentText,
-    ev.AgentAudio,
-    ev.AgentReplyFinished,
-    ev.AgentInterrupted,
-)
 
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 SendBytes = Callable[[bytes], Awaitable[None]]
@@ -140,11 +131,6 @@ class LiveCall:
         self._grace: asyncio.TimerHandle | None = None
         self._reply_started: dict[int, float] = {}
         self._reply_source: dict[int, str] = {}
-        # Per open reply: audio sent to the patient's socket, and the client's latest playback
-        # report; at the reply's end they become what Turn.played_ms records (see _played_for).
-        self._sent_ms: dict[int, float] = {}
-        self._played_ms: dict[int, float] = {}
-        self._finished_played: dict[int, float | None] = {}
         self._speech_start: dict[int, float] = {}
         # Pipeline timestamps are monotonic; map them to wall-clock for storage.
         self._mono0 = time.monotonic()
@@ -153,11 +139,8 @@ class LiveCall:
         self.ended = False
         # Once the rules escalated this call, a "rules did not fire" safety-net alert would be false.
         self._escalation_seen = False
-        # Clinician take-over (see take_over): who, the reply in flight, replies muted since.
+        # Clinician take-over (see take_over): who holds the call.
         self.taken_over_by: str | None = None
-        self._current_reply: int | None = None
-        self._muted: set[int] = set()
-        self._cut_off: int | None = None
         self._host_reply_ids = itertools.count(HOST_REPLY_IDS)
         # The clinician's voice to the patient: one host reply, kept open across a talk socket
         # that drops and comes back within the grace (clinician_attach / clinician_gone).
@@ -165,9 +148,6 @@ class LiveCall:
         self._clinician_open: set[int] = set()  # clinician replies started and not yet ended
         self._clinician_sockets = 0  # talk sockets attached (a reconnect may come before the drop)
         self._clinician_grace: asyncio.TimerHandle | None = None
-        # When the patient will have heard what the host said last (the take-over notice): the
-        # clinician's voice must not queue behind it, or it stays that late for the whole call.
-        self.host_audio_until = 0.0
         self._control: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.id_offset = 0  # resumed calls: added to stored turn/reply ids (_stored_ids)
@@ -200,6 +180,13 @@ class LiveCall:
     def attached(self) -> bool:
         return self._send_json is not None
 
+    @property
+    def host_audio_until(self) -> float:
+        """When the patient will have heard the agent's audio sent so far (the take-over notice
+        among it): the clinician's voice must not queue behind it, or it stays that late for
+        the whole call."""
+        return self.voice.playback_ends_at if self.voice is not None else 0.0
+
     def wall(self, t: float) -> dt.datetime:
         return self._wall0 + dt.timedelta(seconds=t - self._mono0)
 
@@ -215,6 +202,7 @@ class LiveCall:
             self.interview.opening = lambda: opening
         self.start_recording()
         self.voice = VoiceSession(runtime, self.interview, self._on_event)
+        self.voice.set_output_connected(self.attached)
 
     def start_recording(self) -> None:
         """Start the ordered writer task and the control listener (group ``call.<id>``)."""
@@ -235,10 +223,14 @@ class LiveCall:
             self._grace.cancel()
             self._grace = None
         self._send_json, self._send_bytes = send_json, send_bytes
+        if self.voice is not None:
+            self.voice.set_output_connected(True)
         return resumed
 
     def detach(self) -> None:
         self._send_json = self._send_bytes = None
+        if self.voice is not None:
+            self.voice.set_output_connected(False)
         if not self.ended:
             loop = asyncio.get_running_loop()
             self._grace = loop.call_later(
@@ -252,8 +244,6 @@ class LiveCall:
             await self.voice.feed_audio(pcm)
 
     async def playback_report(self, reply_id: int, played_ms: float) -> None:
-        if reply_id in self._sent_ms:  # a late report for a finished reply changes nothing
-            self._played_ms[reply_id] = played_ms
         if self.voice is not None and not self.ended:
             await self.voice.playback_report(reply_id, played_ms)
 
@@ -288,14 +278,8 @@ class LiveCall:
 
     # --- outputs -----------------------------------------------------------------------------
     async def _on_event(self, event: ev.VoiceEvent) -> None:
-        muting = self.taken_over_by is not None or self._muted  # a clinician holds, or held, the call
-        if muting and isinstance(event, _AGENT_OUTPUT) and self._mute(event):
-            return
         if isinstance(event, ev.AgentAudio):
             if self._send_bytes is not None:
-                self._sent_ms[event.reply_id] = self._sent_ms.get(event.reply_id, 0.0) + pcm_ms(
-                    event.pcm, event.sample_rate
-                )
                 await self._send_bytes(audio_frame(event.reply_id, event.pcm))
                 listen.agent_audio(self.session_id, event.pcm, event.sample_rate)
             return
@@ -311,16 +295,6 @@ class LiveCall:
             # Straight to the dashboards, ahead of the database write: the clinician should
             # see it while the patient is still talking.
             self._spawn(self._push_alert(event))
-        elif isinstance(event, ev.AgentReplyStarted):
-            self._current_reply = event.reply_id
-        elif isinstance(event, ev.AgentInterrupted):
-            # The client answers the interrupt with what it played; earlier reports only said
-            # that its queue ran dry while the reply was still being produced.
-            self._played_ms.pop(event.reply_id, None)
-        elif isinstance(event, ev.AgentReplyFinished):
-            self._finished_played[event.reply_id] = self._played_for(event.reply_id, event.interrupted)
-            if self._current_reply == event.reply_id:
-                self._current_reply = None
         message = client_message(event)
         listen.call_event(self.session_id, message)
         if message is not None and self._send_json is not None:
@@ -385,21 +359,6 @@ class LiveCall:
         """Wait until every event queued so far is stored (tests, benchmarks, shutdown)."""
         await self._writes.join()
 
-    def _played_for(self, reply_id: int, interrupted: bool) -> float | None:
-        """Milliseconds of a finished reply the patient heard (None: unknown).
-
-        A reply that played to the end played all the audio sent for it: the client's report
-        usually arrives after the pipeline has closed the reply (its playback estimate has no
-        allowance for network and buffering), so the report cannot be waited for. An
-        interrupted reply played what the client reported after the interrupt."""
-        sent = self._sent_ms.pop(reply_id, None)
-        reported = self._played_ms.pop(reply_id, None)
-        if not interrupted:
-            return round(sent, 1) if sent is not None else reported
-        if reported is None:
-            return None
-        return round(min(reported, sent), 1) if sent is not None else reported
-
     def _stored_ids(self, event):
         """A resumed call's pipeline counts turns and replies from 0 again: store them clear of
         the ids the dead node stored (triage/resume.py)."""
@@ -443,13 +402,13 @@ class LiveCall:
                     sid,
                     self._stored_ids(event),
                     source="fallback" if event.fallback_used else self._reply_source.pop(event.reply_id, ""),
-                    played_ms=self._finished_played.pop(event.reply_id, None),
+                    played_ms=event.played_ms,  # kept by the session (VoiceSession._heard_ms)
                     started=self.wall(started) if started is not None else None,
                     ended=self.wall(event.t),
                 )
             case ev.TurnMetrics():
                 services.record_turn_metrics(sid, event, self.budgets)
-            case ev.AgentInterrupted():
+            case ev.AgentInterrupted() if not event.by_host:  # a take-over is audited as such
                 services.record_audit(
                     sid,
                     "barge_in",
@@ -596,26 +555,19 @@ class LiveCall:
         """A clinician takes the call: the agent stops and tells the patient a clinician is joining.
 
         Listening goes on (the patient's words are still transcribed, stored and checked by the
-        rules, so a new red flag still alerts the dashboard), but the agent says nothing more.
-        Uses ``VoiceSession.hand_over(text)`` when the pipeline has it; otherwise the agent's
-        output is muted here and the fixed text is spoken by this host."""
+        rules, so a new red flag still alerts the dashboard), but the agent says nothing more
+        until the call is handed back (VoiceSession.set_agent_replies)."""
         if self.ended or self.taken_over_by is not None:
             return False
         self.taken_over_by = clinician
-        hand_over = getattr(self.voice, "hand_over", None)
-        if callable(hand_over):
-            await hand_over(TAKE_OVER_TEXT)
-            return True
-        in_flight, self._current_reply = self._current_reply, None
-        if in_flight is not None:
-            self._muted.add(in_flight)
-            self._cut_off = in_flight
-            self._played_ms.pop(in_flight, None)  # as after a barge-in: the next report counts
-            if self._send_json is not None:
-                await self._send_json({"type": "interrupt", "reply_id": in_flight})
+        if self.voice is not None:
+            self.voice.set_agent_replies(False)
+            await self.voice.interrupt()
+            await self.voice.wait_idle()  # the page hears the stop before the notice
         if self._send_json is not None:
             await self._send_json({"type": "clinician_joining", "text": TAKE_OVER_TEXT})
-        await self._speak(TAKE_OVER_TEXT, kind="clinician_joining")
+        if self.voice is not None:
+            await self.voice.say(TAKE_OVER_TEXT, kind="clinician_joining")
         return True
 
     # --- clinician voice (triage/handoff.py, triage/consumers/clinician_audio.py) -------------
@@ -708,73 +660,16 @@ class LiveCall:
 
     async def hand_back(self, text: str) -> bool:
         """The clinician hands the call back (or was lost): say ``text``, then the agent speaks
-        again. Replies it made while muted stay unheard; the next turn continues the interview."""
+        again. The agent made no reply while the clinician held the call; the next turn continues
+        the interview."""
         if self.ended or self.taken_over_by is None:
             return False
         self.taken_over_by = None
         self._cancel_clinician_grace()  # handed back from another page while the socket was down
         for reply_id in sorted(self._clinician_open):
             await self.clinician_voice_end(reply_id)
-        if text:
-            await self._speak(text, kind="hand_back")
-        return True
-
-    def _mute(self, event) -> bool:
-        """After a take-over without pipeline support: drop the agent's further output."""
-        reply_id = event.reply_id
-        if reply_id >= HOST_REPLY_IDS:
-            return False
-        if isinstance(event, ev.AgentReplyStarted):
-            if self.taken_over_by is None:  # handed back: the agent speaks again
-                return False
-            self._muted.add(reply_id)
-            return True
-        if reply_id not in self._muted:
-            return False
-        # The reply cut off by the take-over is still recorded (interrupted); later ones never were heard.
-        if isinstance(event, ev.AgentReplyFinished) and reply_id == self._cut_off:
-            self._finished_played[reply_id] = self._played_for(reply_id, True)
-            self._writes.put_nowait(
-                ev.AgentReplyFinished(
-                    event.reply_id, event.turn_id, event.text, True, event.fallback_used, event.t
-                )
-            )
-        return True
-
-    async def _speak(self, text: str, *, kind: str) -> None:
-        """Say fixed text from the host (cached Piper phrase), recorded as an agent 'script' turn."""
-        reply_id = next(self._host_reply_ids)
-        t0 = time.monotonic()
-        self._reply_started[reply_id] = t0
-        self._reply_source[reply_id] = "script"
-        pcm = b""
         if self.voice is not None:
-            runtime = self.voice.runtime
-            try:
-                # The phrase cache holds clauses (the unit the pipeline speaks fixed text in).
-                clauses = split_clauses(text)
-                missing = [c for c in clauses if runtime.phrases.get(c) is None]
-                if missing:
-                    await asyncio.to_thread(runtime.warm_phrases, missing)
-                pcm = b"".join(runtime.phrases.get(c) or b"" for c in clauses)
-            except Exception:
-                logger.exception("could not synthesise the hand-over text")
-        if self._send_json is not None:
-            await self._send_json({"type": "agent_reply_start", "reply_id": reply_id, "kind": kind})
-            await self._send_json({"type": "agent_text", "reply_id": reply_id, "clause": 0, "text": text})
-        if self._send_bytes is not None and pcm and self.voice is not None:
-            self._sent_ms[reply_id] = pcm_ms(pcm, self.voice.config.output_sample_rate)
-            self.host_audio_until = (
-                max(time.monotonic(), self.host_audio_until) + self._sent_ms[reply_id] / 1000
-            )
-            step = 9600  # 200-300 ms per frame at the usual output rates
-            for i in range(0, len(pcm), step):
-                await self._send_bytes(audio_frame(reply_id, pcm[i : i + step]))
-            listen.agent_audio(self.session_id, pcm, self.voice.config.output_sample_rate)
-        listen.call_event(
-            self.session_id, {"type": "agent_text", "reply_id": reply_id, "clause": 0, "text": text}
-        )
-        if self._send_json is not None:
-            await self._send_json({"type": "agent_reply_end", "reply_id": reply_id, "interrupted": False})
-        self._finished_played[reply_id] = self._played_for(reply_id, False)
-        self._writes.put_nowait(ev.AgentReplyFinished(reply_id, 0, text, False, False, time.monotonic()))
+            self.voice.set_agent_replies(True)
+            if text:
+                await self.voice.say(text, kind="hand_back")
+        return True

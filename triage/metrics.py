@@ -104,7 +104,7 @@ def observe(event: ev.VoiceEvent) -> None:
             BUDGET_MISSES.labels(stage=event.stage).inc()
         case ev.EscalationRaised():
             ESCALATIONS.labels(level=str(event.level), on_partial=str(event.on_partial).lower()).inc()
-        case ev.AgentInterrupted():
+        case ev.AgentInterrupted() if not event.by_host:
             INTERRUPTIONS.inc()
         case ev.AgentReplyFinished():
             AGENT_REPLIES.labels(fallback=str(event.fallback_used).lower()).inc()

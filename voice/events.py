@@ -164,16 +164,21 @@ class AgentReplyFinished:
     interrupted: bool
     fallback_used: bool
     t: float
+    # Milliseconds of it the patient heard (None: unknown), kept by the session from the audio
+    # the host took and the client's playback reports (VoiceSession._heard_ms).
+    played_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AgentInterrupted:
-    """Barge-in: the host must stop playback now and report what was played."""
+    """Barge-in (or the host's own ``VoiceSession.interrupt``): the host must stop playback
+    now and report what was played."""
 
     reply_id: int
     turn_id: int
     speech_onset: float
     t: float
+    by_host: bool = False  # the host asked (a clinician took the call): no barge-in
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,8 +179,12 @@ class _Turn:
 
 
 class VoiceSession:
-    """One patient conversation. See the module docstring; the public API is
-    ``start``, ``feed_audio``, ``playback_report``, ``end`` and ``state``."""
+    """One patient conversation. See the module docstring; the public API is ``start``,
+    ``feed_audio``, ``playback_report``, ``end`` and ``state``, and for the host's own needs
+    (a clinician taking the call, in the spirit of LiveKit's ``AgentSession``): ``say`` (fixed
+    text, now), ``interrupt``, ``set_agent_replies``, ``set_output_connected`` and
+    ``playback_ends_at``. The session keeps the record of what was played: every
+    ``AgentReplyFinished`` carries the milliseconds the patient heard."""
 
     def __init__(
         self,
@@ -257,6 +261,12 @@ class VoiceSession:
         self._played: dict[int, float] = {}
         self._played_at: dict[int, float] = {}
         self._played_event: dict[int, asyncio.Event] = {}
+        # What Turn.played_ms records (_heard_ms): per open reply, the audio the host took while
+        # the patient's playback was attached, and the client's latest report since the last stop.
+        self._sent_ms: dict[int, float] = {}
+        self._reports: dict[int, float] = {}
+        self._output_connected = True
+        self._replying = True  # False while a clinician holds the call (set_agent_replies)
         self._next_audio_t: float | None = None
         self._last_frame_end = 0.0
         self._escalated = False
@@ -282,13 +292,14 @@ class VoiceSession:
         """The conversation as heard: patient finals and the agent text actually played."""
         return list(self._history)
 
-    async def start(self) -> None:
-        """Start the outbox and greet (``policy.opening()``, a cached phrase)."""
+    async def start(self, *, greet: bool = True) -> None:
+        """Start the outbox and greet (``policy.opening()``, a cached phrase); without
+        ``greet`` the session only listens (the host speaks first: :meth:`say`)."""
         if self._started:
             return
         self._started = True
         self._outbox.start()
-        opening = self.policy.opening()
+        opening = self.policy.opening() if greet else None
         if opening is None or not opening.text.strip():
             self._set_state(S.LISTENING, "session_start")
             return
@@ -326,6 +337,10 @@ class VoiceSession:
 
     async def playback_report(self, reply_id: int, played_ms: float) -> None:
         """The host says how much of reply ``reply_id`` the patient actually heard."""
+        if reply_id not in self._open_replies:
+            return  # a late report for a finished reply changes nothing
+        if reply_id in self._sent_ms:
+            self._reports[reply_id] = float(played_ms)
         self._played[reply_id] = max(self._played.get(reply_id, 0.0), float(played_ms))
         self._played_at[reply_id] = self.clock()
         ev = self._played_event.get(reply_id)
@@ -362,8 +377,106 @@ class VoiceSession:
         await self._outbox.close()
 
     async def wait_idle(self) -> None:
-        """Test/bench helper: wait until queued events are delivered."""
+        """Wait until queued events are delivered to the host."""
         await self._outbox.drain()
+
+    # --- host requests ----------------------------------------------------------------------
+
+    async def say(self, text: str, *, kind: str = "script", allow_interruptions: bool = False) -> int | None:
+        """Speak fixed ``text`` now, verbatim (LiveKit's ``AgentSession.say``): the clinician
+        hand-over notices. Whatever the agent was saying stops first (:meth:`interrupt`). It is
+        a reply like any other (AgentReplyStarted ... AgentReplyFinished with its played
+        milliseconds, in the transcript as heard), without turn telemetry; speech over it
+        interrupts it only with ``allow_interruptions``. It is one clause (one caption line)
+        and its audio is kept whole in the shared phrase cache, so the next call says it at
+        once. Returns the reply id once its audio is with the host (None: the session has
+        ended, or nothing to say)."""
+        if self._ended or not text.strip():
+            return None
+        if not self._started:
+            await self.start(greet=False)
+        await self.interrupt()
+        if text not in self.runtime.phrases:
+            try:
+                await self._compute.run(self.runtime.phrases.add, text)
+            except Exception:  # the reply synthesizes it itself then
+                log.exception("could not cache the text to say")
+
+        async def source() -> AsyncIterator[ClauseItem]:
+            yield ClauseItem(text, "script", "script", False)
+
+        reply = Reply(
+            turn_id=0, kind=kind, required_text=text, source=source(), speaker=self._speaker,
+            put=self._put, clock=self.clock, context=ReplyContext(), on_clause=self._on_clause,
+        ).start()  # fmt: skip
+        reply.said, reply.interruptible = True, allow_interruptions
+        self._open(reply)
+        await reply.finished
+        await self._outbox.drain()
+        return reply.reply_id
+
+    async def interrupt(self) -> int | None:
+        """Stop what the agent is saying now, at the host's request (LiveKit's
+        ``AgentSession.interrupt``): a reply not heard yet is dropped; the one being spoken is
+        cut off as by a barge-in, and its record keeps what the client reports it played after
+        the stop. Returns the id of the reply cut off (None: the agent was not speaking)."""
+        if self._ended:
+            return None
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._abandon(pending)
+            if self._sm.state is S.THINKING:  # that reply was what it was preparing
+                self._set_state(S.LISTENING, "interrupted_by_host")
+        reply = self._reply
+        if reply is None or reply.cancelled:
+            return None
+        now = self.clock()
+        reply.interrupted = True
+        reply.cancel()
+        self._held_since = None
+        self._playback_end = now  # the host flushes its audio queue
+        self._outbox.purge(lambda e: isinstance(e, AgentAudio | AgentText) and e.reply_id == reply.reply_id)
+        self._put(AgentInterrupted(reply.reply_id, reply.turn_id, now, now, by_host=True))
+        if not reply.said:
+            self._tel(reply.turn_id).interrupted = True
+        self._reply = None
+        self._joinable = None
+        self._set_state(S.INTERRUPTED, "interrupted_by_host", force=True)
+        turn = self._turn
+        if turn is not None and turn.overlap and not turn.ended:
+            # The patient was talking over the agent: that is their turn now.
+            turn.overlap, turn.held_reply = False, None
+            self._set_state(S.USER_SPEAKING, "speech_continues", turn_id=turn.turn_id, force=True)
+            if self._seg.state == SpeechSegmenter.PAUSED and turn.pause_result is not None:
+                self._check_endpoint(self._last_frame_end)
+        else:
+            self._set_state(S.LISTENING, "interrupted_by_host", force=True)
+        self._spawn(self._finish_interrupted(reply, now), "reply")
+        return reply.reply_id
+
+    def set_agent_replies(self, enabled: bool) -> None:
+        """Off while a clinician holds the call: the session goes on listening, transcribing and
+        running the rules on every turn (a new red flag still raises an escalation) but opens no
+        reply of its own; :meth:`say` still speaks. On again: the next turn is answered."""
+        self._replying = enabled
+        if not enabled and self._turn is not None:
+            self._cancel_speculation(self._turn)
+
+    @property
+    def agent_replies(self) -> bool:
+        """Whether the agent answers turns (see :meth:`set_agent_replies`)."""
+        return self._replying
+
+    def set_output_connected(self, connected: bool) -> None:
+        """The host says whether the patient's playback is attached: audio handed over while
+        it is not (a dropped socket) was never heard and does not count as played."""
+        self._output_connected = connected
+
+    @property
+    def playback_ends_at(self) -> float:
+        """Session-clock estimate of when the patient will have heard all audio sent so far
+        (the clinician's voice must not queue behind the hand-over notice)."""
+        return self._playback_end
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -422,9 +535,17 @@ class VoiceSession:
         """Outbox callback: the host has this event now. Tracks the playback estimate."""
         if isinstance(event, AgentText) and event.text == self._empathy:
             self._empathy_spoken = True  # said (a discarded speculative reply never sends it)
+        if isinstance(event, AgentInterrupted):
+            # The client answers the stop with what it played; its earlier reports only said
+            # that its queue ran dry while the reply was still being produced.
+            self._reports.pop(event.reply_id, None)
         if not isinstance(event, AgentAudio):
             return
         now = self.clock()
+        if self._output_connected and event.reply_id in self._open_replies:
+            self._sent_ms[event.reply_id] = self._sent_ms.get(event.reply_id, 0.0) + pcm_ms(
+                event.pcm, event.sample_rate
+            )
         start = max(self._playback_end, now)
         self._playback_end = start + pcm_ms(event.pcm, event.sample_rate) / 1000.0
         if event.reply_id not in self._playback_start:
@@ -746,7 +867,7 @@ class VoiceSession:
             self._close_burst(turn)
             self._set_state(S.LISTENING, "no_words", turn_id=turn.turn_id)
             return
-        if self.config.speculation and turn.spec is None and not self._escalated:
+        if self.config.speculation and turn.spec is None and not self._escalated and self._replying:
             self._speculate(turn, epoch, result)  # before the endpoint check: it may end the turn now
         self._check_endpoint(self._last_frame_end)
 
@@ -845,6 +966,18 @@ class VoiceSession:
         fresh = turn.pause_epoch == turn.epoch
         spec = turn.spec if (turn.spec is not None and turn.spec.epoch == turn.epoch) else None
 
+        if not self._replying:
+            # A clinician holds the call: the rules hear the turn (a red flag still escalates),
+            # the agent says nothing.
+            self._cancel_speculation(turn)
+            if self._script_due is not None:
+                self._take_script()  # the rules latch the escalation as when it is spoken
+            self._set_state(S.LISTENING, "agent_held", turn_id=turn.turn_id)
+            task = self._spawn(self._commit_final(turn, fresh, prompt_box=None, held=True), "policy")
+            if self._joinable is not None and self._joinable.turn_id == turn.turn_id:
+                self._joinable.commit_task = task
+            return
+
         if self._script_due is not None:
             # Escalated on a partial: the fixed emergency script goes out now, verbatim.
             self._cancel_speculation(turn)
@@ -901,7 +1034,9 @@ class VoiceSession:
         if tel is not None:
             self._put(tel.finish(self.clock()))
 
-    async def _commit_final(self, turn: _Turn, use_pause_decode: bool, *, prompt_box) -> None:
+    async def _commit_final(
+        self, turn: _Turn, use_pause_decode: bool, *, prompt_box, held: bool = False
+    ) -> None:
         result: Transcription | None = None
         try:
             t0 = self.clock()
@@ -925,6 +1060,10 @@ class VoiceSession:
             raise
         if prompt_box is not None and not prompt_box.done():
             prompt_box.set_result((prompt, result.text))
+        if held:  # no reply closes this turn's telemetry
+            tel = self._telemetry.pop(turn.turn_id, None)
+            if tel is not None:
+                self._put(tel.finish(self.clock()))
 
     def _commit_transcript(self, turn: _Turn, result: Transcription, decoded_at: float) -> Prompt | None:
         """FinalTranscript → policy.observe_final → assessment/escalation → next prompt."""
@@ -1022,7 +1161,10 @@ class VoiceSession:
         ):
             self._end_of_turn(turn, "escalation")  # the patient has stopped: speak now
         elif turn is None and self._reply is None and on_partial:
-            self._open(self._make_reply(turn_id, self._take_script(), None, None))
+            if self._replying:
+                self._open(self._make_reply(turn_id, self._take_script(), None, None))
+            else:
+                self._take_script()  # held by a clinician: latched, not spoken
 
     def _take_script(self):
         """The script about to be spoken. Asking the policy for it now also tells the policy
@@ -1190,7 +1332,8 @@ class VoiceSession:
         if self._pending is reply:
             self._pending = None
             self._reply = reply
-            self._set_state(S.AGENT_SPEAKING, "reply", turn_id=reply.turn_id)
+            # what the host asks to say may start while the patient is talking: no state then
+            self._set_state(S.AGENT_SPEAKING, "reply", turn_id=reply.turn_id, force=reply.said)
         if item.role == "ack":
             self._recent_acks = [*self._recent_acks[-7:], item.text]
         if item.carries_prompt and reply.ctx.answer_index < 0:
@@ -1251,8 +1394,11 @@ class VoiceSession:
         if self._open_replies.pop(reply.reply_id, None) is None:
             return  # already reported
         now = self.clock()
+        heard = self._heard_ms(reply.reply_id, interrupted)
         self._put(
-            AgentReplyFinished(reply.reply_id, reply.turn_id, text, interrupted, reply.fallback_used, now)
+            AgentReplyFinished(
+                reply.reply_id, reply.turn_id, text, interrupted, reply.fallback_used, now, heard
+            )
         )
         if text:
             self._history.append(("agent", text))
@@ -1261,7 +1407,7 @@ class VoiceSession:
         self._played.pop(reply.reply_id, None)
         if self._reply is reply:
             self._reply = None
-        if reply.turn_id in self._telemetry or reply.turn_id == 0:
+        if not reply.said and (reply.turn_id in self._telemetry or reply.turn_id == 0):
             tel = self._telemetry.pop(reply.turn_id, None) or self._tel(reply.turn_id)
             self._telemetry.pop(reply.turn_id, None)
             tel.interrupted = tel.interrupted or interrupted
@@ -1269,6 +1415,8 @@ class VoiceSession:
             self._put(tel.finish(now))
         if interrupted or final:
             return
+        if reply.said and self._sm.state is not S.AGENT_SPEAKING:
+            return  # it started while the patient was talking: their turn goes on
         if self._joinable is not None and self._joinable.reply is reply:
             self._joinable = None  # heard to its end: what the caller says next answers it
         turn = self._turn
@@ -1284,12 +1432,29 @@ class VoiceSession:
         else:
             self._set_state(S.LISTENING, "reply_done", turn_id=reply.turn_id)
 
+    def _heard_ms(self, reply_id: int, interrupted: bool) -> float | None:
+        """Milliseconds of a finished reply the patient heard (None: unknown).
+
+        A reply that played to its end played all the audio the host took for it: the client's
+        report usually arrives after the session has closed the reply (its playback estimate has
+        no allowance for network and buffering), so the report cannot be waited for. An
+        interrupted reply played what the client reported after the stop."""
+        sent = self._sent_ms.pop(reply_id, None)
+        reported = self._reports.pop(reply_id, None)
+        if not interrupted:
+            return round(sent, 1) if sent is not None else reported
+        if reported is None:
+            return None
+        return round(min(reported, sent), 1) if sent is not None else reported
+
     # --- barge-in -------------------------------------------------------------------------
 
     def _interruptible_reply(self) -> Reply | None:
         """The reply speech over the agent may hold or cancel, if any."""
         reply = self._reply
         if reply is None or reply.cancelled or not self.config.barge_in:
+            return None
+        if reply.said and not reply.interruptible:
             return None
         if reply.kind == "emergency" and not self.config.interrupt_emergency_script:
             return None

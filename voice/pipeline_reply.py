@@ -125,6 +125,10 @@ class Reply:
         self.ctx = context or ReplyContext()
         self.cancelled = False
         self.interrupted = False
+        # Fixed text the host asked for (VoiceSession.say): no turn telemetry, and speech over
+        # it interrupts it only if ``interruptible``.
+        self.said = False
+        self.interruptible = True
         self.items_sent = 0
         self._source = source
         self._speaker = speaker

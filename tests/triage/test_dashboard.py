@@ -7,6 +7,7 @@ writer, services.py and the channel layer (Redis) for everything else.
 
 import asyncio
 import datetime as dt
+import struct
 import time
 from urllib.parse import urlencode
 
@@ -178,13 +179,19 @@ async def test_acknowledge_is_audited_with_who_and_when():
     await communicator.disconnect()
 
 
-async def test_take_over_stops_the_agent_and_tells_the_patient():
+async def test_take_over_stops_the_agent_and_tells_the_patient(voice_runtime):
+    """With the call's real VoiceSession: the reply in flight is cut off, the notice is spoken
+    (Piper audio), the agent answers nothing more, and both replies are stored with what the
+    patient's page reported it played."""
     user = await database_sync_to_async(make_clinician)("dr_bo")
     session = await database_sync_to_async(new_session)()
-    call, patient = await live_call(session)
-    t = time.monotonic()
-    await call._on_event(ev.AgentReplyStarted(5, 1, "question", "How long has it hurt?", t))
-    await call._on_event(ev.AgentText(5, 0, "How long has it hurt?", "llm", t))
+    call = await LiveCall.open(
+        str(session.pk), PatientContext(subject="self", age_band="18_to_64", pregnant=None)
+    )
+    patient = PatientSide()
+    call.attach(patient.send_json, patient.send_bytes)
+    question = "How long has it hurt, and does it spread anywhere?"
+    reply_id = await call.voice.say(question, kind="question", allow_interruptions=True)
 
     client = Client()
     await database_sync_to_async(client.force_login)(user)
@@ -193,45 +200,69 @@ async def test_take_over_stops_the_agent_and_tells_the_patient():
     )
     assert response.status_code == 200 and response.json()["session"]["taken_over_by"] == "dr_bo"
 
+    deadline = time.monotonic() + 15
+    while {"type": "interrupt", "reply_id": reply_id} not in patient.json:
+        assert time.monotonic() < deadline, f"the reply in flight was not stopped; got {patient.json}"
+        await asyncio.sleep(0.02)
+    await call.playback_report(reply_id, 400.0)  # what the page played when it stopped
+
     async def told():
         return any(m.get("type") == "agent_text" and m.get("text") == TAKE_OVER_TEXT for m in patient.json)
 
-    deadline = time.monotonic() + 5
     while not await told():
         assert time.monotonic() < deadline, f"patient was not told; got {patient.json}"
         await asyncio.sleep(0.02)
     types = [m["type"] for m in patient.json]
-    assert {"type": "interrupt", "reply_id": 5} in patient.json, "the reply in flight is stopped"
+    assert {"type": "interrupt", "reply_id": reply_id} in patient.json, "the reply in flight is stopped"
     assert "clinician_joining" in types
+    assert types.index("interrupt") < types.index("clinician_joining"), "the stop comes first"
+    notice = next(m for m in patient.json if m["type"] == "agent_text" and m["text"] == TAKE_OVER_TEXT)[
+        "reply_id"
+    ]
 
-    # The pipeline goes on; nothing more of the agent reaches the patient.
-    before = len(patient.json)
-    await call._on_event(ev.AgentAudio(5, 1, b"\x00\x00" * 100, 22050, time.monotonic()))
-    await call._on_event(ev.AgentReplyStarted(6, 2, "question", "Anything else?", time.monotonic()))
-    await call._on_event(ev.AgentText(6, 0, "Anything else?", "llm", time.monotonic()))
-    assert len(patient.json) == before and patient.audio == []
-    await call._on_event(ev.AgentReplyFinished(5, 1, "How long has it hurt?", False, False, time.monotonic()))
+    def sent_ms(rid):
+        return (
+            sum(len(f) - 4 for f in patient.audio if struct.unpack("<I", f[:4])[0] == rid)
+            / 2
+            / (call.voice.config.output_sample_rate / 1000)
+        )
+
+    # The page reports it played the notice; the agent answers nothing more meanwhile.
+    cut = sent_ms(reply_id)
+    assert cut > 400 and sent_ms(notice) > 1000, "the notice is spoken (Piper audio)"
+    await call.playback_report(notice, sent_ms(notice))
+    deadline = time.monotonic() + 10
+    while sum(m["type"] == "agent_reply_end" for m in patient.json) < 2:
+        assert time.monotonic() < deadline, f"replies not closed; got {patient.json}"
+        await asyncio.sleep(0.02)
+    assert sent_ms(reply_id) == cut, "nothing more of the cut-off reply reaches the patient"
+    assert not call.voice.agent_replies
+    await call.drain()
+    held = await database_sync_to_async(TriageSession.objects.get)(pk=session.pk)
+    assert held.status == "clinician" and held.taken_over_by_id == user.pk
+    second = await database_sync_to_async(client.post)(
+        f"/dashboard/sessions/{session.pk}/take-over", HTTP_ACCEPT="application/json"
+    )
+    assert second.status_code == 409
     await call.end("test_done")
 
     @database_sync_to_async
     def stored():
         return (
-            TriageSession.objects.get(pk=session.pk),
             AuditEvent.objects.get(session=session, kind="clinician_took_over"),
             list(Turn.objects.filter(session=session).order_by("index")),
+            list(AuditEvent.objects.filter(session=session, kind="barge_in")),
         )
 
-    session, event, turns = await stored()
-    assert session.status == "clinician" and session.taken_over_by_id == user.pk
+    event, turns, barge_ins = await stored()
     assert event.actor == "clinician:dr_bo" and event.payload["spoken"] == TAKE_OVER_TEXT
-    assert [(t.text, t.interrupted, t.reply_source) for t in turns] == [
-        (TAKE_OVER_TEXT, False, "script"),
-        ("How long has it hurt?", True, "llm"),
+    assert [(t.interrupted, t.reply_source, t.played_ms) for t in turns] == [
+        (True, "script", 400.0),
+        (False, "script", pytest.approx(sent_ms(notice), abs=0.1)),
     ]
-    second = await database_sync_to_async(client.post)(
-        f"/dashboard/sessions/{session.pk}/take-over", HTTP_ACCEPT="application/json"
-    )
-    assert second.status_code == 409
+    assert question.startswith(turns[0].text) and turns[0].text != question, "only the words played"
+    assert turns[1].text == TAKE_OVER_TEXT
+    assert barge_ins == [], "a take-over is no barge-in"
 
 
 def test_override_needs_a_reason_and_outranks_later_rules():

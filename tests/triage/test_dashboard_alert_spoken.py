@@ -24,7 +24,6 @@ from tests.triage.clinician_support import ORIGIN, make_clinician, receive_until
 from triage import services
 from triage.asgi import application
 from triage.dashboard.control import TAKE_OVER_TEXT
-from triage.live import HOST_REPLY_IDS
 from triage.models import AuditEvent, EscalationAlert
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.models, pytest.mark.timeout(600)]
@@ -141,7 +140,10 @@ async def test_spoken_red_flag_alerts_the_dashboard_while_the_patient_talks_then
 
     assert (await take_over()).status_code == 200
     said = await inbox.until(lambda e: e["type"] == "agent_text" and e["text"] == TAKE_OVER_TEXT, timeout=60)
-    assert said["reply_id"] >= HOST_REPLY_IDS
+    started = [
+        e for e in inbox.events if e["type"] == "agent_reply_start" and e["reply_id"] == said["reply_id"]
+    ]
+    assert [e["kind"] for e in started] == ["clinician_joining"], "spoken by the session, as the notice"
     await inbox.until(
         lambda e: e["type"] == "agent_reply_end" and e["reply_id"] == said["reply_id"], timeout=60
     )

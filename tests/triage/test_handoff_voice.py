@@ -2,11 +2,13 @@
 
 A real LiveCall, real PostgreSQL and Redis (the take-over and hand-back reach the call over the
 channel layer, as from another process), the real ASGI app for the sockets and Django's test
-client for the POSTs. No voice models: the call has no VoiceSession, so it is put in the
-process registry by hand (``LiveCall.open`` does that once the models are loaded), and the
-patient's socket is the PatientSide recorder."""
+client for the POSTs. The call has its real VoiceSession (the process's voice runtime), which
+says the notices and holds the agent's replies while a clinician has the call (what a held
+session does with speech: tests/voice/test_session_requests.py); the patient's socket is the
+PatientSide recorder."""
 
 import asyncio
+import inspect
 import math
 import struct
 import time
@@ -24,9 +26,15 @@ from triage.asgi import application
 from triage.dashboard.control import TAKE_OVER_TEXT
 from triage.live import audio_frame
 from triage.models import AuditEvent, ClinicianAction, TriageSession
-from voice import events as ev
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+@pytest.fixture(autouse=True)
+def _voice(request):
+    """The live calls here get the real voice runtime (loaded once, outside the event loop)."""
+    if inspect.iscoroutinefunction(request.function):
+        request.getfixturevalue("voice_runtime")
 
 
 async def post(user, url, **data):
@@ -62,18 +70,11 @@ async def open_talk(session_id: str, user):
     return communicator
 
 
-async def agent_reply(call, reply_id: int, text: str) -> None:
-    t = time.monotonic()
-    await call._on_event(ev.AgentReplyStarted(reply_id, 3, "question", text, t))
-    await call._on_event(ev.AgentText(reply_id, 0, text, "llm", t))
-    await call._on_event(ev.AgentAudio(reply_id, 0, b"\x10\x00" * 160, 16000, t))
-
-
 async def test_clinician_and_patient_hear_each_other_the_agent_is_silent_then_speaks_after_hand_back():
     nurse = await database_sync_to_async(make_clinician)("nurse_tal")
     session, _ = await database_sync_to_async(new_session)()
     sid = str(session.pk)
-    call, patient = await live_call(sid)
+    call, patient = await live_call(sid, voice=True)
     await take_over(nurse, sid, patient)
 
     talk = await open_talk(sid, nurse)
@@ -110,15 +111,13 @@ async def test_clinician_and_patient_hear_each_other_the_agent_is_silent_then_sp
 
     # The agent is silent while the clinician holds the call (the rules still run on its side).
     heard = len(patient.audio)
-    await agent_reply(call, 9, "Is the pain worse when you breathe?")
-    assert len(patient.audio) == heard and not said(patient, "Is the pain worse when you breathe?")
+    assert not call.voice.agent_replies
 
     response = await post(nurse, f"/dashboard/sessions/{sid}/hand-back", note="Reassured, back to questions")
     assert response.status_code == 200 and response.json()["session"]["taken_over_by"] is None
     await until(lambda: said(patient, handoff.HAND_BACK_TEXT), "the hand-back notice")
     await talk.disconnect()
-    await agent_reply(call, 10, "Where exactly is the pain?")
-    assert said(patient, "Where exactly is the pain?") and len(patient.audio) > heard
+    assert call.voice.agent_replies and len(patient.audio) > heard, "the agent speaks again"
     await call.end("test_done")
 
     @database_sync_to_async
@@ -144,7 +143,7 @@ async def test_only_the_clinician_holding_the_call_can_talk():
     visitor = await database_sync_to_async(make_plain_user)()
     session, _ = await database_sync_to_async(new_session)()
     sid = str(session.pk)
-    call, patient = await live_call(sid)
+    call, patient = await live_call(sid, voice=True)
     await refused_with(await open_talk(sid, ann), 4409, "not_taken_over")
     await take_over(ann, sid, patient)
     second = await post(bo, f"/dashboard/sessions/{sid}/take-over")
@@ -164,7 +163,7 @@ async def test_a_dropped_clinician_socket_returns_the_patient_to_the_agent_with_
     nurse = await database_sync_to_async(make_clinician)("nurse_drop")
     session, _ = await database_sync_to_async(new_session)(urgency_level=2)
     sid = str(session.pk)
-    call, patient = await live_call(sid)
+    call, patient = await live_call(sid, voice=True)
     await take_over(nurse, sid, patient)
     talk = await open_talk(sid, nurse)
     assert (await talk.receive_json_from(timeout=10))["type"] == "talk_ready"
@@ -173,9 +172,8 @@ async def test_a_dropped_clinician_socket_returns_the_patient_to_the_agent_with_
     await until(lambda: said(patient, handoff.CLINICIAN_LOST_TEXT), "the lost-clinician message")
     assert time.monotonic() - dropped >= 0.45, "the fallback waits for the reconnect grace"
     assert call.taken_over_by is None
-    await agent_reply(call, 11, "Are you still there?")
-    assert said(patient, "Are you still there?"), "the agent speaks again: never silence"
-    await call.end("test_done")
+    assert call.voice.agent_replies, "the agent speaks again: never silence"
+    await call.drain()
 
     @database_sync_to_async
     def stored():
@@ -183,7 +181,8 @@ async def test_a_dropped_clinician_socket_returns_the_patient_to_the_agent_with_
             session_id=sid, kind="clinician_connection_lost"
         )
 
-    session, event = await stored()
+    session, event = await stored()  # before the call ends (the session is 'ended' then)
+    await call.end("test_done")
     assert session.taken_over_by_id is None and session.status == "escalated"
     assert event.payload["by"] == "nurse_drop" and event.payload["spoken"] == handoff.CLINICIAN_LOST_TEXT
 
@@ -196,7 +195,7 @@ async def test_a_clinician_back_within_the_grace_carries_on_and_the_patient_hear
     nurse = await database_sync_to_async(make_clinician)("nurse_blip")
     session, _ = await database_sync_to_async(new_session)(urgency_level=2)
     sid = str(session.pk)
-    call, patient = await live_call(sid)
+    call, patient = await live_call(sid, voice=True)
     await take_over(nurse, sid, patient)
     talk = await open_talk(sid, nurse)
     ready = await talk.receive_json_from(timeout=10)
@@ -226,8 +225,7 @@ async def test_a_clinician_back_within_the_grace_carries_on_and_the_patient_hear
     await asyncio.sleep(1.8)  # past the grace: it was cancelled (or never started), nothing fires
     assert patient.json[told:] == [], f"the patient was told something: {patient.json[told:]}"
     assert call.taken_over_by == "nurse_blip"
-    await agent_reply(call, 12, "Is the pain worse?")
-    assert not said(patient, "Is the pain worse?"), "the agent is still silent"
+    assert not call.voice.agent_replies, "the agent is still silent"
 
     response = await post(nurse, f"/dashboard/sessions/{sid}/hand-back")
     assert response.status_code == 200
@@ -257,7 +255,7 @@ async def test_close_needs_a_disposition_and_a_note_and_keeps_the_override_reaso
     nurse = await database_sync_to_async(make_clinician)("nurse_cls")
     session, _ = await database_sync_to_async(new_session)(urgency_level=4)
     sid = str(session.pk)
-    call, patient = await live_call(sid)
+    call, patient = await live_call(sid, voice=True)
     override = await post(
         nurse, f"/dashboard/sessions/{sid}/urgency", level=2, reason="Sounds septic on the phone"
     )

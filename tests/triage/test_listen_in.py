@@ -42,12 +42,18 @@ def new_session(**fields):
     return session, token
 
 
-async def live_call(session_id: str) -> tuple[LiveCall, PatientSide]:
-    call = LiveCall(session_id, PatientContext(subject="self", age_band="18_to_64", pregnant=None))
-    call.start_recording()
+async def live_call(session_id: str, *, voice: bool = False) -> tuple[LiveCall, PatientSide]:
+    """``voice``: the call gets its real VoiceSession (LiveCall.open; load the ``voice_runtime``
+    fixture first), not started, so it says nothing until asked (no greeting)."""
+    context = PatientContext(subject="self", age_band="18_to_64", pregnant=None)
+    if voice:
+        call = await LiveCall.open(session_id, context)
+    else:
+        call = LiveCall(session_id, context)
+        call.start_recording()
+        live._calls[session_id] = call  # what LiveCall.open does once the models are loaded
     patient = PatientSide()
     call.attach(patient.send_json, patient.send_bytes)
-    live._calls[session_id] = call  # what LiveCall.open does once the models are loaded
     return call, patient
 
 
