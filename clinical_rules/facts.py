@@ -295,6 +295,13 @@ def ages(tokens: Tokens, *, answer: bool = False) -> list[Value]:
                     "only",
                     "just",
                 )
+                # 2026.12.13: "my little boy's 18 months and ..." (the normaliser drops "'s"); only
+                # weeks or months, and only before a clause ("my daughter's 5 days off school" is not an age)
+                or (
+                    (prev in _CHILD_SUBJECTS or prev in _CHILD_POSSESSIVES or prev in ("baby", "babys"))
+                    and unit in ("weeks", "week", "months", "month")
+                    and nxt in _BARE_AGE_FOLLOW
+                )
             ):
                 if prev not in ("for", "past", "last") and nxt not in ("ago",):
                     end = j + 2 if nxt == "old" else j + 1
