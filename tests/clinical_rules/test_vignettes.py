@@ -58,15 +58,16 @@ def test_dev_bars(dev):
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
-    # Rounds 11-21 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). Round 22 (blind at 2026.12.11) is held to what it scored once, so a
+    # Rounds 11-22 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). Round 23 (blind at 2026.12.13) is held to what it scored once, so a
     # rule change that loses any of it fails. Against the issue's goals (recall >= 95%, coarse
-    # accuracy >= 80%, self-care over-triage <= 20%): none met (86.4%, 68.8%, 50.0%).
+    # accuracy >= 80%, self-care over-triage <= 20%): emergencies to level 1-2 95.5% and coarse
+    # accuracy 81.2% met; strict recall (none triaged down) 86.4% and self-care over-triage 50% not.
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
     assert heldout["emergency_recall"] >= 0.863, heldout["misses"]
-    assert heldout["emergency_detected"] >= 0.863, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.645, heldout["misses"]
-    assert heldout["coarse_level_accuracy"] >= 0.687, heldout["misses"]
+    assert heldout["emergency_detected"] >= 0.954, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.624, heldout["misses"]
+    assert heldout["coarse_level_accuracy"] >= 0.811, heldout["misses"]
     assert heldout["selfcare_over_triage_rate"] <= 0.50, heldout["misses"]
 
 
