@@ -44,9 +44,10 @@ class PipelineConfig:
     endpoint_complete_ms: int = 350  # silence that ends a turn whose words look complete
     endpoint_incomplete_ms: int = 1300  # silence that ends any turn (hesitation or not)
     # In an open statement (the first one, or after an open prompt) the pause decode waits
-    # for this much silence: it cannot end before 1 s, and its clause pauses need no decode
-    # (0: decode at every pause, as answers do).
-    open_pause_decode_ms: int = 450
+    # for this much silence: it cannot end before 600 ms (its closing clause) or 1 s, and its
+    # short clause pauses (Piper's: 200-380 ms) need no decode (0: decode at every pause, as
+    # answers do). Its words must be back by 600 ms for a closing clause to end the turn then.
+    open_pause_decode_ms: int = 400
     # An answer's pause decode starts after this much unvoiced audio, inside the 200 ms
     # hangover, so a bare "No." ends its turn as the pause is declared (0: at the pause).
     early_pause_decode_ms: int = 100

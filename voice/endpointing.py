@@ -139,6 +139,68 @@ def is_opening_fragment(text: str | None, max_words: int = 10) -> bool:
 _NON_SPEECH_TEXT = re.compile(r"\[[^\]]*\]|\([^)]*\)")
 
 
+# --- the closing clause of an open statement -------------------------------------------
+# Callers string a first statement together with commas and end it on a conjoined clause:
+# "My mum's eighty four, she fell this morning, and she can't put any weight on her leg."
+# A clause opened by "and" / "but" that has its own verb, after a clause that already says
+# what is wrong, is how such a statement closes; the clause pauses before it do not have one
+# (Whisper writes a full stop at most of them: "It started on Sunday."). A list item ("and
+# my back"), a filler in the clause ("and, er, he's got asthma"), a trailing number ("a
+# fever of 39") or "and" after only who the call is about ("my mum's 84 and she fell") is
+# not a close: those wait the full open-statement bar.
+_CLOSERS = frozenset({"and", "but"})
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CLAUSE_VERBS = frozenset(
+    "i'm i've i'd he's she's it's they're we're you're they've we've he'd she'd they'd "
+    "is are was were has have had does do did can can't cannot won't isn't aren't wasn't doesn't "
+    "don't didn't hasn't haven't couldn't wouldn't feel feels felt gets got goes went keeps kept "
+    "hurts hurt says said seems looks started".split()
+)
+_SUBJECTS = frozenset("i he she it they we you".split())
+_HEDGES = frozenset("this that these those some any".split())
+
+
+def closes_statement(text: str | None) -> bool:
+    """True when ``text`` ends on a conjoined clause with its own verb after a clause that
+    states the problem ("..., and it gets worse after I eat."): an open statement's close."""
+    if not text:
+        return False
+    sentences = [x for x in _SENTENCE_END.split(text.strip()) if words_of(x)]
+    if not sentences:
+        return False
+    last = words_of(sentences[-1])
+    # The last "and"/"but" that opens a clause: "and I'm feeling really weak and dizzy" closes
+    # on its first "and" (the second joins two adjectives).
+    for at in range(len(last) - 1, -1, -1):
+        if last[at] not in _CLOSERS:
+            continue
+        clause = last[at + 1 :]
+        if len(clause) < 2 or not _has_verb(clause):
+            continue
+        before = " ".join([*sentences[:-1], " ".join(last[:at])])
+        if not words_of(before) or is_opening_fragment(before, max_words=12):
+            return False  # "my mum's 84 and she fell": the first clause of the problem
+        return not (
+            any(w in HESITATIONS for w in clause)
+            or clause[-1] in _HEDGES
+            or clause[-1] in _NUMBER_WORDS
+            or _NUMBER.match(clause[-1])
+        )
+    return False
+
+
+def _has_verb(clause: list[str]) -> bool:
+    return any(w in _CLAUSE_VERBS for w in clause) or any(
+        w in _SUBJECTS and i + 1 < len(clause) for i, w in enumerate(clause)
+    )
+
+
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
+    "sixty seventy eighty ninety hundred".split()
+)
+
+
 SHORT_ANSWERS = frozenset(
     "yes no yeah yep yup nope nah okay ok sure correct right never always sometimes".split()
     + ["not really", "i don't know", "i'm not sure", "yes please", "no thanks", "no thank you"]
@@ -174,6 +236,10 @@ class EndpointConfig:
     # pain ..."), so only the pause length tells them from the end: realistic clause pauses
     # run to 900 ms (evals.voice.endpointing, "realistic").
     open_complete_silence_ms: float = 1000.0
+    # ... unless the statement has reached its closing clause (``closes_statement``: "...,
+    # and it gets worse after I eat."): then this much silence ends it (issue 12, response
+    # onset), measured on the realistic and hesitant sets of voice.endpointing_eval.
+    open_closing_silence_ms: float = 600.0
     # A bare "yes" / "no" answering a closed question ends the turn as soon as its transcript
     # is back (the segmenter's 200 ms hangover + the decode): the most common answer, and the
     # one where a person replies fastest.
@@ -227,7 +293,9 @@ class EndpointPolicy:
             bar = cfg.min_short_answer_prob if is_short_answer(transcript) else cfg.min_last_word_prob
             sure = last_word_prob is None or last_word_prob >= bar
             if open_statement:
-                sure_ms = cfg.open_complete_silence_ms
+                # Only a sure last word may close early: a guess ("and it's her.") waits.
+                closing = sure and closes_statement(transcript)
+                sure_ms = cfg.open_closing_silence_ms if closing else cfg.open_complete_silence_ms
             elif is_short_answer(transcript):
                 sure_ms = min(cfg.short_answer_silence_ms, cfg.complete_silence_ms)
             else:

@@ -33,6 +33,7 @@ from typing import Any
 
 from voice import speech_filter
 from voice.acknowledgement import DEFAULT_SET as DEFAULT_ACK_SET
+from voice.acknowledgement import NONE as NO_ACK
 from voice.acknowledgement import AcknowledgementSet, choose_acknowledgement
 from voice.affect import AffectObserved, AffectReading
 from voice.affect_runner import AffectRunner
@@ -689,8 +690,8 @@ class VoiceSession:
                 self._on_pause_result(turn, turn.epoch, turn.early_result)
             return
         if not turn.overlap and self._open_statement and self.config.open_pause_decode_ms > 0:
-            # An open statement cannot end before open_complete_silence_ms (1 s): its clause
-            # pauses (200-600 ms) need no decode, and under load those final-quality decodes
+            # An open statement cannot end before open_closing_silence_ms (600 ms): its short
+            # clause pauses need no decode, and under load those final-quality decodes
             # and the speculative synthesis after them queued ahead of other callers' finals.
             turn.pause_decode_due = True
             return
@@ -1212,12 +1213,12 @@ class VoiceSession:
             return None
         if self.config.ack_source == "model" and self.runtime.generator is not None:
             return None
-        return self._choose_ack(said)
+        return self._choose_ack(said, may_omit=True)  # the question is ready: it may lead
 
-    def _choose_ack(self, said: str | None) -> str:
+    def _choose_ack(self, said: str | None, *, may_omit: bool = False) -> str | None:
         if self.affect.tracker.distress_high and not self._empathy_spoken:
             return self._empathy  # fixed, reviewed text (clinical_rules affect.yaml), pre-synthesized
-        return choose_acknowledgement(said, self._recent_acks, self._ack_set)
+        return choose_acknowledgement(said, self._recent_acks, self._ack_set, may_omit=may_omit)
 
     def _speaker_for(self, prompt) -> ClauseSpeaker:
         calm = choose(
@@ -1256,10 +1257,17 @@ class VoiceSession:
                     return
                 if holder:
                     holder[0].kind, holder[0].required_text = p.kind, p.text
-            if getattr(p, "fixed", False) or self.runtime.generator is None or heard is None or ack:
+            if (
+                getattr(p, "fixed", False)
+                or self.runtime.generator is None
+                or heard is None
+                or ack
+                or self.config.ack_source != "model"
+            ):
                 # Verbatim: fixed text, no model, or an acknowledgement already said (the
-                # model's would be a second one: "Okay. Okay, thank you for ...").
-                spoken = "script" if getattr(p, "fixed", False) or not ack else "rules"
+                # model's would be a second one: "Okay. Okay, thank you for ..."), or none
+                # chosen on purpose (the question leads).
+                spoken = "script" if getattr(p, "fixed", False) or (not ack and heard is None) else "rules"
                 role = "script" if spoken == "script" else "required"
                 for i, text in enumerate(split_clauses(p.text)):
                     source = "cached" if text in self.runtime.phrases else spoken
@@ -1336,6 +1344,8 @@ class VoiceSession:
             self._set_state(S.AGENT_SPEAKING, "reply", turn_id=reply.turn_id, force=reply.said)
         if item.role == "ack":
             self._recent_acks = [*self._recent_acks[-7:], item.text]
+        elif item.role == "required" and reply.items_sent == 1:
+            self._recent_acks = [*self._recent_acks[-7:], NO_ACK]  # the question led
         if item.carries_prompt and reply.ctx.answer_index < 0:
             reply.ctx.answer_index = reply.items_sent - 1
         for name, t in reply.ctx.marks.items():

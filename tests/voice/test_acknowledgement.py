@@ -23,7 +23,7 @@ import pytest
 from evals.voice.simulate import SimulatedClient, comfort_noise, stream_pcm
 from tests.fakes import FakeRuntime, ScriptedRecognizer, ScriptedTokenStream
 from tests.speech import speech_pcm16k
-from voice.acknowledgement import DEFAULT_SET, AcknowledgementSet, choose_acknowledgement
+from voice.acknowledgement import DEFAULT_SET, NONE, AcknowledgementSet, choose_acknowledgement
 from voice.config import PipelineConfig
 from voice.events import AgentReplyFinished, AgentReplyStarted, AgentText
 from voice.llm.guardrail import GuardrailConfig
@@ -63,6 +63,29 @@ def test_consecutive_turns_do_not_repeat_and_the_choice_is_deterministic():
     assert len(set(recent)) >= 3
     # one configured phrase: that phrase every time (nothing else to vary with)
     assert choose_acknowledgement("No.", ["Okay."], AcknowledgementSet.from_phrases(["Okay."])) == "Okay."
+
+
+def test_a_ready_question_leads_every_other_brief_answer():
+    # The question is ready at the endpoint (may_omit): after a reply that opened with an
+    # acknowledgement, a brief answer gets none; the one after that gets one again.
+    assert choose_acknowledgement("No.", ["I'm sorry."], may_omit=True) is None
+    assert choose_acknowledgement("No.", ["I'm sorry.", NONE], may_omit=True) in DEFAULT_SET.short
+    assert choose_acknowledgement("No.", [], may_omit=True) in DEFAULT_SET.short  # nothing said yet
+    # never omitted: a wait to fill (not may_omit), distress words, a longer account, words unknown
+    assert choose_acknowledgement("No.", ["Okay."]) in DEFAULT_SET.short
+    assert choose_acknowledgement("Yes, it hurts.", ["Okay."], may_omit=True) in DEFAULT_SET.sympathy
+    long_answer = "It started on Monday after we came back from my parents' house."
+    assert choose_acknowledgement(long_answer, ["Okay."], may_omit=True) in DEFAULT_SET.account
+    assert choose_acknowledgement(None, ["Okay."], may_omit=True) in DEFAULT_SET.short
+    # a reply without one does not count as a phrase spoken: rotation skips over it
+    assert choose_acknowledgement("Two days.", ["Okay.", NONE], may_omit=True) != "Okay."
+
+
+def test_every_phrase_is_short():
+    # Each plays before the question (answer heard): none of the long ones that held it back
+    # ("I'm sorry to hear that.", 1.1 s; "Thanks for telling me.").
+    for phrase in DEFAULT_SET.phrases():
+        assert len(phrase.split()) <= 3, phrase
 
 
 # --- scripted conversations through the session ------------------------------------------------
@@ -166,16 +189,23 @@ def _is_ack(text: AgentText) -> bool:
 @pytest.mark.timeout(300)
 async def test_no_doubled_acknowledgement_over_scripted_conversations():
     spoken, model = await _run(PipelineConfig(llm_backend="none"), CONVERSATIONS)
-    assert model.calls == 0  # an acknowledgement was said: the model is not asked for another
+    assert model.calls == 0  # the rules' words are spoken: the model is never asked for an acknowledgement
     assert len(spoken) >= 8
-    previous_ack = None
-    for texts, _started in spoken:
+    previous_ack, led = None, 0
+    for k, (texts, _started) in enumerate(spoken):
         words = [t.text for t in texts]
-        assert texts and texts[0].text in ACKS, words  # one acknowledgement leads ...
-        assert len(texts) >= 2 and not any(_is_ack(t) for t in texts[1:]), words  # ... and only one
-        assert texts[1].source in ("cached", "rules"), words  # the rules' words follow it directly
-        assert texts[0].text != previous_ack, words  # and it is not the last turn's again
-        previous_ack = texts[0].text
+        assert texts, words
+        if texts[0].text in ACKS:  # one acknowledgement leads ...
+            assert len(texts) >= 2 and not any(_is_ack(t) for t in texts[1:]), words  # ... and only one
+            assert texts[1].source in ("cached", "rules"), words  # the rules' words follow it directly
+            assert texts[0].text != previous_ack, words  # and it is not the last turn's again
+            previous_ack = texts[0].text
+        else:  # or the question leads (a brief answer after a reply that had one)
+            assert not any(_is_ack(t) for t in texts), words
+            assert texts[0].source in ("cached", "rules") and texts[0].answer, words
+            assert k > 0 and spoken[k - 1][0][0].text in ACKS, words  # never twice in a row
+            led += 1
+    assert led >= 1  # each conversation's brief answers let the question lead at least once
 
 
 @pytest.mark.models

@@ -9,6 +9,7 @@ from voice.endpointing import (
     EndpointConfig,
     EndpointPolicy,
     classify_completion,
+    closes_statement,
     is_backchannel,
     is_opening_fragment,
 )
@@ -226,6 +227,52 @@ def test_open_statement_needs_a_longer_pause_after_a_complete_clause():
     assert ends.end and ends.reason == "complete_sentence"
     # a guessed last word waits the longer of the two bars
     assert not policy.decide(silence_ms=700, transcript=text, last_word_prob=0.3, open_statement=True).end
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It started on Sunday. It's a sharp pain under my ribs on the right, and it gets worse after I eat.",
+        "My mum's 84, she fell in the kitchen this morning, and she can't put any weight on her leg.",
+        "I'm 24. I've had diarrhea since Tuesday, and I'm feeling really weak and dizzy.",
+        "My daughter's three, she's had a temperature since yesterday, but she's drinking.",
+        "My baby's two weeks old. She's very sleepy. She's not feeding well. And she feels hot.",
+    ],
+)
+def test_a_conjoined_clause_with_its_own_verb_closes_an_open_statement(text):
+    assert closes_statement(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It started on Sunday.",  # a clause pause: Whisper writes a full stop there too
+        "My son's nine, he's got asthma.",
+        "I've got a rash on my arms, my legs, and my back.",  # a list item, no verb
+        "I've got a cough and a sore throat and a temperature.",
+        "Well, my mum's 84 and she fell this morning.",  # "and" after only who it is about
+        "I cut my hand, and, er, it's bleeding.",  # a filler in the clause
+        "He's got asthma and he's had a fever of 39.",  # a trailing number: "39 and a half"
+        "I've got diabetes and I've had this.",  # a trailing "this": "this pain in my foot"
+        "",
+    ],
+)
+def test_other_clauses_do_not_close_an_open_statement(text):
+    assert not closes_statement(text)
+
+
+def test_an_open_statement_closes_sooner_on_its_closing_clause():
+    policy = EndpointPolicy(EndpointConfig(open_complete_silence_ms=1000, open_closing_silence_ms=600))
+    closing = "My mum's 84, she fell this morning, and she can't put any weight on her leg."
+    middle = "My mum's 84, she fell this morning."
+    assert not policy.decide(silence_ms=550, transcript=closing, last_word_prob=0.97, open_statement=True).end
+    ends = policy.decide(silence_ms=600, transcript=closing, last_word_prob=0.97, open_statement=True)
+    assert ends.end and ends.reason == "complete_sentence"
+    assert not policy.decide(silence_ms=900, transcript=middle, last_word_prob=0.97, open_statement=True).end
+    assert policy.decide(silence_ms=1000, transcript=middle, last_word_prob=0.97, open_statement=True).end
+    # a guessed last word ("and it's her." for "and it's, er, ...") waits the full open bar
+    guess = "I cut my hand and it's her."
+    assert not policy.decide(silence_ms=900, transcript=guess, last_word_prob=0.24, open_statement=True).end
 
 
 def test_one_word_partial_interrupts_only_if_it_opens_an_interruption():
