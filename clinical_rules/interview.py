@@ -17,6 +17,7 @@ Policy (see docs/clinical-rules.md, "Partial transcripts and retraction"):
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from dataclasses import replace
@@ -137,6 +138,26 @@ class TriageInterview:
             self._learned[finding.rule_id] = finding
             self._reassess(on_partial=False)
             return True
+
+    def fork(self) -> TriageInterview:
+        """A throw-away copy for the pipeline's speculation: what changes per utterance (the
+        lists, dicts and sets of analyses, findings and questions) copied one level deep, the
+        rule set and the context shared, a lock of its own."""
+        with self._lock:
+            clone = copy.copy(self)
+            for name, value in vars(self).items():
+                if isinstance(value, list | dict | set):
+                    setattr(clone, name, copy.copy(value))
+        clone._lock = threading.RLock()
+        return clone
+
+    def restore(self, snapshot: TriageInterview) -> None:
+        """Put this interview back, in place, to a :meth:`fork` taken earlier (the pipeline
+        joins a turn to the one before it and judges the words once, whole)."""
+        with self._lock:
+            for name, value in vars(snapshot).items():
+                if name != "_lock":
+                    setattr(self, name, copy.copy(value) if isinstance(value, list | dict | set) else value)
 
     def queue_question(self, question_id: str) -> bool:
         """Ask ``question_id`` (a protocol question) at the next question slot: the semantic

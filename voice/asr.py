@@ -465,8 +465,8 @@ class StreamingTranscriber:
         self.clock = clock
         self.stats = TranscriberStats()
         self.latest: PartialTranscript | None = None
-        self._rate = getattr(recognizer, "sample_rate", SAMPLE_RATE)
-        supports = getattr(recognizer, "supports_partial", False)  # our recognizer's extra kwargs
+        self._rate = recognizer.sample_rate
+        supports = recognizer.supports_partial  # transcribe takes partial / full_window (interfaces)
         # passed to every decode of this turn (partial, pause and final)
         self._window_kwargs = {"full_window": True} if supports and self.config.full_window else {}
         self._partial_kwargs = {"partial": True, **self._window_kwargs} if supports else {}

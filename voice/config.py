@@ -53,6 +53,7 @@ class PipelineConfig:
     early_pause_decode_ms: int = 100
     max_turn_ms: int = 30000
     # ASR
+    asr_backend: str = "faster_whisper"  # voice/backends.py names the recognizer the runtime builds
     asr_model: str | None = None  # None: ModelSettings decides (TRIAGE_ASR_MODEL, default tiny.en)
     asr_beam_size: int = 1  # final pass; partials are always greedy
     asr_cpu_threads: int = 2  # intra-op threads of one decode
@@ -68,6 +69,8 @@ class PipelineConfig:
     # New speech between two partial decodes. The pause decode waits for a partial in
     # flight, so this trades partial freshness (red flags seen sooner) against final delay.
     partial_interval_ms: int = 400
+    # TTS
+    tts_backend: str = "piper"  # voice/backends.py names the voice the runtime builds
     # LLM
     llm_backend: str = "llama_cpp"  # llama_cpp / vllm / openai / none (guardrail's scripted text only)
     llm_max_tokens: int = 64

@@ -31,9 +31,15 @@ class Transcription:
 
 
 class SpeechRecognizer(Protocol):
-    sample_rate: int  # 16000
+    """What the pipeline (``voice.asr.StreamingTranscriber``) uses of a recognizer."""
 
-    def transcribe(self, audio: np.ndarray, *, prompt: str | None = None) -> Transcription:
+    sample_rate: int  # 16000
+    # True: ``transcribe`` also takes ``partial=True`` (a cheaper decode for captions and the
+    # barge-in gate) and ``full_window=True`` (decode the whole audio, no trailing window);
+    # False: partials are plain ``transcribe`` calls too.
+    supports_partial: bool
+
+    def transcribe(self, audio: np.ndarray, *, prompt: str | None = None, **options: Any) -> Transcription:
         """Blocking. ``audio`` is float32 mono in [-1, 1] at ``sample_rate``."""
         ...
 
@@ -61,10 +67,18 @@ class ReplyGenerator(Protocol):
 
 
 class SpeechSynthesizer(Protocol):
-    sample_rate: int  # native rate of the voice
+    """What the pipeline (``voice.tts.ClauseSpeaker``, ``PhraseCache``) uses of a voice."""
 
-    def synthesize(self, text: str) -> Iterator[bytes]:
-        """Blocking generator of 16-bit mono PCM chunks at ``sample_rate``."""
+    sample_rate: int  # native rate of the voice
+    identity: str  # names the voice in the phrase cache's disk keys (another voice, other audio)
+
+    def synthesize(self, text: str, length_scale: float = 1.0) -> Iterator[bytes]:
+        """Blocking generator of 16-bit mono PCM chunks at ``sample_rate``; ``length_scale`` > 1
+        is slower speech (voice.prosody)."""
+        ...
+
+    def synthesize_pcm(self, text: str, out_rate: int, length_scale: float = 1.0) -> bytes:
+        """Blocking: the whole text as 16-bit mono PCM at ``out_rate``."""
         ...
 
 
@@ -85,11 +99,19 @@ class Assessment(Protocol):
     level: int | None
     disposition: str | None
     escalate: bool
+    next_question: Prompt | None  # on escalation: the fixed emergency script
 
     def to_dict(self) -> dict[str, Any]: ...
 
 
 class DialoguePolicy(Protocol):
+    """The clinical side as the pipeline drives it; everything here is used by
+    ``voice.pipeline.VoiceSession`` (no optional extras probed for)."""
+
+    context: (
+        Any  # who the call is about (clinical_rules.PatientContext): an elderly caller is spoken to calmly
+    )
+
     def opening(self) -> Prompt: ...
 
     def observe_partial(self, text: str) -> Assessment:
@@ -101,3 +123,18 @@ class DialoguePolicy(Protocol):
         ...
 
     def next_prompt(self) -> Prompt: ...
+
+    def queue_question(self, question_id: str) -> bool:
+        """Ask ``question_id`` at the next question slot (an affect tag's question); False when
+        the policy will not (unknown, already asked, the call is decided). Changes no level."""
+        ...
+
+    def fork(self) -> DialoguePolicy:
+        """A throw-away copy for speculation: fed a final that may never be confirmed, while
+        this policy only ever hears confirmed ones."""
+        ...
+
+    def restore(self, snapshot: DialoguePolicy) -> None:
+        """Put this policy back, in place, to a :meth:`fork` taken earlier (a joined turn rolls
+        the rules back to before the words it joins; the host keeps its reference)."""
+        ...

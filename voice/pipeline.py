@@ -22,10 +22,8 @@ patient goes on, the reply is cancelled and never heard.
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -69,7 +67,7 @@ from voice.events import (
     StateChanged,
     VoiceEvent,
 )
-from voice.interfaces import DialoguePolicy, Prompt, Transcription
+from voice.interfaces import Assessment, DialoguePolicy, Prompt, Transcription
 from voice.llm.chunker import split_clauses
 from voice.pipeline_output import Outbox
 from voice.pipeline_reply import ClauseItem, Reply, ReplyContext
@@ -761,7 +759,7 @@ class VoiceSession:
             j.commit_task.cancel()  # its final has not reached the rules yet: it never will
         self._joinable = None
         if j.snapshot is not None:
-            _restore(self.policy, j.snapshot)
+            self.policy.restore(j.snapshot)
             if len(self._history) > j.history_len and self._history[j.history_len][0] == "patient":
                 del self._history[j.history_len]
         self._open_statement = j.open_statement
@@ -1085,7 +1083,7 @@ class VoiceSession:
             return None
         j = self._joinable
         if j is not None and j.turn_id == turn.turn_id and j.snapshot is None:
-            j.snapshot = _fork(self.policy)  # to roll back to if the caller goes on (_join)
+            j.snapshot = self.policy.fork()  # to roll back to if the caller goes on (_join)
         self._history.append(("patient", result.text))
         assessment = self.policy.observe_final(result.text)
         self._assessment(turn.turn_id, assessment, on_partial=False)
@@ -1094,7 +1092,7 @@ class VoiceSession:
             script, self._script_due = self._script_due, None
             return script
         prompt = self.policy.next_prompt()
-        self._open_statement = getattr(prompt, "kind", None) in OPEN_PROMPT_KINDS
+        self._open_statement = prompt is not None and prompt.kind in OPEN_PROMPT_KINDS
         return prompt
 
     def _on_affect(self, reading: AffectReading) -> None:
@@ -1103,10 +1101,9 @@ class VoiceSession:
         if self._ended:
             return
         queued = []
-        queue = getattr(self.policy, "queue_question", None)
-        for qid in reading.questions if queue is not None else ():
+        for qid in reading.questions:
             try:
-                if queue(qid):
+                if self.policy.queue_question(qid):
                     queued.append(qid)
             except Exception:
                 log.exception("policy.queue_question failed for an affect tag")
@@ -1116,12 +1113,12 @@ class VoiceSession:
         detail = _to_dict(assessment)
         self._put(
             AssessmentUpdated(
-                turn_id, getattr(assessment, "level", None), getattr(assessment, "disposition", None),
-                bool(getattr(assessment, "escalate", False)), tuple(detail.get("reasons", ()) or ()),
+                turn_id, assessment.level, assessment.disposition,
+                bool(assessment.escalate), tuple(detail.get("reasons", ()) or ()),
                 on_partial, self.clock(), detail,
             )
         )  # fmt: skip
-        if getattr(assessment, "escalate", False) and not self._escalated:
+        if assessment.escalate and not self._escalated:
             self._escalate(turn_id, assessment, detail, on_partial)
 
     def _escalate(self, turn_id: int, assessment, detail: dict, on_partial: bool) -> None:
@@ -1138,9 +1135,9 @@ class VoiceSession:
             script = _StaticPrompt("emergency", EMERGENCY_FALLBACK, True)
         self._put(
             EscalationRaised(
-                turn_id, int(getattr(assessment, "level", None) or 1),
-                str(getattr(assessment, "disposition", None) or "emergency"),
-                tuple(getattr(script, "rule_ids", ()) or detail.get("rule_ids", ()) or ()),
+                turn_id, int(assessment.level or 1),
+                str(assessment.disposition or "emergency"),
+                tuple(script.rule_ids or detail.get("rule_ids", ()) or ()),
                 tuple(detail.get("reasons", ()) or ()), script.text, on_partial, self.clock(),
             )
         )  # fmt: skip
@@ -1177,7 +1174,7 @@ class VoiceSession:
         except Exception:
             log.exception("policy.next_prompt failed while escalating")
             now = None
-        if now is not None and getattr(now, "fixed", False) and now.kind == getattr(script, "kind", None):
+        if now is not None and now.fixed and now.kind == script.kind:
             return now
         return script
 
@@ -1188,9 +1185,9 @@ class VoiceSession:
         if not words_of(result.text):
             return
         try:
-            shadow = _fork(self.policy)
+            shadow = self.policy.fork()
             assessment = shadow.observe_final(result.text)
-            if getattr(assessment, "escalate", False):
+            if assessment.escalate:
                 return  # escalation is never speculative: the real policy raises it at the endpoint
             prompt = shadow.next_prompt()
         except Exception:  # speculation is an optimisation: the confirmed path still works
@@ -1209,7 +1206,7 @@ class VoiceSession:
     def _ack_for(self, prompt, said: str | None) -> str | None:
         """The reply's one acknowledgement, or None: fixed text (an emergency script leads at
         once) and, with ``ack_source="model"``, the model's own acknowledgement instead."""
-        if getattr(prompt, "fixed", False):
+        if prompt.fixed:
             return None
         if self.config.ack_source == "model" and self.runtime.generator is not None:
             return None
@@ -1222,9 +1219,9 @@ class VoiceSession:
 
     def _speaker_for(self, prompt) -> ClauseSpeaker:
         calm = choose(
-            getattr(prompt, "kind", None),
+            prompt.kind,
             distress_high=self.affect.tracker.distress_high,
-            elderly=is_elderly_caller(getattr(self.policy, "context", None)),
+            elderly=is_elderly_caller(self.policy.context),
         )
         return self._calm_speaker if calm is CALM else self._speaker
 
@@ -1258,7 +1255,7 @@ class VoiceSession:
                 if holder:
                     holder[0].kind, holder[0].required_text = p.kind, p.text
             if (
-                getattr(p, "fixed", False)
+                p.fixed
                 or self.runtime.generator is None
                 or heard is None
                 or ack
@@ -1267,7 +1264,7 @@ class VoiceSession:
                 # Verbatim: fixed text, no model, or an acknowledgement already said (the
                 # model's would be a second one: "Okay. Okay, thank you for ..."), or none
                 # chosen on purpose (the question leads).
-                spoken = "script" if getattr(p, "fixed", False) or (not ack and heard is None) else "rules"
+                spoken = "script" if p.fixed or (not ack and heard is None) else "rules"
                 role = "script" if spoken == "script" else "required"
                 for i, text in enumerate(split_clauses(p.text)):
                     source = "cached" if text in self.runtime.phrases else spoken
@@ -1278,8 +1275,8 @@ class VoiceSession:
 
         reply = Reply(
             turn_id=turn_id,
-            kind=getattr(prompt, "kind", "reply"),
-            required_text=getattr(prompt, "text", ""),
+            kind=prompt.kind,
+            required_text=prompt.text,
             source=clauses(),
             speaker=self._speaker_for(prompt),
             put=self._put,
@@ -1571,54 +1568,16 @@ def _is_final_decode(fn) -> bool:
     return isinstance(kwargs, dict) and hasattr(fn, "audio") and not kwargs.get("partial")
 
 
-def _to_dict(assessment) -> dict[str, Any]:
-    fn = getattr(assessment, "to_dict", None)
-    if callable(fn):
-        try:
-            return dict(fn())
-        except Exception:
-            log.exception("assessment.to_dict failed")
-    return {}
+def _to_dict(assessment: Assessment) -> dict[str, Any]:
+    try:
+        return dict(assessment.to_dict())
+    except Exception:  # the detail is for the record; the assessment itself still counts
+        log.exception("assessment.to_dict failed")
+        return {}
 
 
-def _same_prompt(a, b) -> bool:
-    return (getattr(a, "kind", None), getattr(a, "text", None), getattr(a, "fixed", None)) == (
-        getattr(b, "kind", None),
-        getattr(b, "text", None),
-        getattr(b, "fixed", None),
-    )
-
-
-def _fork(policy):
-    """A throw-away copy of the policy for speculation (the real one is only ever fed
-    confirmed finals). A policy may provide ``fork()``; otherwise a copy whose containers
-    are copied one level deep (what a policy mutates per utterance: lists of analyses,
-    dicts of flags), sharing immutable parts such as the rule set, with fresh locks."""
-    fork = getattr(policy, "fork", None)
-    if callable(fork):
-        return fork()
-    clone = copy.copy(policy)
-    for name, value in vars(policy).items():
-        if isinstance(value, list | dict | set):
-            setattr(clone, name, copy.copy(value))
-        elif isinstance(value, _LOCK_TYPES):
-            setattr(clone, name, type(value)())
-    return clone
-
-
-_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
-
-
-def _restore(policy, snapshot) -> None:
-    """Put ``policy`` back to ``snapshot`` (a :func:`_fork` taken earlier), in place: the host
-    keeps its reference to the policy object. A policy may provide ``restore(snapshot)``."""
-    restore = getattr(policy, "restore", None)
-    if callable(restore):
-        restore(snapshot)
-        return
-    for name, value in vars(snapshot).items():
-        if not isinstance(value, _LOCK_TYPES):
-            setattr(policy, name, copy.copy(value) if isinstance(value, list | dict | set) else value)
+def _same_prompt(a: Prompt, b: Prompt) -> bool:
+    return (a.kind, a.text, a.fixed) == (b.kind, b.text, b.fixed)
 
 
 # Spoken only if a policy escalates without giving its own fixed script (a policy bug,
@@ -1626,12 +1585,12 @@ def _restore(policy, snapshot) -> None:
 EMERGENCY_FALLBACK = "This may be an emergency. Please hang up and call 911 now."
 
 
-def _emergency_prompt(policy, assessment, detail: dict):
+def _emergency_prompt(policy: DialoguePolicy, assessment: Assessment, detail: dict) -> Prompt | None:
     """The fixed script to speak on escalation: the assessment's next prompt, or the
     policy's next prompt (the rules put the emergency script first once escalated)."""
-    for candidate in (getattr(assessment, "next_question", None), None):
+    for candidate in (assessment.next_question, None):
         prompt = candidate if candidate is not None else policy.next_prompt()
-        if prompt is not None and getattr(prompt, "fixed", False) and prompt.text.strip():
+        if prompt is not None and prompt.fixed and prompt.text.strip():
             return prompt
     return None
 

@@ -205,7 +205,7 @@ class Reply:
         pcm, cached = await self._speaker.render(item.text)
         if item.role == "ack":
             # (a calm speaker's deliberate pause after each clause is kept: voice/prosody.py)
-            calm_ms = getattr(getattr(self._speaker, "prosody", None), "clause_pause_ms", 0)
+            calm_ms = self._speaker.prosody.clause_pause_ms
             pcm = trim_trailing_silence(pcm, self._speaker.out_rate, max(ACK_GAP_MS, calm_ms))
         if self._on_render is not None:
             self._on_render(self, item, t0, self._clock(), cached)

@@ -19,9 +19,9 @@ from typing import Any
 
 from voice.compute import ComputePool
 from voice.config import PipelineConfig
-from voice.interfaces import ReplyGenerator, SpeechRecognizer
+from voice.interfaces import ReplyGenerator, SpeechRecognizer, SpeechSynthesizer
 from voice.prosody import CALM, NORMAL
-from voice.tts import PhraseCache, PiperSynthesizer
+from voice.tts import PhraseCache
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class VoiceRuntime:
     config: PipelineConfig
     compute: ComputePool
     recognizer: SpeechRecognizer
-    synthesizer: PiperSynthesizer
+    synthesizer: SpeechSynthesizer
     phrases: PhraseCache
     generator: ReplyGenerator | None = None
     model_settings: Any = None
@@ -83,9 +83,10 @@ class VoiceRuntime:
         extra_phrases: Iterable[str] = (),
         warm: bool = True,
     ) -> VoiceRuntime:
-        """Blocking: load ASR, TTS and the LLM backend named by ``config.llm_backend``."""
-        from voice.asr import WhisperRecognizer
-        from voice.provisioning import ModelSettings, asr_model_dir, piper_voice_paths
+        """Blocking: load the ASR, TTS and LLM backends ``config`` names (``asr_backend``,
+        ``tts_backend``: voice/backends.py; ``llm_backend``: voice/llm/factory.py)."""
+        from voice.backends import build_recognizer, build_synthesizer
+        from voice.provisioning import ModelSettings
 
         config = config or PipelineConfig.from_env()
         settings = model_settings or ModelSettings.from_env()
@@ -94,12 +95,11 @@ class VoiceRuntime:
         times: dict[str, float] = {}
 
         t0 = time.perf_counter()
-        recognizer = _make_recognizer(WhisperRecognizer, asr_model_dir(settings), config)
+        recognizer = build_recognizer(config, settings)
         times["asr"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        onnx, onnx_config = piper_voice_paths(settings)
-        synth = PiperSynthesizer.load(onnx, onnx_config)
+        synth = build_synthesizer(config, settings)
         times["tts"] = time.perf_counter() - t0
 
         generator = None
@@ -203,24 +203,6 @@ def _phrase_dir(settings) -> Path | None:
         return None if override.lower() in ("off", "0", "none") else Path(override).expanduser()
     base = getattr(settings, "cache_dir", None)
     return Path(base).parent / "tts" if base is not None else None
-
-
-def _make_recognizer(cls, model_dir, config: PipelineConfig):
-    """Build the recognizer with what its constructor accepts (keeps voice.asr free to evolve)."""
-    import inspect
-
-    from voice.asr import resolve_vocabulary
-
-    params = inspect.signature(cls).parameters
-    wanted = {
-        "beam_size": config.asr_beam_size,
-        "cpu_threads": config.asr_cpu_threads,
-        "num_workers": config.asr_num_workers,
-        "window": config.asr_window,
-        "fit_pad_s": config.asr_fit_pad_s,
-        "vocabulary": resolve_vocabulary(config.asr_vocabulary),
-    }
-    return cls(model_dir, **{k: v for k, v in wanted.items() if k in params})
 
 
 def _warm_asr(recognizer: SpeechRecognizer) -> None:

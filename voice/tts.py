@@ -22,6 +22,7 @@ from pathlib import Path
 
 from voice.audio import PCM_SAMPLE_WIDTH, resample_pcm16
 from voice.compute import SessionCompute
+from voice.interfaces import SpeechSynthesizer
 from voice.llm.chunker import split_clauses
 from voice.prosody import NORMAL, Prosody
 
@@ -91,7 +92,7 @@ class PhraseCache:
 
     FORMAT = 1  # bump when the stored audio would differ (resampler, chunking)
 
-    def __init__(self, synth: PiperSynthesizer, out_rate: int, *, disk_dir: str | Path | None = None):
+    def __init__(self, synth: SpeechSynthesizer, out_rate: int, *, disk_dir: str | Path | None = None):
         self.synth = synth
         self.out_rate = out_rate
         self._pcm: dict[str, bytes] = {}
@@ -182,7 +183,7 @@ class ClauseSpeaker:
 
     def __init__(
         self,
-        synth: PiperSynthesizer,
+        synth: SpeechSynthesizer,
         cache: PhraseCache,
         compute: SessionCompute,
         *,

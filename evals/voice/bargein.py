@@ -168,11 +168,11 @@ def pipeline_recognizer(config: PipelineConfig | None = None, model_settings=Non
     """The recognizer as ``VoiceRuntime`` builds it (window, threads and the clinical
     vocabulary prompt of ``config``), so decodes here match the pipeline's."""
     from voice.asr import WhisperRecognizer
+    from voice.backends import make_whisper
     from voice.provisioning import ModelSettings, asr_model_dir
-    from voice.runtime import _make_recognizer
 
     settings = model_settings or ModelSettings.from_env()
-    return _make_recognizer(WhisperRecognizer, asr_model_dir(settings), config or PipelineConfig())
+    return make_whisper(WhisperRecognizer, asr_model_dir(settings), config or PipelineConfig())
 
 
 @functools.cache
