@@ -1,7 +1,7 @@
 """Admin for operators and auditors: every triage table is read-only here.
 
 Clinical changes (an alert's status, a session's urgency, status or state) happen only through
-the dashboard's actions (triage/dashboard/actions.py), which record who, when and why in a
+the dashboard's actions (triage/dashboard/services.py), which record who, when and why in a
 ClinicianAction row and the session's audit chain. An edit form here would bypass both, so
 there is none. Users and groups stay editable (Django's own admin).
 """

@@ -14,7 +14,7 @@ from voice.affect import AffectObserved
 from .audit import append_event
 from .models import AuditEvent, LatencySample
 
-AUDIT_KIND = "affect_tags"
+AUDIT_KIND = AuditEvent.Kind.AFFECT_TAGS
 # Per-turn telemetry: the extraction's CPU time is a LatencySample of the turn (review page,
 # telemetry charts), with the 30 ms CPU target as its budget.
 FEATURES_STAGE = "affect_features"

@@ -40,9 +40,14 @@ def compute_hash(
 
 
 def append_event(
-    session: TriageSession | str, kind: str, payload: dict | None = None, actor: str = "system"
+    session: TriageSession | str,
+    kind: AuditEvent.Kind | str,
+    payload: dict | None = None,
+    actor: str = "system",
 ) -> AuditEvent:
-    """Append one event to the session's chain (serialised per session)."""
+    """Append one event to the session's chain (serialised per session). ``kind`` is one of
+    ``AuditEvent.Kind``; any other value raises ValueError before anything is written."""
+    kind = AuditEvent.Kind(kind).value  # plain str: what is hashed is what the database returns
     session_id = session.pk if isinstance(session, TriageSession) else session
     # Round-trip through canonical JSON so what is hashed is exactly what the database returns.
     normalised = json.loads(canonical_json(payload or {}))

@@ -24,6 +24,8 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from triage.channel_groups import SESSION_CHANGED
+
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.25
@@ -82,9 +84,9 @@ class HeldBroadcasts:
         self.dropped = 0
 
     def hold(self, group: str, message: dict[str, Any]) -> None:
-        if message.get("type") == "session.changed" and any(
+        if message.get("type") == SESSION_CHANGED and any(
             g == group
-            and m.get("type") == "session.changed"
+            and m.get("type") == SESSION_CHANGED
             and m.get("session_id") == message.get("session_id")
             for g, m in self.queue
         ):

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 
 from . import outbox
 from .audit import append_event
-from .models import Turn
+from .models import AuditEvent, Turn
 from .services import _iso, _reserve_turn_index
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def record_clinician_turn(
             index = _reserve_turn_index(session_id)
             append_event(
                 session_id,
-                "clinician_turn",
+                AuditEvent.Kind.CLINICIAN_TURN,
                 {"turn_index": index, "text": text, "by": username},
                 actor=f"clinician:{username}",
             )

@@ -1,6 +1,6 @@
 """Clinician voice hand-off (issue 13 parts 2, 3 and 5): hand back, close, a lost clinician.
 
-Take-over itself is ``dashboard.actions.take_over`` (one clinician, under a row lock). From
+Take-over itself is ``dashboard.services.take_over`` (one clinician, under a row lock). From
 then the clinician's browser talks on ``ws/clinician/calls/<id>/talk/``
 (triage/consumers/clinician_audio.py); this module holds what the database and the live call
 do when the clinician hands back, closes, or their socket drops, and the audio helpers.
@@ -21,9 +21,10 @@ from django.utils import timezone
 
 from . import metrics
 from .audit import append_event
-from .dashboard import actions, control
-from .dashboard.actions import ActionRefused
-from .models import ClinicianAction, TriageSession
+from .dashboard import control
+from .dashboard import services as dashboard_services
+from .dashboard.services import ActionRefused
+from .models import AuditEvent, ClinicianAction, TriageSession
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +94,12 @@ def hand_back(session_id, user, note: str = "") -> TriageSession:
         )
         append_event(
             session.pk,
-            "clinician_handed_back",
+            AuditEvent.Kind.CLINICIAN_HANDED_BACK,
             {"by": user.get_username(), "held_seconds": held_s, "note": note, "spoken": HAND_BACK_TEXT},
-            actor=actions.actor(user),
+            actor=dashboard_services.actor(user),
         )
         transaction.on_commit(lambda: control.request_hand_back(session.pk, HAND_BACK_TEXT))
-        actions._after_commit(session.pk, "HandBack")
+        dashboard_services._after_commit(session.pk, "HandBack")
     metrics.CLINICIAN_ACTIONS.labels(kind="hand_back").inc()
     return session
 
@@ -134,7 +135,7 @@ def close_call(session_id, user, disposition: str, note: str) -> TriageSession:
         )
         append_event(
             session.pk,
-            "clinician_closed_call",
+            AuditEvent.Kind.CLINICIAN_CLOSED_CALL,
             {
                 "by": user.get_username(),
                 "disposition": disposition,
@@ -143,10 +144,10 @@ def close_call(session_id, user, disposition: str, note: str) -> TriageSession:
                 "urgency_level": session.urgency_level,
                 "urgency_overridden": session.urgency_overridden,
             },
-            actor=actions.actor(user),
+            actor=dashboard_services.actor(user),
         )
         transaction.on_commit(lambda: control.request_end(session.pk, "closed_by_clinician"))
-        actions._after_commit(session.pk, "ClosedByClinician")
+        dashboard_services._after_commit(session.pk, "ClosedByClinician")
     metrics.CLINICIAN_ACTIONS.labels(kind="close").inc()
     return session
 
@@ -175,11 +176,11 @@ def clinician_lost(session_id, username: str, seconds: float) -> bool:
         _return_to_agent(session)
         append_event(
             session.pk,
-            "clinician_connection_lost",
+            AuditEvent.Kind.CLINICIAN_CONNECTION_LOST,
             {"by": username, "talked_seconds": round(seconds, 1), "spoken": CLINICIAN_LOST_TEXT},
             actor="system",
         )
-        actions._after_commit(session.pk, "ClinicianLost")
+        dashboard_services._after_commit(session.pk, "ClinicianLost")
     return True
 
 

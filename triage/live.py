@@ -32,7 +32,8 @@ from voice.safety_net_runner import SafetyNetRunner
 from . import affect as affect_host
 from . import channel_outage, listen, metrics, services
 from . import resume as resume_call
-from .dashboard.control import TAKE_OVER_TEXT, call_group
+from .channel_groups import DASHBOARD_GROUP, call_group
+from .dashboard.control import TAKE_OVER_TEXT
 from .runtime import get_runtime
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ RECONNECT_GRACE_SECONDS = 60.0
 DB_RETRY_SECONDS = 120.0
 DB_RETRY_FIRST_SECONDS = 0.2
 DB_RETRY_MAX_DELAY_SECONDS = 2.0
-DASHBOARD_GROUP = "dashboard"
 HOST = socket.gethostname()
 # Reply ids of the clinician's voice to the patient (host I/O), clear of the pipeline's.
 HOST_REPLY_IDS = 0xFFFF0000

@@ -244,9 +244,54 @@ class AuditEventQuerySet(models.QuerySet):
 class AuditEvent(models.Model):
     """One append-only audit record. ``hash`` chains to the previous event of the same session."""
 
+    class Kind(models.TextChoices):
+        """Every kind of audit event, defined once: ``append_event`` refuses any other."""
+
+        # the call
+        SESSION_CREATED = "session_created"
+        CALLBACK_NUMBER_SET = "callback_number_set"
+        SOCKET_CONNECTED = "socket_connected"
+        SOCKET_RECONNECTED = "socket_reconnected"
+        SOCKET_DISCONNECTED = "socket_disconnected"
+        CALL_MOVED = "call_moved"
+        QUEUED = "queued"
+        ADMITTED = "admitted"
+        QUEUE_LEFT = "queue_left"
+        SESSION_ENDED = "session_ended"
+        SESSION_ABANDONED = "session_abandoned"
+        # the conversation and the rules
+        STATE_TRANSITION = "state_transition"
+        PATIENT_TURN = "patient_turn"
+        AGENT_TURN = "agent_turn"
+        URGENCY_CHANGED = "urgency_changed"
+        ESCALATION_RAISED = "escalation_raised"
+        SAFETY_NET_ALERT = "safety_net_alert"
+        AFFECT_TAGS = "affect_tags"
+        TURN_METRICS = "turn_metrics"
+        BARGE_IN = "barge_in"
+        BUDGET_MISSED = "budget_missed"
+        ACOUSTIC_ANOMALY = "acoustic_anomaly"
+        PIPELINE_ERROR = "pipeline_error"
+        # clinicians
+        ALERT_ACKNOWLEDGED = "alert_acknowledged"
+        CLINICIAN_TOOK_OVER = "clinician_took_over"
+        URGENCY_OVERRIDDEN = "urgency_overridden"
+        CLINICIAN_TURN = "clinician_turn"
+        CLINICIAN_HANDED_BACK = "clinician_handed_back"
+        CLINICIAN_CLOSED_CALL = "clinician_closed_call"
+        CLINICIAN_CONNECTION_LOST = "clinician_connection_lost"
+        CLINICIAN_LISTEN_STARTED = "clinician_listen_started"
+        CLINICIAN_LISTEN_ENDED = "clinician_listen_ended"
+        CLINICIAN_VOICE_STARTED = "clinician_voice_started"
+        CLINICIAN_VOICE_RESUMED = "clinician_voice_resumed"
+        CLINICIAN_VOICE_ENDED = "clinician_voice_ended"
+        # notifications
+        NOTIFICATION_SENT = "notification_sent"
+        NOTIFICATION_FAILED = "notification_failed"
+
     session = models.ForeignKey(TriageSession, on_delete=models.PROTECT, related_name="audit_events")
     seq = models.PositiveIntegerField(help_text="Position in the session's chain, from 1")
-    kind = models.CharField(max_length=48, db_index=True)
+    kind = models.CharField(max_length=48, choices=Kind.choices, db_index=True)
     actor = models.CharField(max_length=150, help_text="system, patient, agent, or clinician:<username>")
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from . import metrics, outbox
 from .audit import append_event
-from .models import EscalationAlert, NotificationDelivery, OutboxMessage, UrgencyLevel
+from .models import AuditEvent, EscalationAlert, NotificationDelivery, OutboxMessage, UrgencyLevel
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def deliver(message_id: int, *, final_attempt: bool) -> Outcome:
             delivery.save()
             append_event(
                 alert.session_id,
-                "notification_failed",
+                AuditEvent.Kind.NOTIFICATION_FAILED,
                 {
                     "alert_id": alert.pk,
                     "channel": channel,
@@ -192,7 +192,7 @@ def deliver(message_id: int, *, final_attempt: bool) -> Outcome:
         delivery.save()
         append_event(
             alert.session_id,
-            "notification_sent",
+            AuditEvent.Kind.NOTIFICATION_SENT,
             {"alert_id": alert.pk, "channel": channel, "attempts": delivery.attempts},
         )
         outcome.status = "sent"

@@ -1,10 +1,15 @@
-"""Patient WebSocket protocol (see docs/protocol.md): constants, validation and error codes."""
+"""Patient WebSocket protocol (see docs/protocol.md): constants, validation, error codes, and
+one frozen dataclass per message, both ways.
+
+Client messages are validated here, at the edge: ``parse_text_message`` returns a typed message
+or raises ``ProtocolError``. Server messages are built as dataclasses and sent as
+``message.to_dict()``."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 PROTOCOL_VERSION = 1
 INPUT_SAMPLE_RATE = 16000
@@ -57,13 +62,158 @@ class ProtocolError(ValueError):
         self.message = message
 
 
+# --- messages ------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class ClientMessage:
-    type: str
-    data: dict[str, Any]
+class Message:
+    """A JSON text message: ``to_dict()`` is what goes on the wire (``type`` first). Fields named
+    in ``OPTIONAL`` are left out while they are None."""
+
+    TYPE: ClassVar[str] = ""
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.TYPE}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None or f.name not in self.OPTIONAL:
+                out[f.name] = value
+        return out
 
 
-CLIENT_TYPES = {"hello", "playback", "end", "ping"}
+# client -> server (§2) and its answer where the shape is the same
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    """Client: states its protocol version; server: the answer with its own."""
+
+    TYPE: ClassVar[str] = "hello"
+    protocol: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Playback(Message):
+    TYPE: ClassVar[str] = "playback"
+    reply_id: int
+    played_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(Message):
+    TYPE: ClassVar[str] = "ping"
+    t: Any = None  # any JSON value, echoed in the pong
+
+
+@dataclass(frozen=True, slots=True)
+class End(Message):
+    TYPE: ClassVar[str] = "end"
+
+
+ClientMessage = Hello | Playback | Ping | End
+CLIENT_TYPES = {cls.TYPE for cls in (Hello, Playback, Ping, End)}
+
+
+# server -> client (§1a, §3); the pipeline's own events are mapped in triage/live.py
+
+
+def output_format(sample_rate: int) -> dict[str, Any]:
+    """The agent's audio as announced in ``queued`` and ``ready``."""
+    return {"format": "s16le", "sample_rate": sample_rate, "channels": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Queued(Message):
+    TYPE: ClassVar[str] = "queued"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"output"})
+    position: int
+    waiting: int
+    text: str
+    emergency: str
+    output: dict[str, Any] | None = None  # output_format(), when the server can speak
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted(Message):
+    TYPE: ClassVar[str] = "admitted"
+    waited_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ready(Message):
+    TYPE: ClassVar[str] = "ready"
+    protocol: int
+    session_id: str
+    resumed: bool
+    node: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    state: str
+
+    @classmethod
+    def for_call(
+        cls, *, session_id: str, resumed: bool, node: str, max_frame_bytes: int, output_rate: int, state: str
+    ) -> Ready:
+        return cls(
+            protocol=PROTOCOL_VERSION,
+            session_id=session_id,
+            resumed=resumed,
+            node=node,
+            input={
+                "format": "s16le",
+                "sample_rate": INPUT_SAMPLE_RATE,
+                "channels": 1,
+                "frame_quantum_bytes": FRAME_QUANTUM_BYTES,
+                "max_frame_bytes": max_frame_bytes,
+            },
+            output=output_format(output_rate) | {"header": OUTPUT_HEADER},
+            state=state,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplyStart(Message):
+    TYPE: ClassVar[str] = "agent_reply_start"
+    reply_id: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentText(Message):
+    TYPE: ClassVar[str] = "agent_text"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"answer"})
+    reply_id: int
+    clause: int
+    text: str
+    answer: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplyEnd(Message):
+    TYPE: ClassVar[str] = "agent_reply_end"
+    reply_id: int
+    interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(Message):
+    TYPE: ClassVar[str] = "pong"
+    t: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ended(Message):
+    TYPE: ClassVar[str] = "ended"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    fatal: bool = False
 
 
 def parse_text_message(text: str, max_bytes: int) -> ClientMessage:
@@ -100,7 +250,14 @@ def parse_text_message(text: str, max_bytes: int) -> ClientMessage:
                 ErrorCode.UNSUPPORTED_PROTOCOL,
                 f"Protocol {version!r} is not supported; this server speaks {PROTOCOL_VERSION}.",
             )
-    return ClientMessage(type=data["type"], data=data)
+    match data["type"]:
+        case "playback":
+            return Playback(reply_id=data["reply_id"], played_ms=float(data["played_ms"]))
+        case "hello":
+            return Hello(protocol=data.get("protocol", PROTOCOL_VERSION))
+        case "ping":
+            return Ping(t=data.get("t"))
+    return End()
 
 
 def json_depth(text: str) -> int:

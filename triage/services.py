@@ -15,7 +15,15 @@ from voice import events as ev
 
 from . import callback, outbox
 from .audit import append_event
-from .models import EscalationAlert, LatencySample, OutboxMessage, StateTransition, TriageSession, Turn
+from .models import (
+    AuditEvent,
+    EscalationAlert,
+    LatencySample,
+    OutboxMessage,
+    StateTransition,
+    TriageSession,
+    Turn,
+)
 
 # Session statuses that the voice state machine may move a call between.
 _STATUS_FOR_STATE = {"escalated": TriageSession.Status.ESCALATED, "ended": TriageSession.Status.ENDED}
@@ -46,14 +54,17 @@ def create_session(
         )
         append_event(
             session,
-            "session_created",
+            AuditEvent.Kind.SESSION_CREATED,
             {"subject": subject, "age_band": age_band, "pregnant": pregnant, "consent": consent},
             actor="patient",
         )
         if callback_number:
             # Audited that it was given (and which, masked); the number itself lives on the session.
             append_event(
-                session, "callback_number_set", {"number": callback.masked(callback_number)}, actor="patient"
+                session,
+                AuditEvent.Kind.CALLBACK_NUMBER_SET,
+                {"number": callback.masked(callback_number)},
+                actor="patient",
             )
     return session, token
 
@@ -89,7 +100,7 @@ def record_state_change(session_id, event: ev.StateChanged, at: dt.datetime) -> 
         TriageSession.objects.filter(pk=session_id).exclude(status__in=closed).update(**updates)
         append_event(
             session_id,
-            "state_transition",
+            AuditEvent.Kind.STATE_TRANSITION,
             {"from": event.previous, "to": event.current, "cause": event.cause, "turn_id": event.turn_id},
             actor="agent",
         )
@@ -107,7 +118,7 @@ def record_patient_turn(
             TriageSession.objects.filter(pk=session_id).update(latest_partial="", last_activity_at=ended)
             append_event(
                 session_id,
-                "patient_turn",
+                AuditEvent.Kind.PATIENT_TURN,
                 {
                     "turn_index": index,
                     "turn_id": event.turn_id,
@@ -151,7 +162,7 @@ def record_agent_turn(
             index = _reserve_turn_index(session_id)
             append_event(
                 session_id,
-                "agent_turn",
+                AuditEvent.Kind.AGENT_TURN,
                 {
                     "turn_index": index,
                     "reply_id": event.reply_id,
@@ -240,7 +251,7 @@ def record_assessment(session_id, event: ev.AssessmentUpdated) -> bool:
             TriageSession.objects.filter(pk=session_id).update(rules_urgency_level=event.level)
             append_event(
                 session_id,
-                "urgency_changed",
+                AuditEvent.Kind.URGENCY_CHANGED,
                 {
                     "from": session.rules_urgency_level,
                     "to": event.level,
@@ -266,7 +277,7 @@ def record_assessment(session_id, event: ev.AssessmentUpdated) -> bool:
         )
         append_event(
             session_id,
-            "urgency_changed",
+            AuditEvent.Kind.URGENCY_CHANGED,
             {
                 "from": session.urgency_level,
                 "to": event.level,
@@ -303,7 +314,7 @@ def record_escalation(session_id, event: ev.EscalationRaised) -> EscalationAlert
         )
         append_event(
             session_id,
-            "escalation_raised",
+            AuditEvent.Kind.ESCALATION_RAISED,
             {
                 "alert_id": alert.pk,
                 "level": event.level,
@@ -345,7 +356,7 @@ def record_safety_net_alert(
         )
         append_event(
             session_id,
-            "safety_net_alert",
+            AuditEvent.Kind.SAFETY_NET_ALERT,
             {
                 "alert_id": alert.pk,
                 "entry_id": reason.get("rule_id"),
@@ -383,7 +394,10 @@ def record_turn_metrics(session_id, event: ev.TurnMetrics, budgets: dict[str, fl
         )
     LatencySample.objects.bulk_create(rows, ignore_conflicts=True)
     append_event(
-        session_id, "turn_metrics", {k: v for k, v in asdict(event).items() if k != "t"}, actor="agent"
+        session_id,
+        AuditEvent.Kind.TURN_METRICS,
+        {k: v for k, v in asdict(event).items() if k != "t"},
+        actor="agent",
     )
     return len(rows)
 

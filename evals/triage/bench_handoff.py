@@ -44,7 +44,7 @@ async def _run(frames: int) -> dict:
     from clinical_rules import PatientContext
     from triage import live, services
     from triage.asgi import application
-    from triage.dashboard import actions
+    from triage.dashboard import services as dashboard_services
     from triage.management.commands.ensure_demo_clinician import ensure_clinician_group
 
     @database_sync_to_async
@@ -70,7 +70,7 @@ async def _run(frames: int) -> dict:
     call.start_recording()
     call.attach(patient_json, patient_bytes)
     live._calls[sid] = call
-    await database_sync_to_async(actions.take_over)(sid, user)
+    await database_sync_to_async(dashboard_services.take_over)(sid, user)
     talk = WebsocketCommunicator(
         application,
         f"/ws/clinician/calls/{sid}/talk/",

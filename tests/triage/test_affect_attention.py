@@ -21,7 +21,7 @@ from tests.triage.clinician_support import make_clinician, receive_until
 from tests.triage.test_dashboard import dashboard_socket
 from triage import affect as affect_host
 from triage import services
-from triage.dashboard import rows, timeline
+from triage.dashboard import selectors, timeline
 from triage.live import LiveCall
 from triage.models import AuditEvent, LatencySample, TriageSession
 from voice.affect import AffectObserved, AffectTracker
@@ -71,7 +71,7 @@ def test_tags_are_audited_and_shown_with_their_values_and_change_no_level():
     assert "Breathless" in item.title and "clinician attention" in item.title
     assert "pauses" in item.text and "asked next: general.breathing" in item.text
     assert item.detail["features"]["phrases"] >= 4
-    row = rows.fetch_row(session.pk)
+    row = selectors.fetch_row(session.pk)
     assert [a["tag"] for a in row["attention"]] == ["breathless"] and row["urgency_level"] == 4
     sample = LatencySample.objects.get(session=session, turn_id=event.turn_id, stage="affect_features")
     assert sample.duration_ms == round(event.reading.features.cost_ms, 2) and sample.budget_ms == 30.0
@@ -100,7 +100,7 @@ def test_an_untagged_turn_is_not_audited():
     assert quiet.reading.tags == ()
     assert affect_host.record(session.pk, quiet, 1) is None
     assert not AuditEvent.objects.filter(session=session, kind="affect_tags").exists()
-    assert rows.fetch_row(session.pk)["attention"] == [] and event.reading.attention
+    assert selectors.fetch_row(session.pk)["attention"] == [] and event.reading.attention
 
 
 @pytest.mark.django_db(transaction=True)

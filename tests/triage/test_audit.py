@@ -30,15 +30,53 @@ def test_chain_links_each_event_to_the_previous_one():
 
 def test_chains_are_per_session():
     a, b = make_session(), make_session()
-    append_event(a, "x", {})
-    append_event(b, "y", {})
+    append_event(a, AuditEvent.Kind.SOCKET_CONNECTED, {})
+    append_event(b, AuditEvent.Kind.SOCKET_DISCONNECTED, {})
     assert AuditEvent.objects.get(session=b, seq=2).prev_hash == AuditEvent.objects.get(session=b, seq=1).hash
     assert verify_chain(a.pk) is None and verify_chain(b.pk) is None
 
 
+def test_an_event_kind_outside_the_defined_kinds_is_refused_before_anything_is_written():
+    session = make_session()
+    with pytest.raises(ValueError):
+        append_event(session, "note", {"a": 1})
+    assert list(AuditEvent.objects.filter(session=session).values_list("kind", flat=True)) == [
+        AuditEvent.Kind.SESSION_CREATED
+    ]
+    # a kind given as its plain string is stored as that string, and the chain verifies
+    event = append_event(session, "patient_turn", {"text": "I have a headache"})
+    assert event.kind == "patient_turn" and type(event.kind) is str
+    assert verify_chain(session.pk) is None
+
+
+def test_every_kind_the_code_writes_is_a_defined_kind():
+    """The kinds passed as literals to the audit writers anywhere in triage/ (read from the
+    source, so a new write with a misspelt kind fails here rather than at run time)."""
+    import ast
+    from pathlib import Path
+
+    writers = {"append_event": 1, "record_audit": 1, "record_connection": 1}
+    found: set[str] = set()
+    calls = 0
+    for path in (Path(__file__).resolve().parents[2] / "triage").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func.args[0] if isinstance(node.func, ast.Call) and node.func.args else node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in writers and len(node.args) > writers[name]:
+                calls += 1
+                arg = node.args[writers[name]]
+                found |= {
+                    c.value for c in ast.walk(arg) if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                }
+    assert calls >= 20, f"only {calls} audit writes found: the scan is broken"
+    assert found <= set(AuditEvent.Kind.values), found - set(AuditEvent.Kind.values)
+
+
 def test_application_refuses_updates_and_deletes():
     session = make_session()
-    event = append_event(session, "note", {"a": 1})
+    event = append_event(session, AuditEvent.Kind.PIPELINE_ERROR, {"a": 1})
     event.payload = {"a": 2}
     with pytest.raises(AuditTamperError):
         event.save()
@@ -91,8 +129,8 @@ def test_verify_audit_detects_a_removed_row():
 
 def test_verify_audit_ok_reports_counts():
     session = make_session()
-    append_event(session, "x", {})
-    append_event(session, "y", {})
+    append_event(session, AuditEvent.Kind.SOCKET_CONNECTED, {})
+    append_event(session, AuditEvent.Kind.SOCKET_DISCONNECTED, {})
     out = io.StringIO()
     call_command("verify_audit", stdout=out)
     # one session however many events it has (the model's ordering must not split DISTINCT)
@@ -104,6 +142,6 @@ def test_postgres_trigger_refuses_raw_updates():
     from django.db import DatabaseError, transaction
 
     session = make_session()
-    event = append_event(session, "x", {})
+    event = append_event(session, AuditEvent.Kind.SOCKET_CONNECTED, {})
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("UPDATE triage_auditevent SET kind = 'y' WHERE id = %s", [event.pk])

@@ -10,7 +10,7 @@ from django.test import Client
 
 from tests.triage.clinician_support import make_clinician
 from triage import callback, notifications, services
-from triage.dashboard import rows
+from triage.dashboard import selectors
 from triage.models import AuditEvent, TriageSession
 from voice import events as ev
 
@@ -105,19 +105,19 @@ def _end(session, cause):
 
 def test_dashboard_row_shows_the_number_as_a_tel_link():
     session = _session()
-    row = rows.fetch_row(session.pk)
+    row = selectors.fetch_row(session.pk)
     assert row["callback_number"] == "+15550104477" and row["callback_tel"] == "tel:+15550104477"
     assert row["call_back"] is False, "an open call needs no call-back"
-    assert rows.fetch_row(_session("").pk)["callback_tel"] is None
+    assert selectors.fetch_row(_session("").pk)["callback_tel"] is None
 
 
 def test_a_call_dropped_during_an_escalation_stays_on_the_dashboard_as_call_back():
     user = make_clinician("nurse_dee")
     dropped = _session()
     alert = _escalate(dropped)
-    from triage.dashboard import actions
+    from triage.dashboard import services as dashboard_services
 
-    actions.acknowledge_alert(alert.pk, user)  # acknowledged: no open alert keeps it listed
+    dashboard_services.acknowledge_alert(alert.pk, user)  # acknowledged: no open alert keeps it listed
     _end(dropped, "connection_lost")
     finished = _session()
     _escalate(finished)
@@ -127,10 +127,10 @@ def test_a_call_dropped_during_an_escalation_stays_on_the_dashboard_as_call_back
 
     stored = TriageSession.objects.get(pk=dropped.pk)
     assert stored.status == "ended" and stored.end_reason == "connection_lost"
-    listed = {r["id"]: r for r in rows.active_rows()}
+    listed = {r["id"]: r for r in selectors.active_rows()}
     assert listed[str(dropped.pk)]["call_back"] is True
     assert str(calm.pk) not in listed
-    assert rows.fetch_row(finished.pk)["call_back"] is False, "the patient ended it: no call-back flag"
+    assert selectors.fetch_row(finished.pk)["call_back"] is False, "the patient ended it: no call-back flag"
     assert not listed.get(str(finished.pk), {}).get("call_back")
 
     client = Client()

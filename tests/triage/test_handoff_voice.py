@@ -304,11 +304,11 @@ def test_the_review_timeline_shows_the_hand_off_and_the_clinicians_words():
     import datetime as dt
 
     from triage import clinician_speech
-    from triage.dashboard import actions
+    from triage.dashboard import services
 
     nurse = make_clinician("nurse_rev")
     session, _ = new_session()
-    actions.take_over(session.pk, nurse)
+    services.take_over(session.pk, nurse)
     now = dt.datetime.now(dt.UTC)
     clinician_speech.record_clinician_turn(
         session.pk,

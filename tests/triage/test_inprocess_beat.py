@@ -14,7 +14,7 @@ from django.utils import timezone
 from tests.triage.test_settings import run
 from triage import inprocess_beat, services
 from triage.celery import app as celery_app
-from triage.dashboard.control import call_group
+from triage.channel_groups import call_group
 from triage.models import AuditEvent, OutboxMessage, TelemetryAggregate, TriageSession, Turn
 
 SWEEP, ABANDON, TELEMETRY = (

@@ -1,5 +1,5 @@
 """Two clinicians cannot take the same call (issue 13 part 5): the row lock in
-actions.take_over decides, on real PostgreSQL, when both press at the same moment."""
+dashboard.services.take_over decides, on real PostgreSQL, when both press at the same moment."""
 
 import threading
 
@@ -9,7 +9,7 @@ from django.test import Client
 
 from tests.triage.clinician_support import make_clinician
 from triage import services
-from triage.dashboard import actions
+from triage.dashboard import services as dashboard_services
 from triage.models import AuditEvent, ClinicianAction, TriageSession
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -24,8 +24,8 @@ def test_simultaneous_take_overs_one_wins_the_other_is_told_who():
     def press(user):
         try:
             barrier.wait(timeout=10)
-            results[user.get_username()] = actions.take_over(session.pk, user)
-        except actions.ActionRefused as exc:
+            results[user.get_username()] = dashboard_services.take_over(session.pk, user)
+        except dashboard_services.ActionRefused as exc:
             results[user.get_username()] = exc
         finally:
             connection.close()  # each thread has its own database connection
@@ -36,7 +36,7 @@ def test_simultaneous_take_overs_one_wins_the_other_is_told_who():
     for t in threads:
         t.join(timeout=30)
 
-    refused = [r for r in results.values() if isinstance(r, actions.ActionRefused)]
+    refused = [r for r in results.values() if isinstance(r, dashboard_services.ActionRefused)]
     assert len(results) == 2 and len(refused) == 1, results
     stored = TriageSession.objects.get(pk=session.pk)
     winner = stored.taken_over_by.get_username()

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from triage import protocol as proto
 from voice.llm.chunker import split_clauses
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ async def speak(runtime, text: str, send_json: SendJson, send_bytes: SendBytes) 
             pcm = await asyncio.to_thread(_synthesize, runtime, text)
         except Exception:  # the words are on screen; the caller just does not hear them
             logger.exception("could not synthesise the waiting-line message")
-    await send_json({"type": "agent_reply_start", "reply_id": reply_id, "kind": "queue"})
-    await send_json({"type": "agent_text", "reply_id": reply_id, "clause": 0, "text": text, "answer": True})
+    await send_json(proto.AgentReplyStart(reply_id, "queue").to_dict())
+    await send_json(proto.AgentText(reply_id, 0, text, answer=True).to_dict())
     for i in range(0, len(pcm), FRAME_BYTES):
         await send_bytes(audio_frame(reply_id, pcm[i : i + FRAME_BYTES]))
-    await send_json({"type": "agent_reply_end", "reply_id": reply_id, "interrupted": False})
+    await send_json(proto.AgentReplyEnd(reply_id, interrupted=False).to_dict())

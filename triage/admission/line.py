@@ -20,7 +20,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from triage import channel_outage, drain, metrics, services
-from triage.dashboard.control import DASHBOARD_GROUP
+from triage import protocol as proto
+from triage.channel_groups import DASHBOARD_GROUP, queue_changed
+from triage.models import AuditEvent
 from triage.node import NODE_ID
 
 from . import announce
@@ -92,7 +94,7 @@ def queue() -> RedisQueue | MemoryQueue:
 
 async def notify_dashboards() -> None:
     # Never raises: a channel-layer outage holds it (triage/channel_outage.py).
-    await channel_outage.group_send(DASHBOARD_GROUP, {"type": "queue.changed"})
+    await channel_outage.group_send(DASHBOARD_GROUP, queue_changed())
 
 
 async def was_started(session_id: str) -> bool:
@@ -181,7 +183,7 @@ class Waiting:
                         await self._tell(place, emergency, output_rate)
                         if previous is None:
                             await self._record(
-                                "queued", {"position": place.position, "waiting": place.waiting}
+                                AuditEvent.Kind.QUEUED, {"position": place.position, "waiting": place.waiting}
                             )
                             last_spoken = now
                             await self._say(runtime, f"{announce.busy_text(place.position)} {emergency}")
@@ -215,8 +217,8 @@ class Waiting:
             waited = time.monotonic() - self.started
             metrics.ADMISSIONS.labels(outcome="admitted").inc()
             metrics.QUEUE_WAIT.observe(waited)
-            await self.send_json({"type": "admitted", "waited_ms": round(waited * 1000.0)})
-            await self._record("admitted", {"waited_ms": round(waited * 1000.0)})
+            await self.send_json(proto.Admitted(round(waited * 1000.0)).to_dict())
+            await self._record(AuditEvent.Kind.ADMITTED, {"waited_ms": round(waited * 1000.0)})
             await notify_dashboards()
         except BaseException:  # the socket went as it was admitted: the slot is not taken
             slot.release()
@@ -234,16 +236,11 @@ class Waiting:
     async def _tell(self, place: Place, emergency: str, output_rate: int | None) -> None:
         first = self.told is None
         self.told = place
-        message = {
-            "type": "queued",
-            "position": place.position,
-            "waiting": place.waiting,
-            "text": announce.busy_text(place.position),
-            "emergency": emergency,
-        }
-        if output_rate is not None:
-            message["output"] = {"format": "s16le", "sample_rate": output_rate, "channels": 1}
-        await self.send_json(message)
+        output = None if output_rate is None else proto.output_format(output_rate)
+        message = proto.Queued(
+            place.position, place.waiting, announce.busy_text(place.position), emergency, output
+        )
+        await self.send_json(message.to_dict())
         if first:
             await notify_dashboards()
 
@@ -271,5 +268,7 @@ class Waiting:
         metrics.ADMISSIONS.labels(outcome="left").inc()
         if self.told is not None:
             waited = round((time.monotonic() - self.started) * 1000.0)
-            await asyncio.shield(self._record("queue_left", {"reason": reason, "waited_ms": waited}))
+            await asyncio.shield(
+                self._record(AuditEvent.Kind.QUEUE_LEFT, {"reason": reason, "waited_ms": waited})
+            )
         await asyncio.shield(notify_dashboards())

@@ -26,10 +26,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from triage import clinician_speech, handoff, listen, services
+from triage.channel_groups import user_group
 from triage.dashboard import access
 from triage.dashboard.permissions import can_act, can_view
 from triage.live import LiveCall
-from triage.models import TriageSession
+from triage.models import AuditEvent, TriageSession
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ class ListenConsumer(AsyncWebsocketConsumer):
         self.user_pk = user.pk
         self.session_key = getattr(self.scope.get("session"), "session_key", None)
         try:
-            await self.channel_layer.group_add(access.user_group(user.pk), self.channel_name)
-            self.access_group = access.user_group(user.pk)
+            await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+            self.access_group = user_group(user.pk)
         except Exception:  # Redis down: the next connect re-checks; this socket keeps its access
             logger.warning("listen socket could not follow access changes", exc_info=True)
 
@@ -106,7 +107,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
                 "patient_rate": listen.PATIENT_RATE,
                 "agent_rate": agent_rate,
             },
-            "clinician_listen_started",
+            AuditEvent.Kind.CLINICIAN_LISTEN_STARTED,
         )
 
     async def _admit(self, permission, forbidden: str):
@@ -137,7 +138,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
             return None
         return call
 
-    async def _start(self, user, ready: dict, audit_kind: str) -> None:
+    async def _start(self, user, ready: dict, audit_kind: AuditEvent.Kind) -> None:
         """Follow the login's access, tap the call, tell the page ``ready``, audit the start and
         start forwarding."""
         await self._follow_access(user)
@@ -191,7 +192,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
         try:
             await database_sync_to_async(services.record_audit)(
                 self.session_id,
-                "clinician_listen_ended",
+                AuditEvent.Kind.CLINICIAN_LISTEN_ENDED,
                 {"by": self.username, "seconds": seconds, "frames_dropped": listener.dropped},
                 actor=self._actor(),
             )
@@ -206,7 +207,7 @@ NOTICE_MARGIN_S = 0.15  # the notice's last frames still in the patient's networ
 
 
 class TalkConsumer(ListenConsumer):
-    """Two-way audio for the clinician holding the call (``dashboard.actions.take_over``).
+    """Two-way audio for the clinician holding the call (``dashboard.services.take_over``).
 
     Their 16 kHz microphone frames are resampled to the patient's playback rate and sent to
     the patient's socket; the patient's voice comes back as on the listen socket. Their words
@@ -270,7 +271,7 @@ class TalkConsumer(ListenConsumer):
                 "resumed": resumed,
                 "reconnect_grace_s": handoff.CLINICIAN_RECONNECT_GRACE_SECONDS,
             },
-            "clinician_voice_resumed" if resumed else "clinician_voice_started",
+            AuditEvent.Kind.CLINICIAN_VOICE_RESUMED if resumed else AuditEvent.Kind.CLINICIAN_VOICE_STARTED,
         )
 
     def _lost(self, seconds: float):
@@ -333,7 +334,7 @@ class TalkConsumer(ListenConsumer):
         try:
             await database_sync_to_async(services.record_audit)(
                 self.session_id,
-                "clinician_voice_ended",
+                AuditEvent.Kind.CLINICIAN_VOICE_ENDED,
                 {"by": self.username, "seconds": round(seconds, 1)}
                 | ({"reconnect_grace_s": grace} if waiting else {}),
                 actor=self._actor(),

@@ -38,8 +38,8 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from triage import admission, channel_outage, metrics
-from triage.dashboard import access, rows
-from triage.dashboard.control import DASHBOARD_GROUP
+from triage.channel_groups import DASHBOARD_GROUP, layer_restored, user_group
+from triage.dashboard import access, selectors
 from triage.dashboard.permissions import can_view
 from triage.models import LatencySample
 
@@ -100,7 +100,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                     channel_outage.health.failed("dashboard socket (joining its groups)", exc)
                     continue
                 channel_outage.health.ok()
-                return {"type": "dashboard.layer_restored"}
+                return layer_restored()
             try:
                 return await self.channel_layer.receive(self.channel_name)
             except Exception as exc:
@@ -112,7 +112,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def _join_groups(self) -> None:
         # The user's group first, so a revocation racing this join is not missed (the
         # re-check after it then sees it).
-        await self.channel_layer.group_add(access.user_group(self.user_pk), self.channel_name)
+        await self.channel_layer.group_add(user_group(self.user_pk), self.channel_name)
         await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
         self.joined = True
 
@@ -123,7 +123,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self._send_snapshot()
 
     async def _send_snapshot(self) -> None:
-        snapshot = await database_sync_to_async(rows.active_rows)()
+        snapshot = await database_sync_to_async(selectors.active_rows)()
         await self.send_json(
             {"type": "snapshot", "sessions": snapshot, "user": self.username, "t": time.time()}
         )
@@ -219,7 +219,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         try:
             await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
-            await self.channel_layer.group_discard(access.user_group(self.user_pk), self.channel_name)
+            await self.channel_layer.group_discard(user_group(self.user_pk), self.channel_name)
         except Exception as exc:  # the memberships expire on their own
             channel_outage.health.failed("dashboard socket (leaving its groups)", exc)
 
@@ -240,7 +240,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "pong", "t": message.get("t")})
         elif isinstance(message, dict) and message.get("type") == "refresh":
             await self.send_json(
-                {"type": "snapshot", "sessions": await database_sync_to_async(rows.active_rows)()}
+                {"type": "snapshot", "sessions": await database_sync_to_async(selectors.active_rows)()}
             )
 
     # --- access ---------------------------------------------------------------------------
@@ -307,10 +307,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             "session_id": message["session_id"],
             "turn_id": message.get("turn_id"),
             "level": message["level"],
-            "level_label": rows.urgency_label(message["level"]),
+            "level_label": selectors.urgency_label(message["level"]),
             "disposition": message.get("disposition", ""),
             "rule_ids": message.get("rule_ids", []),
-            "reasons": [rows.describe_reason(r) for r in message.get("reasons", [])],
+            "reasons": [selectors.describe_reason(r) for r in message.get("reasons", [])],
             "on_partial": message.get("on_partial", False),
             "raised_wall": message.get("raised_wall"),
             "delivery_ms": None if delay is None else round(delay * 1000.0, 1),
@@ -339,7 +339,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         try:
             while True:
                 self._refreshing[session_id] = False
-                row = await database_sync_to_async(rows.fetch_row)(session_id)
+                row = await database_sync_to_async(selectors.fetch_row)(session_id)
                 if row is not None and self.allowed:
                     await self.send_json({"type": "session", "session": row})
                 if not self._refreshing.get(session_id):

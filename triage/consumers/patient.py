@@ -26,7 +26,7 @@ from clinical_rules import PatientContext
 from triage import admission, drain, ownership, services
 from triage import protocol as proto
 from triage.live import LiveCall
-from triage.models import TriageSession
+from triage.models import AuditEvent, TriageSession
 from triage.node import NODE_ID
 
 logger = logging.getLogger(__name__)
@@ -194,7 +194,9 @@ class PatientConsumer(AsyncWebsocketConsumer):
         except Exception as exc:  # ModelUnavailable and friends: tell the client, keep the session
             logger.exception("could not start the voice pipeline")
             await database_sync_to_async(services.record_audit)(
-                self.session_id, "pipeline_error", {"stage": "startup", "code": type(exc).__name__}
+                self.session_id,
+                AuditEvent.Kind.PIPELINE_ERROR,
+                {"stage": "startup", "code": type(exc).__name__},
             )
             await self.refuse(
                 proto.ErrorCode.MODELS_UNAVAILABLE,
@@ -215,30 +217,19 @@ class PatientConsumer(AsyncWebsocketConsumer):
             await ownership.mark_started(self.session_id)
         self.call = call
         await database_sync_to_async(services.record_connection)(
-            self.session_id, "socket_reconnected" if resumed else "socket_connected", {}
+            self.session_id,
+            AuditEvent.Kind.SOCKET_RECONNECTED if resumed else AuditEvent.Kind.SOCKET_CONNECTED,
+            {},
         )
         await self.send_json(
-            {
-                "type": "ready",
-                "protocol": proto.PROTOCOL_VERSION,
-                "session_id": self.session_id,
-                "resumed": resumed,
-                "node": NODE_ID,
-                "input": {
-                    "format": "s16le",
-                    "sample_rate": proto.INPUT_SAMPLE_RATE,
-                    "channels": 1,
-                    "frame_quantum_bytes": proto.FRAME_QUANTUM_BYTES,
-                    "max_frame_bytes": self.limits["MAX_AUDIO_FRAME_BYTES"],
-                },
-                "output": {
-                    "format": "s16le",
-                    "sample_rate": call.voice.config.output_sample_rate,
-                    "channels": 1,
-                    "header": proto.OUTPUT_HEADER,
-                },
-                "state": call.voice.state,
-            }
+            proto.Ready.for_call(
+                session_id=self.session_id,
+                resumed=resumed,
+                node=NODE_ID,
+                max_frame_bytes=self.limits["MAX_AUDIO_FRAME_BYTES"],
+                output_rate=call.voice.config.output_sample_rate,
+                state=call.voice.state,
+            ).to_dict()
         )
         if not resumed:
             await call.begin()
@@ -256,11 +247,13 @@ class PatientConsumer(AsyncWebsocketConsumer):
             return None
         if claim.moved_from is not None:
             moved = {"from": claim.moved_from, "to": ownership.INSTANCE, "resumed": True}
-            await database_sync_to_async(services.record_audit)(self.session_id, "call_moved", moved)
+            await database_sync_to_async(services.record_audit)(
+                self.session_id, AuditEvent.Kind.CALL_MOVED, moved
+            )
         return claim
 
     async def refuse(self, code: str, message: str, close_code: int) -> None:
-        await self.send_json({"type": "error", "code": code, "message": message, "fatal": True})
+        await self.send_json(proto.Error(code, message, fatal=True).to_dict())
         await self.close(code=close_code)
 
     async def send_json(self, message: dict) -> None:
@@ -270,7 +263,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
         await self.send(bytes_data=data)
 
     async def error(self, exc: proto.ProtocolError) -> None:
-        await self.send_json({"type": "error", "code": exc.code, "message": exc.message, "fatal": False})
+        await self.send_json(proto.Error(exc.code, exc.message, fatal=False).to_dict())
 
     async def rate_limited(self, what: str) -> None:
         now = time.monotonic()
@@ -311,21 +304,19 @@ class PatientConsumer(AsyncWebsocketConsumer):
         except proto.ProtocolError as exc:
             await self.error(exc)
             return
-        match message.type:
-            case "hello":
-                await self.send_json({"type": "hello", "protocol": proto.PROTOCOL_VERSION})
-            case "ping":
-                await self.send_json({"type": "pong", "t": message.data.get("t")})
-            case "playback":
-                await self.guarded(
-                    self.call.playback_report(message.data["reply_id"], float(message.data["played_ms"]))
-                )
-            case "end":
+        match message:
+            case proto.Hello():
+                await self.send_json(proto.Hello().to_dict())
+            case proto.Ping(t=t):
+                await self.send_json(proto.Pong(t).to_dict())
+            case proto.Playback(reply_id=reply_id, played_ms=played_ms):
+                await self.guarded(self.call.playback_report(reply_id, played_ms))
+            case proto.End():
                 call, self.call = self.call, None
                 if call is None:
                     return
                 await call.end("patient_ended")
-                await self.send_json({"type": "ended", "reason": "patient_ended"})
+                await self.send_json(proto.Ended("patient_ended").to_dict())
                 await self.close(code=1000)
 
     async def while_waiting(self, text_data: str) -> None:
@@ -335,11 +326,11 @@ class PatientConsumer(AsyncWebsocketConsumer):
             message = proto.parse_text_message(text_data, self.limits["MAX_TEXT_MESSAGE_BYTES"])
         except proto.ProtocolError:
             return
-        if message.type == "ping":
-            await self.send_json({"type": "pong", "t": message.data.get("t")})
-        elif message.type == "end" and not self.starting:
+        if isinstance(message, proto.Ping):
+            await self.send_json(proto.Pong(message.t).to_dict())
+        elif isinstance(message, proto.End) and not self.starting:
             await self.stop_waiting()
-            await self.send_json({"type": "ended", "reason": "patient_ended"})
+            await self.send_json(proto.Ended("patient_ended").to_dict())
             await self.close(code=1000)
 
     async def guarded(self, work) -> None:
@@ -355,12 +346,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
     async def internal_error(self) -> None:
         try:
             await self.send_json(
-                {
-                    "type": "error",
-                    "code": proto.ErrorCode.INTERNAL,
-                    "message": "The server could not handle that message.",
-                    "fatal": False,
-                }
+                proto.Error(proto.ErrorCode.INTERNAL, "The server could not handle that message.").to_dict()
             )
         except Exception:  # the socket is going away; release_call runs when it has gone
             logger.debug("could not send internal_error", exc_info=True)
@@ -377,7 +363,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
         call.detach()
         try:
             await database_sync_to_async(services.record_connection)(
-                self.session_id, "socket_disconnected", {"code": code}
+                self.session_id, AuditEvent.Kind.SOCKET_DISCONNECTED, {"code": code}
             )
         except Exception as exc:  # the call is detached either way; the gap is only unrecorded
             logger.warning(

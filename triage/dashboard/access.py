@@ -29,18 +29,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import m2m_changed, post_save, pre_delete
 
+from ..channel_groups import access_changed, user_group
 from .permissions import can_view
 
 logger = logging.getLogger(__name__)
 
-ACCESS_CHANGED = "dashboard.access_changed"
 # Why a socket lost access (sent to the browser in the error before the 4401 close).
 SIGNED_OUT = "signed_out"  # logged out, session expired, password changed, deactivated or deleted
 PERMISSION_REMOVED = "permission_removed"
-
-
-def user_group(user_pk: Any) -> str:
-    return f"dashboard.user.{user_pk}"
 
 
 class _SessionSnapshot(dict):
@@ -80,7 +76,7 @@ def notify_users(user_pks: Iterable[Any], reason: str, session_key: str | None =
         layer = get_channel_layer()
         if layer is None:
             return
-        message = {"type": ACCESS_CHANGED, "reason": reason, "session_key": session_key}
+        message = access_changed(reason, session_key)
         for pk in pks:
             try:
                 async_to_sync(layer.group_send)(user_group(pk), message)

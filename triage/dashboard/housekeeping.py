@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from .. import metrics
 from ..audit import append_event
-from ..models import TriageSession
+from ..models import AuditEvent, TriageSession
 from . import control
-from .rows import OPEN_STATUSES
+from .selectors import OPEN_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def close_abandoned(now: dt.datetime | None = None) -> int:
             session.save(update_fields=["status", "ended_at", "end_reason", "updated_at"])
             append_event(
                 session.pk,
-                "session_abandoned",
+                AuditEvent.Kind.SESSION_ABANDONED,
                 {"idle_seconds": round(idle, 1), "previous_status": previous, "reason": "no activity"},
                 actor="system",
             )

@@ -17,7 +17,7 @@ from voice.telemetry import STAGES
 from .. import affect
 from ..audit import verify_chain
 from ..models import AuditEvent, LatencySample, TriageSession, Turn
-from .rows import describe_reason, urgency_label
+from .selectors import describe_reason, urgency_label
 
 STAGE_ORDER = list(STAGES)
 

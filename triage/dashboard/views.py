@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import handoff
 from ..models import ClinicianAction, EscalationAlert, NotificationDelivery, TriageSession, UrgencyLevel
-from . import actions, rows, telemetry, timeline
+from . import selectors, services, telemetry, timeline
 from .forms import AcknowledgeForm, OverrideUrgencyForm, ReviewFilterForm
 from .permissions import can_act, clinician_required
 
@@ -47,9 +47,9 @@ def _session_action(request: HttpRequest, session_id, act, done: str):
     with the session's fresh row."""
     try:
         act()
-    except actions.ActionRefused as exc:
+    except services.ActionRefused as exc:
         return _action_response(request, False, exc.message, exc.status)
-    return _action_response(request, True, done, 200, {"session": rows.fetch_row(session_id)})
+    return _action_response(request, True, done, 200, {"session": selectors.fetch_row(session_id)})
 
 
 # --- live dashboard -------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def dashboard(request: HttpRequest):
         request,
         "dashboard/live.html",
         {
-            "initial_rows": rows.active_rows(),
+            "initial_rows": selectors.active_rows(),
             "urgency_levels": UrgencyLevel.choices,
             "can_act": can_act(request.user),
             "section": "live",
@@ -74,13 +74,13 @@ def dashboard(request: HttpRequest):
 @clinician_required(api=True)
 def api_sessions(request: HttpRequest):
     """The same rows the socket's snapshot carries (fallback when the socket is down)."""
-    return JsonResponse({"sessions": rows.active_rows()})
+    return JsonResponse({"sessions": selectors.active_rows()})
 
 
 @require_GET
 @clinician_required(api=True)
 def api_session(request: HttpRequest, session_id):
-    row = rows.fetch_row(session_id)
+    row = selectors.fetch_row(session_id)
     if row is None:
         return JsonResponse({"error": "not_found"}, status=404)
     return JsonResponse({"session": row})
@@ -93,10 +93,10 @@ def acknowledge(request: HttpRequest, alert_id: int):
     if not form.is_valid():
         return _action_response(request, False, "Invalid note.", 400, {"errors": form.errors})
     try:
-        alert = actions.acknowledge_alert(alert_id, request.user, form.cleaned_data["note"])
-    except actions.ActionRefused as exc:
+        alert = services.acknowledge_alert(alert_id, request.user, form.cleaned_data["note"])
+    except services.ActionRefused as exc:
         return _action_response(request, False, exc.message, exc.status)
-    return _action_response(request, True, "Alert acknowledged.", 200, {"alert": rows.alert_dict(alert)})
+    return _action_response(request, True, "Alert acknowledged.", 200, {"alert": selectors.alert_dict(alert)})
 
 
 @require_POST
@@ -105,7 +105,7 @@ def take_over(request: HttpRequest, session_id):
     return _session_action(
         request,
         session_id,
-        lambda: actions.take_over(session_id, request.user),
+        lambda: services.take_over(session_id, request.user),
         "You have taken over the call; the agent is telling the patient you are joining.",
     )
 
@@ -145,7 +145,7 @@ def override_urgency(request: HttpRequest, session_id):
     return _session_action(
         request,
         session_id,
-        lambda: actions.override_urgency(
+        lambda: services.override_urgency(
             session_id, request.user, form.cleaned_data["level"], form.cleaned_data["reason"]
         ),
         "Urgency overridden.",
@@ -209,7 +209,7 @@ def review_detail(request: HttpRequest, session_id):
         "review/detail.html",
         {
             "session": session,
-            "urgency_label": rows.urgency_label(session.urgency_level),
+            "urgency_label": selectors.urgency_label(session.urgency_level),
             "alerts": EscalationAlert.objects.filter(session=session).select_related("acknowledged_by"),
             "deliveries": NotificationDelivery.objects.filter(alert__session=session).select_related("alert"),
             "actions": ClinicianAction.objects.filter(session=session).select_related("clinician"),

@@ -1,4 +1,5 @@
-"""Clinician actions: acknowledge an alert, take over a call, override urgency.
+"""Services (writes) for the dashboard, the clinician actions: acknowledge an alert, take over a
+call, override urgency (reads are in selectors.py).
 
 Each one is a ClinicianAction row plus an audit event (actor ``clinician:<username>``, with
 the time), written in one transaction; the dashboards and the live call are told after commit.
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from .. import metrics
 from ..audit import append_event
-from ..models import ClinicianAction, EscalationAlert, TriageSession, UrgencyLevel
+from ..models import AuditEvent, ClinicianAction, EscalationAlert, TriageSession, UrgencyLevel
 from . import control
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def acknowledge_alert(alert_id: int, user, note: str = "") -> EscalationAlert:
         )
         append_event(
             alert.session_id,
-            "alert_acknowledged",
+            AuditEvent.Kind.ALERT_ACKNOWLEDGED,
             {"alert_id": alert.pk, "level": alert.level, "note": note, "by": user.get_username()},
             actor=actor(user),
         )
@@ -98,7 +99,7 @@ def take_over(session_id, user) -> TriageSession:
         )
         append_event(
             session.pk,
-            "clinician_took_over",
+            AuditEvent.Kind.CLINICIAN_TOOK_OVER,
             {"previous_status": previous, "by": user.get_username(), "spoken": control.TAKE_OVER_TEXT},
             actor=actor(user),
         )
@@ -133,7 +134,7 @@ def override_urgency(session_id, user, level: int, reason: str) -> TriageSession
         )
         append_event(
             session.pk,
-            "urgency_overridden",
+            AuditEvent.Kind.URGENCY_OVERRIDDEN,
             {"from": previous, "to": level, "reason": reason.strip(), "by": user.get_username()},
             actor=actor(user),
         )

@@ -1,4 +1,5 @@
-"""What the dashboard shows for a session: one JSON-ready row (snapshot, live updates, API)."""
+"""Selectors (reads) for the dashboard: what it shows for a session, one JSON-ready row (snapshot,
+live updates, API). Writes are in services.py."""
 
 from __future__ import annotations
 
