@@ -91,3 +91,25 @@ def test_voice_evaluations_never_import_django_or_the_django_side():
 def test_evaluation_code_never_imports_the_tests():
     for path in sorted((ROOT / "evals").rglob("*.py")):
         assert not any(m.split(".")[0] == "tests" for m in imported_modules(path)), path
+
+
+# Evaluation code still in voice/ (it scores the rules themselves, so it uses them whole).
+VOICE_EVALUATIONS = {"voice/safety_net_bench.py"}
+
+
+def test_voice_reaches_clinical_rules_only_through_its_door():
+    """The conversation sees the rules only through the DialoguePolicy it is handed
+    (voice/interfaces.py, no import); the rules' data and models come through voice/clinical.py
+    alone, so every dependency of the pipeline on the clinical side is one list."""
+    files = sorted((ROOT / "voice").rglob("*.py"))
+    crossing = {
+        str(path.relative_to(ROOT)): sorted(
+            m for m in imported_modules(path) if m.split(".")[0] == "clinical_rules"
+        )
+        for path in files
+    }
+    crossing = {path: mods for path, mods in crossing.items() if mods}
+    assert set(crossing) - VOICE_EVALUATIONS == {"voice/clinical.py"}, crossing
+    assert not any(
+        m.split(".")[0] == "clinical_rules" for m in imported_modules(ROOT / "voice" / "interfaces.py")
+    )

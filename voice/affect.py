@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 from voice.paralinguistics import ParalinguisticFeatures
 
 if TYPE_CHECKING:
-    from clinical_rules.affect import AffectRules, TagRule
+    from voice.clinical import AffectRules, TagRule
 
 
 def default_rules() -> AffectRules:
     """The default rule set's affect rules (clinical_rules affect.yaml), loaded once."""
-    from clinical_rules.affect import default_affect_rules
+    from voice.clinical import default_affect_rules
 
     return default_affect_rules()
 
@@ -136,7 +136,7 @@ def _r(v: float | None) -> float | None:
 
 def lexical_cues(text: str, rule: TagRule) -> list[str]:
     """Distress cues in ``text`` (whole words), skipping a cue right after a negation."""
-    from clinical_rules.affect import normalise
+    from voice.clinical import normalise
 
     words = normalise(text).split()
     found: list[str] = []

@@ -289,7 +289,7 @@ def resolve_vocabulary(setting: str | None) -> tuple[str, ...]:
         return ()
     if value.lower() == "rules":
         try:
-            from clinical_rules import vocabulary
+            from voice.clinical import vocabulary
         except ImportError:
             return ()
         try:

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 
-from clinical_rules.emergency_scorer import EmergencyScorer
+from voice.clinical import EmergencyScorer
 
 log = logging.getLogger(__name__)
 

@@ -31,18 +31,18 @@ def policy_phrases() -> tuple[list[str], list[str]]:
     emergency scripts must start instantly from the first call on; the other system texts,
     protocol questions and dispositions are cached in the background. Empty without rules."""
     try:
-        import clinical_rules
+        from voice import clinical
     except ImportError:
         return [], []
     urgent: list[str] = []
     try:
-        rs = clinical_rules.load_ruleset()
+        rs = clinical.load_ruleset()
         urgent = [rs.texts["greeting"]] if isinstance(rs.texts.get("greeting"), str) else []
         urgent += [s.text for s in rs.scripts.values()]
     except Exception:  # a listing problem must not stop the voice runtime
         log.exception("could not list the rule set's urgent phrases")
     try:
-        everything = [str(p) for p in clinical_rules.fixed_phrases()]
+        everything = [str(p) for p in clinical.fixed_phrases()]
     except Exception:
         log.exception("clinical_rules.fixed_phrases() failed")
         everything = []
@@ -53,7 +53,7 @@ def policy_phrases() -> tuple[list[str], list[str]]:
 def _empathy_phrases() -> list[str]:
     """The affect rules' empathy phrase (clinical_rules affect.yaml), or none without the rules."""
     try:
-        from clinical_rules.affect import default_affect_rules
+        from voice.clinical import default_affect_rules
 
         return [default_affect_rules().empathy_phrase]
     except Exception:  # a listing problem must not stop the voice runtime

@@ -24,8 +24,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
-from clinical_rules.emergency_scorer import LearnedRaise, may_raise
-from clinical_rules.safety_net import SafetyNet, SafetyNetHit, SafetyNetMonitor, rules_already_urgent
+from voice.clinical import (
+    LearnedRaise,
+    SafetyNet,
+    SafetyNetHit,
+    SafetyNetMonitor,
+    may_raise,
+    rules_already_urgent,
+)
 
 from .emergency_scorer import load_emergency_scorer
 
