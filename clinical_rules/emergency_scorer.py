@@ -18,7 +18,8 @@ rule set (``emergency_scorer.npz``), reproducible from dev.yaml with
 ``python -m evals.voice.emergency_scorer train``.
 
 Plain numpy: no Django and no model loading here; the embedder is passed in, like the safety net's.
-Embedding a statement is CPU work (~10 ms): callers on an event loop run :meth:`score` in a thread.
+Embedding a statement is CPU work (p50 39 ms, p95 61 ms CPU for dev statements on a busy 2-core box):
+callers on an event loop run :meth:`score` in a thread.
 """
 
 from __future__ import annotations
