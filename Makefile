@@ -57,10 +57,10 @@ test: install
 
 lint: install
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check triage voice clinical_rules evals tests
+	$(PY) -m ruff format --check config triage voice clinical_rules evals tests
 
 format: install
-	$(PY) -m ruff format triage voice clinical_rules evals tests
+	$(PY) -m ruff format config triage voice clinical_rules evals tests
 	$(PY) -m ruff check --fix .
 
 # Fault and hostile-input drills against the real PostgreSQL and Redis (a few minutes): 10,000

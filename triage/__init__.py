@@ -1,5 +1,2 @@
-"""Django side of the triage voice platform: settings, models, consumers, views, admin, Celery."""
-
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]
+"""Django side of the triage voice platform: models, consumers, views, admin, Celery tasks (the
+project's settings, URLs, ASGI and Celery applications are in ``config/``)."""

@@ -3,7 +3,7 @@
 ``deploy/env.example`` ships values that look like configuration (its SECRET_KEY is long
 enough for ``check --deploy``) but are marked ``change-me``. A production process that would
 run with one of them stops at start-up with an error naming the variables (daphne when it
-loads ``triage.asgi``, Celery worker and beat when they start). ``check --deploy`` lists them
+loads ``config.asgi``, Celery worker and beat when they start). ``check --deploy`` lists them
 at INFO level: the shipped file passes it (even with ``--fail-level WARNING``) and the operator
 still sees what to replace before starting anything.
 """

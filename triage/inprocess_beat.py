@@ -2,7 +2,7 @@
 
 Without ``REDIS_URL`` Celery runs tasks eagerly and there is no beat process, so nothing would
 sweep the outbox, close abandoned sessions (drop-offs) or compute the telemetry aggregates.
-When ``TRIAGE["INPROCESS_BEAT"]`` is on (the default when tasks are eager), ``triage/asgi.py``
+When ``TRIAGE["INPROCESS_BEAT"]`` is on (the default when tasks are eager), ``config/asgi.py``
 starts one :class:`InProcessBeat` per process: a thread that runs the tasks named in
 ``CELERY_BEAT_SCHEDULE`` on their intervals, the first run one interval after start, as
 beat does. Management commands never import the ASGI module, so ``migrate`` and friends do
@@ -52,8 +52,8 @@ def _interval(schedule: Any) -> float:
 
 def _run_task(task_name: str) -> None:
     """One scheduled run, the way an eager Celery call runs it; in whatever thread calls it."""
+    from config.celery import app
     from triage import tasks  # noqa: F401  (registers the tasks in this process)
-    from triage.celery import app
 
     close_old_connections()
     try:
@@ -186,7 +186,7 @@ _beat_lock = threading.Lock()
 
 def start_if_enabled() -> InProcessBeat | None:
     """Start this process's in-process beat if the settings ask for it (once; later calls
-    return the same one). Called by triage/asgi.py."""
+    return the same one). Called by config/asgi.py."""
     global _beat
     if not settings.TRIAGE["INPROCESS_BEAT"]:
         return None

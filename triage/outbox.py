@@ -89,7 +89,7 @@ def dispatch(ids: Iterable[int]) -> int:
     The row is marked dispatched before publishing so an eager task (embedded mode), which
     runs inside ``apply_async``, finds a consistent row; a failed publish clears the mark.
     """
-    from .celery import app
+    from config.celery import app
 
     sent = 0
     for message in OutboxMessage.objects.filter(pk__in=list(ids), processed_at__isnull=True).order_by("id"):
@@ -124,8 +124,9 @@ def dispatch(ids: Iterable[int]) -> int:
 
 def _run_eager(message: OutboxMessage) -> None:
     # send_task ignores task_always_eager; embedded mode (no Redis) runs the task in this thread.
+    from config.celery import app
+
     from . import tasks  # noqa: F401  (registers the tasks in this process)
-    from .celery import app
 
     app.tasks[TOPIC_TASKS[message.topic]].apply(args=[message.pk], throw=False)
 

@@ -1,4 +1,4 @@
-"""The web process: ``python -m triage.serve [daphne options] triage.asgi:application``.
+"""The web process: ``python -m triage.serve [daphne options] config.asgi:application``.
 
 daphne's own command line (every daphne option works the same), with what it lacks for
 facing clients directly:

@@ -48,7 +48,7 @@ async def _dashboard(user):
     from channels.testing import WebsocketCommunicator
     from django.test import Client
 
-    from triage.asgi import application
+    from config.asgi import application
 
     def login_cookie() -> bytes:
         client = Client()
@@ -110,9 +110,9 @@ async def measure_spoken(n: int, user) -> list[dict[str, Any]]:
     from channels.db import database_sync_to_async
     from channels.testing import WebsocketCommunicator
 
+    from config.asgi import application
     from evals.speech import frames, silence, speech_pcm16k
     from triage import services
-    from triage.asgi import application
 
     lead, flag, tail = speech_pcm16k(LEAD_IN), speech_pcm16k(RED_FLAG), speech_pcm16k(TAIL)
     audio = frames(lead + silence(150) + flag + silence(150) + tail + silence(1500))
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='bench-alert-')}/bench.sqlite3"
         # Outbox work for the throwaway database must never reach a shared broker's workers.
         os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
     from django.core.management import call_command
 

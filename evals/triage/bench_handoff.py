@@ -42,8 +42,8 @@ async def _run(frames: int) -> dict:
     from django.test import Client
 
     from clinical_rules import PatientContext
+    from config.asgi import application
     from triage import live, services
-    from triage.asgi import application
     from triage.dashboard import services as dashboard_services
     from triage.management.commands.ensure_demo_clinician import ensure_clinician_group
 
@@ -118,7 +118,7 @@ def main() -> None:
 
         result = run(args.bursts, args.out)
         raise SystemExit(0 if result["met"] else 1)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()

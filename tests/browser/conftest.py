@@ -18,7 +18,7 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup, django_db_blocker):
-    """daphne serving triage.asgi against the pytest-django test database (PostgreSQL), so
+    """daphne serving config.asgi against the pytest-django test database (PostgreSQL), so
     rows the server writes are visible to tests marked ``django_db(transaction=True)``."""
     # Generous: with TRIAGE_PRELOAD_MODELS the models may load before the server answers,
     # which takes minutes on a busy 2-core machine.

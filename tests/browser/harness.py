@@ -53,7 +53,7 @@ def database_url(settings_dict: dict) -> str:
 
 
 class Daphne:
-    """``daphne triage.asgi:application`` in a subprocess; logs under test-artifacts/."""
+    """``daphne config.asgi:application`` in a subprocess; logs under test-artifacts/."""
 
     def __init__(self, env: dict[str, str], log_name: str):
         self.port = free_port()
@@ -61,7 +61,7 @@ class Daphne:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_path = ARTIFACTS / log_name
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
-        full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "triage.settings", "PYTHONUNBUFFERED": "1", **env}
+        full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONUNBUFFERED": "1", **env}
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -71,7 +71,7 @@ class Daphne:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
-                "triage.asgi:application",
+                "config.asgi:application",
             ],
             cwd=ROOT,
             env=full_env,
@@ -110,7 +110,7 @@ class Daphne:
 
 @contextmanager
 def serve_test_database(log_name: str, *, preload_models: bool, timeout: float = 120.0) -> Iterator[Daphne]:
-    """daphne serving triage.asgi against the pytest-django test database (PostgreSQL: the server
+    """daphne serving config.asgi against the pytest-django test database (PostgreSQL: the server
     runs in another process and must see the test database), stopped on exit."""
     import pytest
     from django.db import connection

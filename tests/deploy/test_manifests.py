@@ -33,7 +33,7 @@ def web_deployment() -> dict:
 
 
 def drain_seconds_default() -> float:
-    source = (ROOT / "triage" / "settings.py").read_text()
+    source = (ROOT / "config" / "settings.py").read_text()
     return float(re.search(r'"TRIAGE_DRAIN_SECONDS", "(\d+)"', source).group(1))
 
 

@@ -2,7 +2,7 @@
 redis-server, a real Celery worker/beat subprocess, and polling helpers.
 
 Nothing here is a fake: the SMTP server is aiosmtpd, the webhook server is a real HTTP
-server, Redis is a real redis-server, and the worker is ``celery -A triage worker``.
+server, Redis is a real redis-server, and the worker is ``celery -A config worker``.
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ class RedisServer:
 @contextlib.contextmanager
 def celery_broker(url: str):
     """Publish from this (pytest) process to ``url`` instead of the settings' broker."""
-    from triage.celery import app
+    from config.celery import app
 
     saved = (app.conf.broker_url, app.conf.task_always_eager)
 
@@ -286,7 +286,7 @@ def test_database_url() -> str:
 
 
 class CeleryProcess:
-    """``celery -A triage worker`` (or ``beat``) as a subprocess with its own environment."""
+    """``celery -A config worker`` (or ``beat``) as a subprocess with its own environment."""
 
     def __init__(self, kind: str, env: dict[str, str], tmp: Path):
         self.kind = kind
@@ -352,7 +352,7 @@ def celery_env(broker_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "triage.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": test_database_url(),
             "CELERY_BROKER_URL": broker_url,
             "CELERY_RESULT_BACKEND": broker_url,

@@ -131,7 +131,7 @@ def test_migrate_creates_the_clinicians_group_on_a_fresh_database(tmp_path):
     env.update(
         {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
-            "DJANGO_SETTINGS_MODULE": "triage.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
         }
     )
     migrate = subprocess.run(

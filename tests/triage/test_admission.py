@@ -23,12 +23,12 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
+from config.asgi import application
 from tests.triage.clinician_support import make_clinician, receive_until, ws_headers
 from tests.triage.test_patient_consumer import Inbox, connect
 from triage import admission, services
 from triage.admission import announce
 from triage.admission.queue import Place, RedisQueue
-from triage.asgi import application
 from triage.audit import verify_chain
 from triage.dashboard import timeline
 from triage.models import AuditEvent, TriageSession

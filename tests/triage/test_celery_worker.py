@@ -1,4 +1,4 @@
-"""A real ``celery -A triage worker`` against a real (private) Redis broker.
+"""A real ``celery -A config worker`` against a real (private) Redis broker.
 
 Turns written by the call's writer reach the Turn table through the outbox and the worker,
 exactly once even when every message is published twice; a failing paging webhook is retried

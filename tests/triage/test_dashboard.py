@@ -18,9 +18,9 @@ from django.test import Client
 from django.utils import timezone
 
 from clinical_rules import PatientContext
+from config.asgi import application
 from tests.triage.clinician_support import make_clinician, receive_until, ws_headers
 from triage import services
-from triage.asgi import application
 from triage.dashboard import housekeeping
 from triage.dashboard.control import TAKE_OVER_TEXT
 from triage.live import LiveCall

@@ -18,11 +18,11 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from config.asgi import application
 from evals.triage.bench_alert import LEAD_IN, RED_FLAG, TAIL
 from tests.speech import frames, silence, speech_pcm16k
 from tests.triage.clinician_support import ORIGIN, make_clinician, receive_until, ws_headers
 from triage import services
-from triage.asgi import application
 from triage.dashboard.control import TAKE_OVER_TEXT
 from triage.models import AuditEvent, EscalationAlert
 

@@ -22,10 +22,10 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from config.asgi import application
 from tests.browser.harness import Daphne, database_url, free_port
 from triage import drain, services
 from triage import protocol as proto
-from triage.asgi import application
 from triage.models import AuditEvent
 
 ORIGIN = [(b"origin", b"http://127.0.0.1")]

@@ -19,10 +19,10 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from config.asgi import application
 from tests.triage.clinician_support import make_clinician, make_plain_user, ws_headers
 from tests.triage.test_listen_in import PatientSide, listen_socket, live_call, new_session, refused_with
 from triage import audit, handoff, listen
-from triage.asgi import application
 from triage.dashboard.control import TAKE_OVER_TEXT
 from triage.live import audio_frame
 from triage.models import AuditEvent, ClinicianAction, TriageSession

@@ -11,9 +11,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
+from config.celery import app as celery_app
 from tests.triage.test_settings import run
 from triage import inprocess_beat, services
-from triage.celery import app as celery_app
 from triage.channel_groups import call_group
 from triage.models import AuditEvent, OutboxMessage, TelemetryAggregate, TriageSession, Turn
 
@@ -151,7 +151,7 @@ PROBE = (
     "import json, threading, django; django.setup(); from django.core.management import call_command; "
     "beat = lambda: any(t.name == 'triage-inprocess-beat' for t in threading.enumerate()); "
     "call_command('migrate', verbosity=0); after_migrate = beat(); "
-    "import triage.asgi; from triage import inprocess_beat; after_asgi = beat(); "
+    "import config.asgi; from triage import inprocess_beat; after_asgi = beat(); "
     "print(json.dumps([after_migrate, after_asgi, inprocess_beat.stop(30), beat()]))"
 )
 

@@ -13,9 +13,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from clinical_rules import PatientContext
+from config.asgi import application
 from tests.triage.clinician_support import make_clinician, make_plain_user, ws_headers
 from triage import audit, listen, live, services
-from triage.asgi import application
 from triage.live import LiveCall
 from triage.models import AuditEvent, TriageSession
 from voice import events as ev

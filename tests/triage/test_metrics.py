@@ -78,7 +78,7 @@ def test_component_mapping():
 
 WRITER = """
 import django, os
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 from triage import metrics
 metrics.INTERRUPTIONS.inc()
@@ -87,7 +87,7 @@ metrics.DROPOFFS.inc(2)
 
 READER = """
 import django, os
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 registry = CollectorRegistry()

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.models
 
 
 def models_check(**env_overrides) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "triage.settings", **env_overrides}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env_overrides}
     return subprocess.run(
         [sys.executable, "manage.py", "models_check"],
         cwd=ROOT,

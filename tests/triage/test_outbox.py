@@ -138,7 +138,7 @@ def test_unknown_topic_is_refused():
 @pytest.mark.django_db(transaction=True)
 def test_embedded_mode_runs_the_tasks_eagerly_after_commit():
     """No Redis (the embedded default): the dispatch thread runs each task in-process."""
-    from triage.celery import app
+    from config.celery import app
 
     saved = app.conf.task_always_eager
     app.conf.task_always_eager = True

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from clinical_rules import PatientContext
+from config.asgi import application
 from tests.triage.clinician_support import (
     CeleryProcess,
     RedisServer,
@@ -29,7 +30,6 @@ from tests.triage.clinician_support import (
     ws_headers,
 )
 from triage import outbox, services
-from triage.asgi import application
 from triage.live import LiveCall
 from triage.models import EscalationAlert, NotificationDelivery, OutboxMessage, Turn
 from voice import events as ev

@@ -15,9 +15,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
+from config.asgi import application
 from triage import ownership, services
 from triage import protocol as proto
-from triage.asgi import application
 from triage.live import LiveCall
 
 pytestmark = pytest.mark.services

@@ -17,10 +17,10 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from config.asgi import application
 from tests.speech import frames, silence, speech_pcm16k
 from triage import protocol as proto
 from triage import services
-from triage.asgi import application
 from triage.audit import verify_chain
 from triage.live import LiveCall
 from triage.models import AuditEvent, TriageSession, Turn
@@ -458,7 +458,7 @@ def test_the_protocol_document_matches_the_code():
     }
 
     # Numbers: the documented defaults are the settings' defaults and the protocol constants.
-    settings_source = (root / "triage" / "settings.py").read_text()
+    settings_source = (root / "config" / "settings.py").read_text()
     for variable, default, written in [
         ("TRIAGE_MAX_AUDIO_FRAME_BYTES", 9600, "9 600 bytes"),
         ("TRIAGE_MAX_TEXT_MESSAGE_BYTES", 4096, "4 096"),

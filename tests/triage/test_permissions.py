@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
+from config.asgi import application
 from tests.triage.clinician_support import (
     ORIGIN,
     make_admin,
@@ -22,7 +23,6 @@ from tests.triage.clinician_support import (
     ws_headers,
 )
 from triage import services
-from triage.asgi import application
 from triage.management.commands.ensure_demo_clinician import CLINICIAN_GROUP
 from triage.models import AuditEvent, ClinicianAction, TriageSession
 from voice import events as ev

@@ -54,7 +54,7 @@ def deployment():
             "REDIS_URL": "",
             "DJANGO_ENV": "development",
             "TRIAGE_PRELOAD_MODELS": "1",
-            "DJANGO_SETTINGS_MODULE": "triage.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
         }
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],

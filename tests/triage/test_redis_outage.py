@@ -27,11 +27,11 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from config.asgi import application
 from tests.speech import frames, silence, speech_pcm16k
 from tests.triage.clinician_support import RedisServer, make_clinician, ws_headers
 from tests.triage.test_patient_consumer import close_call, open_call
 from triage import channel_outage
-from triage.asgi import application
 from triage.models import EscalationAlert, OutboxMessage, Turn
 
 pytestmark = [

@@ -43,7 +43,7 @@ class Served:
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "triage.serve", "-b", "127.0.0.1", "-p", str(self.port),
-             "--websocket_connect_timeout", "5", "triage.asgi:application"],
+             "--websocket_connect_timeout", "5", "config.asgi:application"],
             cwd=REPO, env=env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for(self._accepting, 60, "daphne accepting")

@@ -24,7 +24,7 @@ def run(env_overrides: dict, *args: str, tmp_path=None) -> subprocess.CompletedP
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "SECRET_KEY", "TRIAGE_INPROCESS_BEAT"}
     }
-    env.update({"DJANGO_SETTINGS_MODULE": "triage.settings", **env_overrides})
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", **env_overrides})
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
@@ -123,7 +123,7 @@ def test_shipped_env_example_passes_check_deploy(tmp_path):
 
 
 def test_production_refuses_placeholder_secrets_at_start_up(tmp_path):
-    start_web = ("-c", "import triage.asgi")  # what daphne does first
+    start_web = ("-c", "import config.asgi")  # what daphne does first
     refused = run(shipped_env(tmp_path), *start_web)
     assert refused.returncode != 0
     assert "Refusing to start in production with placeholder secrets" in refused.stderr

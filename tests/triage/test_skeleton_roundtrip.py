@@ -9,9 +9,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from config.asgi import application
 from tests.speech import frames, silence, speech_pcm16k
 from triage import services
-from triage.asgi import application
 from triage.audit import verify_chain
 from triage.models import AuditEvent, LatencySample, StateTransition, Turn
 

@@ -79,7 +79,7 @@ class Cluster:
         for key in ("DATABASE_URL", "REDIS_URL"):
             if not env.get(key):
                 raise RuntimeError(f"{key} is not set: the cluster benchmark runs on PostgreSQL and Redis")
-        env.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         env["DJANGO_ENV"] = "development"
         env["PYTHONUNBUFFERED"] = "1"
         env["TRIAGE_PRELOAD_MODELS"] = "1"  # /readyz passes once the models are loaded
@@ -122,7 +122,7 @@ class Cluster:
         for name in self.nodes:
             port = free_port()
             self.web_ports[name] = port
-            argv = [py, "-m", "triage.serve", "-b", "127.0.0.1", "-p", str(port), "triage.asgi:application"]
+            argv = [py, "-m", "triage.serve", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
             self.web[name] = Proc(
                 name, argv, {**env, "TRIAGE_NODE_ID": name}, self.run_dir / f"{name}.log"
             ).start()

@@ -172,7 +172,7 @@ async def _measure(cluster: Cluster, opts: Options) -> dict[str, Any]:
 def _stored(outcomes: list[CallOutcome], wait_s: float = 120.0) -> dict[str, Any]:
     """What PostgreSQL holds for each call against what its caller saw: every final transcript
     the caller got is one stored patient turn (audit chain and transcript), none twice."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()

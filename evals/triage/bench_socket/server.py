@@ -48,7 +48,7 @@ class LocalServer:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         if not self.configured:
             for key in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
                 env.pop(key, None)
@@ -71,7 +71,7 @@ class LocalServer:
         self.log_path = Path(self._dir.name) / "daphne.log"
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
         self._proc = subprocess.Popen(
-            [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "triage.asgi:application"],
+            [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
             env=env,
             cwd=ROOT,
             stdout=log,

@@ -84,8 +84,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "triage.urls"
-ASGI_APPLICATION = "triage.asgi.application"
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = None
 
 TEMPLATES = [
@@ -277,7 +277,7 @@ TRIAGE = {
 # /metrics: a Prometheus bearer token, or a staff login (docs/metrics.md).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
-# Celery beat (run `celery -A triage beat` as its own process; not `worker -B`, whose beat child
+# Celery beat (run `celery -A config beat` as its own process; not `worker -B`, whose beat child
 # can outlive a killed worker: deploy/README.md). In embedded mode the ASGI process runs this
 # schedule itself (TRIAGE["INPROCESS_BEAT"]).
 CELERY_BEAT_SCHEDULE = {

@@ -1,10 +1,12 @@
+"""The project URLconf: the patient page and API, health, logins, the admin, /metrics and the clinician pages."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
-from .dashboard.urls import urlpatterns as clinician_urlpatterns
-from .metrics import metrics_view
+from triage import views
+from triage.dashboard.urls import urlpatterns as clinician_urlpatterns
+from triage.metrics import metrics_view
 
 urlpatterns = [
     path("", views.intake, name="intake"),
