@@ -14,6 +14,7 @@ ASR's threads for the cores (measured: 2 threads on a busy 2-core machine was 3-
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,3 +139,17 @@ def load_embedder(settings=None) -> MiniLMEmbedder:
     from voice.provisioning import ModelSettings, embedding_model_dir
 
     return MiniLMEmbedder(embedding_model_dir(settings or ModelSettings.from_env()))
+
+
+_shared: MiniLMEmbedder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_embedder() -> MiniLMEmbedder:
+    """One embedder per process for the live call path (the safety net and the learned scorer
+    share it: one copy of the weights in memory, loaded once). Blocking; thread-safe."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = load_embedder()
+        return _shared

@@ -33,9 +33,9 @@ def load_emergency_scorer() -> EmergencyScorer | None:
     with _lock:
         if _scorer is None and _failed is None:
             try:
-                from voice.embedding import load_embedder
+                from voice.embedding import shared_embedder
 
-                _scorer = EmergencyScorer(load_embedder())
+                _scorer = EmergencyScorer(shared_embedder())
             except Exception as exc:  # no model file, no embedder: the rules still run
                 _failed = str(exc)
                 log.error("learned emergency scorer disabled: %s", exc)

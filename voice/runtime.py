@@ -7,6 +7,7 @@ process start. Sessions only borrow from it: per-session state lives in the sess
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
@@ -184,7 +185,15 @@ class VoiceRuntime:
         self.background_warm_done.clear()
         thread = threading.Thread(target=work, name="phrase-warmup", daemon=True)
         thread.start()
+        # A daemon thread still inside ONNX Runtime when the interpreter tears down aborts the
+        # process (rc 134 seen at the end of test runs on a fresh phrase cache): at exit, stop the
+        # warm-up and let the clause in synthesis finish first.
+        atexit.register(self._stop_warmup, thread)
         return thread
+
+    def _stop_warmup(self, thread: threading.Thread) -> None:
+        self.close()
+        thread.join(timeout=15.0)
 
     def close(self) -> None:
         if self._closed:

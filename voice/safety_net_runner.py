@@ -57,9 +57,9 @@ def load_safety_net() -> SafetyNet | None:
     with _net_lock:
         if _net is None and _net_failed is None:
             try:
-                from voice.embedding import load_embedder
+                from voice.embedding import shared_embedder
 
-                _net = SafetyNet(load_embedder())
+                _net = SafetyNet(shared_embedder())
             except Exception as exc:  # ModelUnavailable, a bad bank: the rules still run
                 _net_failed = str(exc)
                 log.error("semantic safety net disabled: %s", exc)

@@ -86,6 +86,10 @@ async def test_a_partial_the_rules_do_not_place_urgently_raises_one_alert_throug
     import voice.safety_net_runner as runner_mod
     from voice import events as ev
 
+    # the net alone: the learned scorer's own live path is tested in test_emergency_scorer.py, and
+    # this statement sits near its threshold, so whether it also raises depends on the model file
+    monkeypatch.setenv("TRIAGE_EMERGENCY_SCORER", "0")
+
     net = await asyncio.to_thread(runner_mod.load_safety_net)
     assert net is not None, "the bundled embedding model must load"
     session = await database_sync_to_async(make_session)()
