@@ -118,3 +118,16 @@ def test_e_testicle_misheard_reaches_the_rules(rs):
 def test_f_pre_eclampsia_signs_in_other_words_are_an_emergency(rs, text):
     level, a = _level(rs, text, {"age_band": "18_to_64", "pregnant": True})
     assert level is not None and level <= 2, a.reasons
+
+
+# ---------------------------------------------------------------- g. an intensifier before the adverb (spoken dev run)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I had the baby last week and now I'm bleeding really heavily and I feel faint",
+        "he cut his arm on the glass and it's bleeding so badly I can't stop it",
+    ],
+)
+def test_g_bleeding_really_heavily_is_heavy_bleeding(rs, text):
+    level, a = _level(rs, text, ADULT)
+    assert level == 1, a.reasons
