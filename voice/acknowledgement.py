@@ -8,7 +8,7 @@ choice is deterministic: same words and same recent history, same phrase. Fixed 
 greeting, emergency scripts) gets none: an emergency script leads at once.
 
 Every acknowledgement delays the question by its own length (issue 12, answer heard: "I'm
-sorry to hear that." was 1.1 s before a first statement's question), so the phrases are short
+sorry to hear that." was 1.25 s before a first statement's question), so the phrases are short
 (0.4-0.8 s of audio, trailing silence cut), and when the question is ready at the endpoint (``may_omit``) a brief
 answer after a reply that already opened with one gets none: the question leads, as a nurse
 going down a checklist does ("No." - "Okay. Any vomiting?" - "No." - "Any fever?").

@@ -238,8 +238,12 @@ class EndpointConfig:
     open_complete_silence_ms: float = 1000.0
     # ... unless the statement has reached its closing clause (``closes_statement``: "...,
     # and it gets worse after I eat."): then this much silence ends it (issue 12, response
-    # onset), measured on the realistic and hesitant sets of voice.endpointing_eval.
+    # onset), measured on the realistic and hesitant sets of evals.voice.endpointing.
     open_closing_silence_ms: float = 600.0
+    # An answer Whisper wrote with a trailing comma though its words are whole ("About two
+    # days,", "Since last night,"): it waited the long-silence bar (1.3 s; the socket bench's
+    # slowest answers). Its last word must be sure; fillers, conjunctions etc. still wait.
+    comma_answer_silence_ms: float = 800.0
     # A bare "yes" / "no" answering a closed question ends the turn as soon as its transcript
     # is back (the segmenter's 200 ms hangover + the decode): the most common answer, and the
     # one where a person replies fastest.
@@ -306,7 +310,22 @@ class EndpointPolicy:
                 )
             if not sure:
                 return EndpointDecision(False, "uncertain", completion)
+        elif (
+            not open_statement
+            and silence_ms >= cfg.comma_answer_silence_ms
+            and _comma_only(transcript)
+            and (last_word_prob is None or last_word_prob >= cfg.min_last_word_prob)
+        ):
+            # "About two days," - Whisper's trailing comma on a short answer whose words are
+            # whole: a weak cue, so the uncertain bar rather than the long-silence one.
+            return EndpointDecision(True, "complete_comma", completion)
         return EndpointDecision(False, completion.value, completion)
+
+
+def _comma_only(text: str | None) -> bool:
+    """True when ``text`` is incomplete only because it ends on a comma."""
+    stripped = (text or "").rstrip()
+    return stripped.endswith(",") and classify_completion(stripped.rstrip(",") + ".") is Completion.COMPLETE
 
 
 # --- backchannels and barge-in ----------------------------------------------------------

@@ -275,6 +275,19 @@ def test_an_open_statement_closes_sooner_on_its_closing_clause():
     assert not policy.decide(silence_ms=900, transcript=guess, last_word_prob=0.24, open_statement=True).end
 
 
+def test_an_answer_with_only_a_trailing_comma_ends_at_the_uncertain_bar():
+    policy = EndpointPolicy(EndpointConfig(comma_answer_silence_ms=800, long_silence_ms=1300))
+    answer = "About two days,"  # Whisper's comma; the words are a whole answer
+    assert not policy.decide(silence_ms=750, transcript=answer, last_word_prob=0.98).end
+    ends = policy.decide(silence_ms=800, transcript=answer, last_word_prob=0.98)
+    assert ends.end and ends.reason == "complete_comma"
+    # the words themselves unfinished, a guessed last word, or an open statement: still waits
+    assert not policy.decide(silence_ms=1200, transcript="I have a pain in my,", last_word_prob=0.98).end
+    assert not policy.decide(silence_ms=1200, transcript="Um,", last_word_prob=0.98).end
+    assert not policy.decide(silence_ms=1200, transcript=answer, last_word_prob=0.4).end
+    assert not policy.decide(silence_ms=1200, transcript=answer, last_word_prob=0.98, open_statement=True).end
+
+
 def test_one_word_partial_interrupts_only_if_it_opens_an_interruption():
     gate = BargeInDetector()
     assert not gate.update(voiced_ms=300, partial_text="And", final=False), "a lone guessed word waits"
