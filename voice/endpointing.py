@@ -254,7 +254,7 @@ class EndpointConfig:
 @dataclass(frozen=True, slots=True)
 class EndpointDecision:
     end: bool
-    # end: complete_sentence / complete_uncertain / long_silence / max_turn;
+    # end: complete_sentence / complete_uncertain / complete_comma / long_silence / max_turn;
     # wait: speaking / incomplete / unknown / uncertain / complete (silence still short)
     reason: str
     completion: Completion
