@@ -299,14 +299,14 @@ class CeleryProcess:
     def start(self, timeout: float = 60) -> CeleryProcess:
         celery = str(Path(sys.executable).with_name("celery"))
         if self.kind == "worker":
-            args = [celery, "-A", "triage", "worker", "-P", "solo", "--without-gossip", "--without-mingle",
+            args = [celery, "-A", "config", "worker", "-P", "solo", "--without-gossip", "--without-mingle",
                     "--without-heartbeat", "-l", "INFO", "-n", f"test-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
             marker = "ready."
         else:
             args = [
                 celery,
                 "-A",
-                "triage",
+                "config",
                 "beat",
                 "-l",
                 "INFO",

@@ -165,7 +165,7 @@ def test_production_celery_refuses_placeholder_secrets(tmp_path, process):
         "-m",
         "celery",
         "-A",
-        "triage",
+        "config",
         process,
         "--loglevel=WARNING",
         *(["--pool=solo"] if process == "worker" else [f"--schedule={tmp_path / 'beat-schedule'}"]),
