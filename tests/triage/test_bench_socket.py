@@ -52,3 +52,10 @@ def test_one_short_call_produces_every_field(tmp_path):
     assert alert["latency_ms"] is not None and alert["rule_ids"]
     table = format_table(result)
     assert "answer heard" in table and "dashboard alert" in table
+
+
+def test_out_may_name_a_folder(tmp_path):
+    from evals.triage.bench_socket.runner import output_path
+
+    assert output_path(tmp_path) == tmp_path / "socket.json"
+    assert output_path(tmp_path / "run.json") == tmp_path / "run.json"

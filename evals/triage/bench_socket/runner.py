@@ -244,6 +244,11 @@ def run(opts: Options) -> dict[str, Any]:
     return result
 
 
+def output_path(out: Path) -> Path:
+    """``--out``: a file, or a folder to write ``socket.json`` into."""
+    return out / "socket.json" if out.is_dir() else out
+
+
 def _cell(s: dict | None, key: str = "p50_ms") -> str:
     if not s or s.get(key) is None:
         return "-"
@@ -330,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(ap.parse_args(argv))
     quick = args.pop("quick")
     given = {k: v for k, v in args.items() if v is not None and v != ""}
+    if "out" in given:
+        given["out"] = output_path(given["out"])  # checked before a run of minutes, not after
     opts = Options.quick(**given) if quick else Options(**given)
     result = run(opts)
     print(format_table(result))
