@@ -48,9 +48,7 @@ THRESHOLDS = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
 
 
 def _embed(texts: Sequence[str]) -> np.ndarray:
-    from voice.embedding import load_embedder
-
-    return np.asarray(load_embedder().embed(list(texts)), dtype=np.float32)
+    return np.asarray(_embedder().embed(list(texts)), dtype=np.float32)
 
 
 def cross_validate(vignettes: Sequence[Vignette], embeddings: np.ndarray) -> np.ndarray:
@@ -223,9 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _embedder():
-    from voice.embedding import load_embedder
+    """One encoder per process: `evaluate` embeds the file and scores with the same one."""
+    from voice.embedding import shared_embedder
 
-    return load_embedder()
+    return shared_embedder()
 
 
 if __name__ == "__main__":
