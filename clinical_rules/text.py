@@ -76,6 +76,32 @@ def _fold(word: str) -> str:
     return w
 
 
+# Dropped g written with an apostrophe ("achin'", "sweatin'", "not answerin'"): the -ing word the
+# patterns know. Only when a consonant precedes "in" and the stem is three letters or more, so a
+# closing quote after "pain'" or "vein'" is left alone; a few -in words that take the rule's shape
+# are listed. (Speech recognisers write "aching"; this is for typed and transcribed dialect.)
+_APOSTROPHE_AFTER = frozenset("'’`")
+_DROPPED_G_SHORT = frozenset(("goin", "doin", "bein", "seein", "lyin", "dyin", "cryin", "tryin"))
+_NOT_DROPPED_G = frozenset(
+    "skin chin shin thin twin begin within margin cabin insulin aspirin heroin penicillin toxin "
+    "satin muslin raisin basin cousin robin origin virgin napkin pumpkin admin ".split()
+)
+
+
+def _dropped_g(word: str) -> str:
+    if word in _DROPPED_G_SHORT:
+        return word + "g"
+    if (
+        len(word) >= 5
+        and word.endswith("in")
+        and word[-3] not in "aeiouy"
+        and word.isalpha()
+        and word not in _NOT_DROPPED_G
+    ):
+        return word + "g"
+    return word
+
+
 class _Trie:
     """Longest-match lookup of token sequences (rewrites and filler phrases)."""
 
@@ -151,6 +177,8 @@ class Normaliser:
             if tok in _PAUSE or tok.startswith(".."):
                 continue
             w = fold_word(tok)
+            if text[m.end() : m.end() + 1] in _APOSTROPHE_AFTER:
+                w = _dropped_g(w)
             if drop_fillers and w in self.fillers:
                 continue
             raw.append(w)
