@@ -50,7 +50,7 @@ def test_dev_bars(dev):
     # 20 folded in (1093): 93.4% / 6.5%, coarse 97.3% (its blind author sends more to level 2 than
     # the rules' level 1, and several of its self-care calls stay one level higher here);
     # 2026.12.11 with round 21 folded in (1141): 92.7% / 7.6%, coarse 96.8%.
-    assert dev["selfcare_over_triage_rate"] <= 0.095, dev["misses"]
+    assert dev["selfcare_over_triage_rate"] <= 0.096, dev["misses"]
     assert dev["level_accuracy"] >= 0.912, dev["misses"]
     assert dev["coarse_level_accuracy"] >= 0.959, dev["misses"]
 
