@@ -168,6 +168,8 @@ def _analyse(rs: RuleSet, text: str) -> Analysis:
         cats = ctx_of.get((m.start, m.end), {})
         concept = rs.concepts[m.key]
         assertion, cue_span = _assertion(rs, cats, concept.family_history)
+        if assertion == "present" and _echoed_then_denied(tokens, m.start, m.end):
+            assertion, cue_span = "negated", (m.end, m.end + 1)
         if assertion == "historical" and concept.lasting:
             assertion, cue_span = "present", None  # the event was in the past; its state is now
         cue = tokens.quote(*cue_span) if cue_span else ""
@@ -183,6 +185,27 @@ def _analyse(rs: RuleSet, text: str) -> Analysis:
     found = _facts(rs, tokens, mentions, answer=False)
     understood = bool(mentions) or bool(found) or _looks_english(tokens)
     return Analysis(text, tokens, tuple(mentions), tuple(found), understood)
+
+
+_ECHO_DENIALS = frozenset(("no", "nope", "nah", "not", "never", "none"))
+
+
+def _echoed_then_denied(tokens: Tokens, start: int, end: int) -> bool:
+    """The caller repeats the question and answers it: "Chest pain? No, no chest pain at all."
+
+    True when the mention is (nearly) the whole of a clause that ends in a question mark and the
+    next clause opens with a denial; a question the caller asks ("is it my heart? no idea") keeps
+    more words before the mention, so it is left as it is.
+    """
+    if end >= len(tokens) or not tokens.sent_starts[end] or tokens.words[end] not in _ECHO_DENIALS:
+        return False
+    clause_start = start
+    while clause_start > 0 and not tokens.sent_starts[clause_start]:
+        clause_start -= 1
+    if start - clause_start > 1:  # at most one word before it ("any chest pain?")
+        return False
+    between = tokens.text[tokens.spans[end - 1][1] : tokens.spans[end][0]]
+    return "?" in between
 
 
 def _assertion(

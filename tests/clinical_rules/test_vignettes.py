@@ -49,8 +49,9 @@ def test_dev_bars(dev):
     # 2026.12.9 with round 19 folded in (1045): 94.45% / 5.8%, coarse 98.0%; 2026.12.10 with round
     # 20 folded in (1093): 93.4% / 6.5%, coarse 97.3% (its blind author sends more to level 2 than
     # the rules' level 1, and several of its self-care calls stay one level higher here);
-    # 2026.12.11 with round 21 folded in (1141): 92.7% / 7.6%, coarse 96.8%.
-    assert dev["selfcare_over_triage_rate"] <= 0.096, dev["misses"]
+    # 2026.12.11 with round 21 folded in (1141): 92.7% / 7.6%, coarse 96.8%. 2026.12.20 with
+    # rounds 26-28 folded in (1477): 91.2% / 8.6%, coarse 96.0%.
+    assert dev["selfcare_over_triage_rate"] <= 0.087, dev["misses"]
     assert dev["level_accuracy"] >= 0.912, dev["misses"]
     assert dev["coarse_level_accuracy"] >= 0.959, dev["misses"]
 
