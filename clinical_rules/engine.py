@@ -172,6 +172,10 @@ def _analyse(rs: RuleSet, text: str) -> Analysis:
             assertion, cue_span = "negated", (m.end, m.end + 1)
         if assertion == "historical" and concept.lasting:
             assertion, cue_span = "present", None  # the event was in the past; its state is now
+        if concept.request and assertion in ("historical", "hypothetical", "uncertain"):
+            # "I wondered if I need my review": a request is made now whatever its framing; only
+            # a denial ("I don't need a repeat") takes it back
+            assertion, cue_span = "present", None
         cue = tokens.quote(*cue_span) if cue_span else ""
         a, b = tokens.char_span(m.start, m.end)
         mentions.append(Mention(m.key, assertion, tokens.quote(m.start, m.end), a, b, m.start, m.end, cue))

@@ -335,7 +335,7 @@ class _Loader:
                 )
                 continue
             unknown = set(item) - {"id", "label", "patterns", "negative_patterns", "implies", "overrides", "sets",
-                                   "answer_only", "family_history", "lasting"}  # fmt: skip
+                                   "answer_only", "family_history", "lasting", "request"}  # fmt: skip
             for key in unknown:
                 self.errs.add(item, item.line_of(key), f"unknown concept field {key!r}")
             answer_only = bool(item.get("answer_only", False))
@@ -370,6 +370,7 @@ class _Loader:
                 answer_only=answer_only,
                 family_history=bool(item.get("family_history", False)),
                 lasting=bool(item.get("lasting", False)),
+                request=bool(item.get("request", False)),
                 where=where,
             )
         for c in out.values():

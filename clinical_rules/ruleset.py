@@ -32,6 +32,7 @@ class Concept:
     answer_only: bool = False
     family_history: bool = False  # "my dad had <this>" reads as family history
     lasting: bool = False  # a lasting state: "had a transplant last year" is still true now
+    request: bool = False  # something asked for: "I wondered if I need my review" is the request
     where: Where = Where("", 0)
 
 
