@@ -172,9 +172,13 @@ def _analyse(rs: RuleSet, text: str) -> Analysis:
             assertion, cue_span = "negated", (m.end, m.end + 1)
         if assertion == "historical" and concept.lasting:
             assertion, cue_span = "present", None  # the event was in the past; its state is now
-        if concept.request and assertion in ("historical", "hypothetical", "uncertain"):
+        if concept.request and (
+            assertion in ("historical", "hypothetical", "uncertain")
+            or (assertion == "negated" and cue_span is not None and m.start - cue_span[1] > 1)
+        ):
             # "I wondered if I need my review": a request is made now whatever its framing; only
-            # a denial ("I don't need a repeat") takes it back
+            # a denial of the request itself ("I don't need a repeat") takes it back, not one of
+            # symptoms said just before ("no symptoms at all, do I need checking")
             assertion, cue_span = "present", None
         cue = tokens.quote(*cue_span) if cue_span else ""
         a, b = tokens.char_span(m.start, m.end)

@@ -84,6 +84,18 @@ def _req_str(errs: _Errors, parent: LDict, key: str) -> str:
     return value.strip()
 
 
+def _pattern_words(concepts: dict[str, Concept], terms: dict[str, tuple[tuple[str, ...], ...]]) -> set[str]:
+    """Every literal word the concepts' patterns and the term lists use."""
+    words: set[str] = set()
+    for c in concepts.values():
+        for p in (*c.patterns, *c.negative_patterns):
+            words.update(re.findall(r"[a-z]+", p.lower()))
+    for seqs in terms.values():
+        for seq in seqs:
+            words.update(seq)
+    return words
+
+
 class _Loader:
     def __init__(self, root: Path):
         self.root = root
@@ -151,6 +163,7 @@ class _Loader:
         terms = self._terms(section("terms", dict), normaliser)
         concepts = self._concepts(section("concepts", list))
         matcher = self._matcher(concepts, terms, normaliser)
+        normaliser.know_ing_words(_pattern_words(concepts, terms))
         context, assertion_of = self._context(merged, normaliser)
         scripts_doc = merged.get("emergency_scripts", (LDict(), LDict()))[0]
         fmt = {"emergency_number": emergency_number, "crisis_line": crisis_line}

@@ -141,6 +141,7 @@ class Normaliser:
             seq = self._raw_words(phrase)
             if seq:
                 self._filler_trie.add(seq, True)
+        self._ing_words: frozenset[str] = frozenset()  # -ing words the rules use (dropped g without "'")
         self._rewrite_trie = _Trie()
         self._single: dict[str, tuple[str, ...]] = {}
         pairs = rewrites.items() if isinstance(rewrites, Mapping) else rewrites
@@ -150,6 +151,11 @@ class Normaliser:
                 self._rewrite_trie.add(s, d)
                 if len(s) == 1:
                     self._single[s[0]] = d
+
+    def know_ing_words(self, words: Iterable[str]) -> None:
+        """The -ing words the rule set's patterns use. A typed dropped g without an apostrophe
+        ("sweatin", "feelin") becomes one of them; any other word ending in -in stays as it is."""
+        self._ing_words = frozenset(w for w in words if len(w) > 4 and w.endswith("ing"))
 
     @staticmethod
     def _raw_words(text: str) -> tuple[str, ...]:
@@ -179,6 +185,8 @@ class Normaliser:
             w = fold_word(tok)
             if text[m.end() : m.end() + 1] in _APOSTROPHE_AFTER:
                 w = _dropped_g(w)
+            elif w.endswith("in") and w + "g" in self._ing_words:
+                w = w + "g"
             if drop_fillers and w in self.fillers:
                 continue
             raw.append(w)
