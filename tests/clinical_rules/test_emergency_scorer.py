@@ -229,5 +229,5 @@ def test_the_heldout_round_with_the_scorer_holds_what_it_scored_once(scorer):
     assert combined["emergency_detected"] >= 0.863 and combined["emergency_recall"] >= 0.818
     assert combined["coarse_level_accuracy"] >= 0.666
     assert combined["selfcare_over_triage_rate"] <= 0.25
-    for key in ("emergency_detected", "coarse_level_accuracy"):
+    for key in ("emergency_detected", "emergency_recall"):
         assert combined[key] >= rules[key]  # raise-only: never worse on emergencies
