@@ -59,3 +59,27 @@ def test_out_may_name_a_folder(tmp_path):
 
     assert output_path(tmp_path) == tmp_path / "socket.json"
     assert output_path(tmp_path / "run.json") == tmp_path / "run.json"
+
+
+def test_hesitant_callers_pause_where_their_commas_are():
+    """A hesitant caller's line: each comma pause stretched, in order, to the set length."""
+    import numpy as np
+
+    from evals.triage.bench_socket import speech
+
+    rate = speech.RATE
+
+    def tone(ms: int) -> np.ndarray:
+        return (0.3 * np.sin(np.arange(rate * ms // 1000) * 0.2)).astype(np.float32)
+
+    gap = np.zeros(rate * 250 // 1000, dtype=np.float32)  # Piper's comma pause
+    short = np.zeros(rate * 60 // 1000, dtype=np.float32)  # a gap inside a word
+    audio = np.concatenate([tone(300), gap, tone(200), short, tone(200), gap, tone(300)])
+    out = speech.stretch_pauses(audio, 2, (700, 400))
+    pauses = [round((g1 - g0) * 1000 / rate) for g0, g1 in speech._quiet_gaps(out)]
+    assert pauses == [700, 60, 400]
+    with pytest.raises(ValueError):
+        speech.stretch_pauses(audio, 2, (700,))
+    for text, lengths, answers in speech.HESITANT_CALLS:
+        assert len(speech._CLAUSE_BREAK.findall(text)) == len(lengths) and answers
+        assert max(lengths) >= 700 and any(w in text.lower() for w in ("um,", "er,"))

@@ -31,6 +31,7 @@ class Options:
     configured: bool = False  # the started server uses DATABASE_URL / REDIS_URL
     calls: int = 8  # one-session calls (each: first statement + answers)
     turns: int = 3  # caller turns per call at most
+    hesitant: int = 4  # one-session calls of hesitant callers ("um" / "er" pauses; 0: skip)
     concurrent: int = 4  # callers at once (0: skip)
     concurrent_calls: int = 2  # calls per concurrent caller
     barge: int = 3  # backchannels and interruptions each, spoken over the greeting
@@ -42,7 +43,7 @@ class Options:
     @classmethod
     def quick(cls, **kw) -> Options:
         """One short call, one backchannel, one interruption, one alert; no waiting for quiet."""
-        base = dict(calls=1, turns=1, concurrent=0, barge=1, alerts=1, quiet_wait_s=0.0)
+        base = dict(calls=1, turns=1, hesitant=0, concurrent=0, barge=1, alerts=1, quiet_wait_s=0.0)
         base.update(kw)
         return cls(**base)
 
@@ -94,8 +95,13 @@ def _utterances() -> dict[str, Any]:
     calls = [
         [speech.utterance(first), *(speech.utterance(a) for a in answers)] for first, answers in speech.CALLS
     ]
+    hesitant = [
+        [speech.utterance(first, pauses_ms=pauses), *(speech.utterance(a) for a in answers)]
+        for first, pauses, answers in speech.HESITANT_CALLS
+    ]
     return {
         "calls": calls,
+        "hesitant": hesitant,
         "backchannels": [speech.utterance(t) for t in speech.BACKCHANNELS],
         "interruptions": [speech.utterance(t) for t in speech.INTERRUPTIONS],
         "alert": [speech.utterance(t) for t in (speech.ALERT_LEAD_IN, speech.RED_FLAG, speech.ALERT_TAIL)],
@@ -140,6 +146,16 @@ async def _measure(base: str, opts: Options, lines: dict[str, Any], username: st
         got = await _bounded(
             f"call {i + 1}/{opts.calls}",
             scenarios.run_call(base, script, mode="single", call=i, seed=i, gate=gate),
+            failures,
+        )
+        out["turns"] += got or []
+
+    hesitant = lines["hesitant"]
+    for i in range(opts.hesitant):
+        script = hesitant[i % len(hesitant)][: opts.turns]
+        got = await _bounded(
+            f"hesitant call {i + 1}/{opts.hesitant}",
+            scenarios.run_call(base, script, mode="hesitant", call=i, seed=400 + i, gate=gate),
             failures,
         )
         out["turns"] += got or []
@@ -213,6 +229,7 @@ def run(opts: Options) -> dict[str, Any]:
             server.stop()
     single = [t for t in raw["turns"] if t.mode == "single"]
     concurrent = [t for t in raw["turns"] if t.mode == "concurrent"]
+    hesitant = [t for t in raw["turns"] if t.mode == "hesitant"]
     result = {
         "run_at": started.isoformat(timespec="seconds"),
         "commit": _commit(),
@@ -228,6 +245,7 @@ def run(opts: Options) -> dict[str, Any]:
         "summary": {
             "single": _turn_summary(single),
             "concurrent": _turn_summary(concurrent) if concurrent else None,
+            "hesitant": _turn_summary(hesitant) if hesitant else None,
             "barge_in": _barge_summary(raw["barge"]) if raw["barge"] else None,
             "alert": summary([a.latency_ms for a in raw["alerts"]]) if raw["alerts"] else None,
         },
@@ -258,11 +276,11 @@ def _cell(s: dict | None, key: str = "p50_ms") -> str:
 def format_table(result: dict[str, Any]) -> str:
     s = result["summary"]
     rows = [("measure (ms, from the caller's side)", "p50", "p95", "n")]
-    for mode in ("single", "concurrent"):
+    labels = {"single": "1 session", "hesitant": "1 session, hesitant", "concurrent": "concurrent"}
+    for mode, label in labels.items():
         m = s.get(mode)
         if not m:
             continue
-        label = "1 session" if mode == "single" else "concurrent"
         for key in ("response_onset", "answer_onset", "answer_heard"):
             rows.append(
                 (
@@ -296,7 +314,7 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [f"{r[0]:<{width}}  {r[1]:>6}  {r[2]:>6}  {r[3]:>4}" for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     notes = []
-    for mode in ("single", "concurrent"):
+    for mode in labels:
         m = s.get(mode)
         if m:
             notes.append(
@@ -323,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="one short call, one barge-in each, one alert")
     ap.add_argument("--calls", type=int)
     ap.add_argument("--turns", type=int)
+    ap.add_argument("--hesitant", type=int, help="calls of hesitant callers, one session (0: skip)")
     ap.add_argument("--concurrent", type=int, help="callers at once (0: skip)")
     ap.add_argument(
         "--concurrent-calls", type=int, dest="concurrent_calls", help="calls per concurrent caller"

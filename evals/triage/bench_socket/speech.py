@@ -2,6 +2,10 @@
 
 First statements are what callers really open with: long, run-on, with commas and clause
 pauses, numbers and lists of symptoms, as well as short ones. Follow-up answers are short.
+Hesitant callers (``HESITANT_CALLS``) open with "um" / "er" and pause at them: the text is
+spoken by Piper in one piece (its commas keep their unfinished intonation) and each pause Piper
+makes at a comma is stretched to a set length (300-900 ms, the longest at the fillers), as
+``evals.voice.endpointing`` builds its hesitant first statements, but with other statements.
 Backchannels and interruptions are spoken over the agent. The lines are synthesized once
 with the bundled Piper voice (noise terms off: the same audio every run) and cached under
 ``var/bench_socket/`` as 16 kHz WAVs, so later runs do not load Piper at all.
@@ -10,6 +14,7 @@ with the bundled Piper voice (noise terms off: the same audio every run) and cac
 from __future__ import annotations
 
 import hashlib
+import re
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +53,30 @@ CALLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("I've been feeling sick, and I had diarrhoea twice this morning.", ("No.", "Since last night.")),
 )
+# Hesitant callers: (first statement, its pauses in ms at each comma / full stop in order,
+# follow-up answers). Written for the bench, not taken from the endpointing evaluation's set.
+HESITANT_CALLS: tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...] = (
+    (
+        "Um, I've had, er, a pain in my stomach since last night, and, um, it's getting worse.",
+        (700, 300, 800, 400, 300, 900),
+        ("No.", "Yes."),
+    ),
+    (
+        "Er, it's my dad, he's, um, seventy eight, and he's been, er, coughing a lot for a week.",
+        (600, 500, 300, 800, 500, 300, 700),
+        ("No.", "No."),
+    ),
+    (
+        "I've got, um, a sore ear, and, er, I think it's been, um, about three days.",
+        (300, 800, 500, 300, 700, 300, 900),
+        ("No.", "Yes."),
+    ),
+    (
+        "So, um, I banged my knee, er, on Monday, and it's, um, still a bit stiff.",
+        (300, 700, 300, 800, 500, 300, 600),
+        ("Yes, I can.", "No."),
+    ),
+)
 BACKCHANNELS: tuple[str, ...] = ("Mm-hmm.", "Okay.", "Uh-huh.", "Yeah.")
 INTERRUPTIONS: tuple[str, ...] = (
     "Wait, I have a question first.",
@@ -85,15 +114,65 @@ def _synthesize(text: str) -> np.ndarray:
     return np.asarray(synthesize_16k(text), dtype=np.float32)
 
 
-def utterance(text: str, *, cache_dir: Path = CACHE_DIR) -> Utterance:
-    """The line spoken by Piper (from the WAV cache when it is there)."""
-    key = hashlib.sha1(f"piper-joe-medium|{text}".encode()).hexdigest()[:16]
+_CLAUSE_BREAK = re.compile(r"(?<=[,.])\s+")
+
+
+def _quiet_gaps(audio: np.ndarray, threshold: float = 0.004, min_ms: int = 40) -> list[tuple[int, int]]:
+    """(start, end) sample ranges of silence inside ``audio`` (10 ms resolution)."""
+    hop = RATE // 100
+    n = audio.size // hop
+    loud = np.abs(audio[: n * hop]).reshape(n, hop).max(axis=1) > threshold
+    idx = np.flatnonzero(loud)
+    if idx.size == 0:
+        return []
+    gaps, i = [], int(idx[0])
+    while i <= idx[-1]:
+        if loud[i]:
+            i += 1
+            continue
+        j = i
+        while j <= idx[-1] and not loud[j]:
+            j += 1
+        if (j - i) * 10 >= min_ms:
+            gaps.append((i * hop, j * hop))
+        i = j
+    return gaps
+
+
+def stretch_pauses(audio: np.ndarray, breaks: int, pauses_ms: tuple[int, ...]) -> np.ndarray:
+    """``audio`` with its ``breaks`` longest inner silences (Piper's comma / full-stop pauses,
+    200-380 ms; gaps inside words are shorter) replaced, in order, by ``pauses_ms`` of silence."""
+    gaps = sorted(sorted(_quiet_gaps(audio), key=lambda g: g[0] - g[1])[:breaks])
+    if len(gaps) != len(pauses_ms):
+        raise ValueError(f"{len(gaps)} pauses found, {len(pauses_ms)} lengths given")
+    margin = RATE * 20 // 1000
+    parts, cursor = [], 0
+    for (g0, g1), ms in zip(gaps, pauses_ms, strict=True):
+        parts += [audio[cursor : g0 + margin], np.zeros(RATE * ms // 1000 - 2 * margin, dtype=np.float32)]
+        cursor = g1 - margin
+    parts.append(audio[cursor:])
+    return np.concatenate(parts)
+
+
+def _hesitant(text: str, pauses_ms: tuple[int, ...]) -> np.ndarray:
+    from evals.speech import trim_silence
+
+    speech = trim_silence(_synthesize(text))
+    return stretch_pauses(speech, len(_CLAUSE_BREAK.findall(text.strip())), pauses_ms)
+
+
+def utterance(text: str, *, pauses_ms: tuple[int, ...] = (), cache_dir: Path = CACHE_DIR) -> Utterance:
+    """The line spoken by Piper (from the WAV cache when it is there); with ``pauses_ms`` a
+    hesitant caller's line, its comma pauses stretched to those lengths."""
+    name = f"piper-joe-medium|{text}" + (f"|{pauses_ms}" if pauses_ms else "")
+    key = hashlib.sha1(name.encode()).hexdigest()[:16]
     path = cache_dir / f"{key}.wav"
     if path.exists():
         with wave.open(str(path), "rb") as w:
             pcm = w.readframes(w.getnframes())
     else:
-        audio = np.clip(_synthesize(text), -1.0, 1.0)
+        audio = _hesitant(text, pauses_ms) if pauses_ms else _synthesize(text)
+        audio = np.clip(audio, -1.0, 1.0)
         pcm = (audio * 32767.0).astype("<i2").tobytes()
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
