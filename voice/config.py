@@ -41,12 +41,13 @@ class PipelineConfig:
     # isolated 4-frame (80 ms) blips in a quiet noise floor after speech; at 80 ms each blip
     # "resumed" the turn, cancelled speculation and counted as talking over the agent.
     vad_resume_ms: int = 100
-    endpoint_complete_ms: int = 350  # silence that ends a turn whose words look complete
+    endpoint_complete_ms: int = 200  # silence that ends an answer whose words look complete (sure last word)
     endpoint_incomplete_ms: int = 1300  # silence that ends any turn (hesitation or not)
     # In an open statement (the first one, or after an open prompt) the pause decode waits
-    # for this much silence: it cannot end before 600 ms (its closing clause) or 1 s, and its
+    # for this much silence: it cannot end before 500 ms (its closing clause) or 1 s, and its
     # short clause pauses (Piper's: 200-380 ms) need no decode (0: decode at every pause, as
-    # answers do). Its words must be back by 600 ms for a closing clause to end the turn then.
+    # answers do). A closing clause then ends the turn when its words are back (~0.5-0.55 s
+    # on an idle CPU; the bar is 500 ms since 2026-12-02, 600 before).
     open_pause_decode_ms: int = 400
     # An answer's pause decode starts after this much unvoiced audio, inside the 200 ms
     # hangover, so a bare "No." ends its turn as the pause is declared (0: at the pause).

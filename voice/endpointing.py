@@ -217,7 +217,13 @@ def is_short_answer(text: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class EndpointConfig:
-    complete_silence_ms: float = 350.0  # silence that ends a complete-sounding turn
+    # Silence that ends an answer whose words sound complete and whose last word is sure: as
+    # soon as its words are back at the pause (the segmenter's 200 ms hangover + the decode),
+    # as a bare yes/no does. 350 ms before 2026-12-02: the socket bench's telemetry showed the
+    # reply ready at the endpoint and the wait itself as the answers' response onset; the
+    # endpointing evaluation's hesitant (0 / 50), hard (6 / 8) and fluent (0 / 16) answers
+    # are unchanged by it (docs/voice-turn-taking.md section 2).
+    complete_silence_ms: float = 200.0
     # Whisper tends to "finish" a sentence cut at a hesitation with a guessed word
     # ("in my" -> "in mind."); such guesses come with a low probability. A complete-looking
     # transcript whose last word is below ``min_last_word_prob`` needs this longer silence.
@@ -239,7 +245,7 @@ class EndpointConfig:
     # ... unless the statement has reached its closing clause (``closes_statement``: "...,
     # and it gets worse after I eat."): then this much silence ends it (issue 12, response
     # onset), measured on the realistic and hesitant sets of evals.voice.endpointing.
-    open_closing_silence_ms: float = 600.0
+    open_closing_silence_ms: float = 500.0  # 600 ms before 2026-12-02 (same evaluation: 0 / 50, 0 / 16)
     # An answer Whisper wrote with a trailing comma though its words are whole ("About two
     # days,", "Since last night,"): it waited the long-silence bar (1.3 s; the socket bench's
     # slowest answers). Its last word must be sure; fillers, conjunctions etc. still wait.

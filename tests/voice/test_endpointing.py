@@ -63,9 +63,29 @@ def test_classify_completion(text, expected):
 def test_complete_sentence_ends_after_short_silence():
     policy = EndpointPolicy()
     text = "I have a pain in my chest."
-    assert not policy.decide(silence_ms=200, transcript=text).end
+    assert not policy.decide(silence_ms=180, transcript=text).end  # 200 ms since 2026-12-02 (350 before)
     decision = policy.decide(silence_ms=400, transcript=text)
     assert decision.end and decision.reason == "complete_sentence"
+
+
+def test_a_sure_complete_answer_ends_as_soon_as_its_words_are_back():
+    """Default bars (2026-12-02): an answer whose words sound complete and whose last word is
+    sure ends at the pause (200 ms, as a bare yes/no); a guessed last word still waits 800 ms,
+    unfinished words the long silence, and an open statement its own longer bars."""
+    policy = EndpointPolicy()
+    answer = "No, nothing like that."
+    ends = policy.decide(silence_ms=200, transcript=answer, last_word_prob=0.95)
+    assert ends.end and ends.reason == "complete_sentence"
+    assert not policy.decide(silence_ms=780, transcript=answer, last_word_prob=0.6).end
+    assert policy.decide(silence_ms=800, transcript=answer, last_word_prob=0.6).reason == "complete_uncertain"
+    assert not policy.decide(silence_ms=1200, transcript="It's been about", last_word_prob=0.99).end
+    statement = "I've had a headache since this morning."
+    assert not policy.decide(
+        silence_ms=990, transcript=statement, last_word_prob=0.99, open_statement=True
+    ).end
+    closing = "My mum's 84, she fell this morning, and she can't put any weight on her leg."
+    assert not policy.decide(silence_ms=480, transcript=closing, last_word_prob=0.97, open_statement=True).end
+    assert policy.decide(silence_ms=500, transcript=closing, last_word_prob=0.97, open_statement=True).end
 
 
 @pytest.mark.parametrize("text", ["I have a pain in my", "Um", "and", "because", "It started when I was"])
