@@ -29,23 +29,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from voice import speech_filter
 from voice.acknowledgement import DEFAULT_SET as DEFAULT_ACK_SET
 from voice.acknowledgement import NONE as NO_ACK
 from voice.acknowledgement import AcknowledgementSet, choose_acknowledgement
 from voice.affect import AffectObserved, AffectReading
 from voice.affect_runner import AffectRunner
-from voice.audio import AcousticMonitor, FrameBuffer, pcm16_to_float32
 from voice.compute import Skipped
 from voice.config import DEFAULT_ACKNOWLEDGEMENTS, PipelineConfig
-from voice.endpointing import (
-    BargeInConfig,
-    BargeInDetector,
-    EndpointConfig,
-    EndpointPolicy,
-    reliable_words,
-    words_of,
-)
+from voice.endpointing import BargeInConfig, BargeInDetector, words_of
 from voice.events import (
     AcousticAnomaly,
     AgentAudio,
@@ -72,19 +63,17 @@ from voice.llm.chunker import split_clauses
 from voice.pipeline_output import Outbox
 from voice.pipeline_reply import ClauseItem, Reply, ReplyContext
 from voice.prosody import CALM, choose, is_elderly_caller
+from voice.recognition import AudioRecognition, RecognizedTurn, TurnEnded
 from voice.state import TurnState, TurnStateMachine
 from voice.telemetry import TurnTelemetry
 from voice.tts import ClauseSpeaker, pcm_ms
-from voice.vad import SegmenterConfig, SpeechSegmenter, WebRtcVad
 
 log = logging.getLogger(__name__)
 
 S = TurnState
-_MAX_AUDIO_LAG_S = 2.0
 # A joined turn is decoded whole: keep it well inside Whisper's 30 s window.
 _MAX_JOIN_S = 20.0
-_JOIN_TAIL_S = 0.3  # the earlier turn's audio is kept to this long after its last word
-# Prompts after which the caller describes rather than answers (see _open_statement).
+# Prompts after which the caller describes rather than answers (recognition's open_statement).
 OPEN_PROMPT_KINDS = frozenset({"greeting", "clarify"})
 Emit = Callable[[VoiceEvent], Awaitable[None]]
 
@@ -147,34 +136,14 @@ class _Joinable:
 
 
 @dataclass
-class _Turn:
-    turn_id: int
-    speech_start: float
-    overlap: bool  # began while the agent was speaking and is not (yet) an interruption
-    transcriber: Any
-    epoch: int = 0  # bumped at every pause and resume
-    ended: bool = False
+class _Turn(RecognizedTurn):
+    """A recognized turn with what the reply side keeps about it: barge-in and speculation."""
+
     barge_in: bool = False
     held_reply: int | None = None  # the reply this burst paused (AgentPaused sent)
-    pause_decode: asyncio.Task | None = None
-    pause_epoch: int = -1
-    pause_result: Transcription | None = None
-    pause_started: float | None = None
-    pause_done: float | None = None
     spec: _Speculation | None = None
     spec_task: asyncio.Task | None = None
-    latest_partial: str | None = None
     join: _Joinable | None = None  # over the agent: the turn this burst joins if it interrupts
-    pause_decode_due: bool = False  # open statement: decode once the pause is long enough
-    # An answer's decode started in the hangover, before the pause is declared (the token
-    # identifies it; a voiced frame before the pause makes it stale).
-    early_token: object | None = None
-    early_task: asyncio.Task | None = None
-    early_started: float | None = None
-    early_result: Transcription | None = None  # back before the pause: used at the pause
-    early_epoch: int | None = None  # the pause it decodes (set when the pause comes)
-    non_speech_partials: int = 0  # partials judged invented (dropped)
-    partial_anomaly: bool = False  # one of them was counted as an acoustic anomaly
 
 
 class VoiceSession:
@@ -203,29 +172,12 @@ class VoiceSession:
         self._sm = TurnStateMachine()
         self._outbox = Outbox(emit, on_sent=self._on_sent)
         self._compute = runtime.compute.session(name)
-        self._asr_executor = self._compute.executor(
-            lambda fn: "partial" if getattr(fn, "kwargs", {}).get("partial") else None
-        )
-        self._frame_s = cfg.frame_ms / 1000.0
-        self._frames = FrameBuffer(cfg.sample_rate, cfg.frame_ms)
-        self._vad = WebRtcVad(cfg.sample_rate, cfg.frame_ms, cfg.vad_aggressiveness)
-        self._seg = SpeechSegmenter(
-            SegmenterConfig(
-                sample_rate=cfg.sample_rate,
-                frame_ms=cfg.frame_ms,
-                hangover_ms=cfg.vad_hangover_ms,
-                resume_voiced_ms=cfg.vad_resume_ms,
-            )
-        )
-        self._endpoint = EndpointPolicy(
-            EndpointConfig(
-                complete_silence_ms=cfg.endpoint_complete_ms,
-                long_silence_ms=cfg.endpoint_incomplete_ms,
-                max_turn_ms=cfg.max_turn_ms,
-            )
+        # What the caller says and when their turn ends (voice/recognition.py); it reports
+        # through the RecognitionHooks this class implements (the on_* methods below).
+        self._rec = AudioRecognition(
+            runtime, cfg, self._compute, self, self.stats, clock=clock, spawn=self._spawn
         )
         self._barge = BargeInDetector(BargeInConfig(min_speech_ms=cfg.barge_in_min_ms))
-        self._acoustic = AcousticMonitor()
         # How the caller speaks (voice/affect_runner.py): tags raise attention, never a level.
         self.affect = AffectRunner(self._on_affect)
         self._speaker = ClauseSpeaker(
@@ -250,7 +202,6 @@ class VoiceSession:
             else AcknowledgementSet.from_phrases(cfg.acknowledgements)
         )
         self._recent_acks: list[str] = []  # acknowledgements spoken, oldest first
-        self._turn: _Turn | None = None
         self._reply: Reply | None = None  # the reply being spoken (gate open)
         self._pending: Reply | None = None  # reply of the current user turn, before its audio starts
         self._telemetry: dict[int, TurnTelemetry] = {}
@@ -266,8 +217,6 @@ class VoiceSession:
         self._reports: dict[int, float] = {}
         self._output_connected = True
         self._replying = True  # False while a clinician holds the call (set_agent_replies)
-        self._next_audio_t: float | None = None
-        self._last_frame_end = 0.0
         self._escalated = False
         self._script_due: Prompt | None = None  # emergency script to speak at the next pause
         self._tasks: set[asyncio.Task] = set()
@@ -275,12 +224,14 @@ class VoiceSession:
         self._started = False
         self._ended = False
         self._history: list[tuple[str, str]] = []  # (speaker, text) as heard
-        # The caller is describing the problem (first statement, or after an open prompt):
-        # the endpoint gives clause pauses more patience (EndpointPolicy, open_statement).
-        self._open_statement = True
         self._joinable: _Joinable | None = None
 
     # --- public API -----------------------------------------------------------------------
+
+    @property
+    def _turn(self) -> _Turn | None:
+        """The caller's open turn (recognition holds it)."""
+        return self._rec.turn  # type: ignore[return-value]
 
     @property
     def state(self) -> str:
@@ -313,26 +264,7 @@ class VoiceSession:
             await self.start()
         if self._sm.state is S.IDLE:
             self._set_state(S.LISTENING, "audio")
-        frames = list(self._frames.push(pcm))
-        if not frames:
-            return
-        now = self.clock()
-        for frame in frames:
-            # Capture time of the frame: the audio is contiguous, so it is the previous
-            # frame's end; frames that waited (network, a busy loop) keep their earlier
-            # time. Audio can never be newer than its arrival: if it comes in faster than
-            # real time (a file, --fast), the timeline is pulled back to the clock.
-            # A timeline more than 2 s behind means the client stopped sending for a while
-            # (muted, reconnected): start again from the clock.
-            t = self._next_audio_t if self._next_audio_t is not None else now - self._frame_s
-            if t + self._frame_s > now or now - t > _MAX_AUDIO_LAG_S:
-                t = now - self._frame_s
-            self._next_audio_t = t + self._frame_s
-            try:
-                self._on_frame(frame, t)
-            except Exception as exc:  # a bug in a cheap stage must not kill the session
-                log.exception("frame processing failed")
-                self._put(PipelineError("audio_in", type(exc).__name__, str(exc), self.clock()))
+        self._rec.push_audio(pcm)
 
     async def playback_report(self, reply_id: int, played_ms: float) -> None:
         """The host says how much of reply ``reply_id`` the patient actually heard."""
@@ -351,6 +283,7 @@ class VoiceSession:
         if self._ended:
             return
         self._ended = True
+        self._rec.close()
         self.affect.close()
         for reply in (self._pending, self._reply):
             if reply is not None:
@@ -446,8 +379,7 @@ class VoiceSession:
             # The patient was talking over the agent: that is their turn now.
             turn.overlap, turn.held_reply = False, None
             self._set_state(S.USER_SPEAKING, "speech_continues", turn_id=turn.turn_id, force=True)
-            if self._seg.state == SpeechSegmenter.PAUSED and turn.pause_result is not None:
-                self._check_endpoint(self._last_frame_end)
+            self._rec.recheck_endpoint(turn)
         else:
             self._set_state(S.LISTENING, "interrupted_by_host", force=True)
         self._spawn(self._finish_interrupted(reply, now), "reply")
@@ -517,7 +449,7 @@ class VoiceSession:
             return
         if force and not self._sm.can(target):
             return
-        tid = turn_id if turn_id is not None else (self._turn.turn_id if self._turn else self._seg.turn_id)
+        tid = turn_id if turn_id is not None else self._rec.turn_id
         self._put(self._sm.transition(target, cause=cause, t=self.clock(), turn_id=tid))
 
     def _tel(self, turn_id: int) -> TurnTelemetry:
@@ -563,80 +495,41 @@ class VoiceSession:
             if j is not None and j.reply is reply and j.answer_play_at is None:
                 j.answer_play_at = start
 
-    # --- audio in -------------------------------------------------------------------------
+    # --- recognition hooks (voice/recognition.py: RecognitionHooks) ----------------------
 
-    def _on_frame(self, frame: bytes, t: float) -> None:
-        is_speech = self._vad.is_speech(frame)
-        self._last_frame_end = t + self._frame_s
-        turn_for_acoustics = self._turn.turn_id if self._turn else self._seg.turn_id
-        for anomaly in self._acoustic.feed(
-            pcm16_to_float32(frame), is_speech=is_speech, t=t, turn_id=turn_for_acoustics
-        ):
-            self._put(anomaly)
-        for ev in self._seg.feed(frame, is_speech, t):
-            if isinstance(ev, SpeechStarted):
-                self._on_speech_started(ev)
-            elif isinstance(ev, SpeechPaused):
-                self._on_speech_paused(ev)
-            elif isinstance(ev, SpeechResumed):
-                self._on_speech_resumed(ev)
-        turn = self._turn
-        if turn is None or turn.ended or not self._seg.in_turn:
-            return
+    def on_anomaly(self, anomaly: AcousticAnomaly, *, of_turn: bool) -> None:
+        if of_turn:
+            self._tel(anomaly.turn_id).anomalies.append(anomaly.kind)
+        self._put(anomaly)
+
+    def on_frame_error(self, exc: Exception) -> None:
+        self._put(PipelineError("audio_in", type(exc).__name__, str(exc), self.clock()))
+
+    def escalation_pending(self) -> bool:
+        return self._script_due is not None
+
+    def on_overlap_speech(self, turn: _Turn) -> None:
+        """A voiced frame over the agent: hold it, interrupt it, or let a backchannel go."""
+        rec = self._rec
         if (
-            turn.pause_decode_due
-            and self._seg.state == SpeechSegmenter.PAUSED
-            and self._seg.silence_ms(self._last_frame_end) >= self.config.open_pause_decode_ms
+            turn.held_reply is None
+            and rec.voiced_ms >= self.config.barge_in_pause_ms > 0
+            and rec.unvoiced_ms == 0  # a voiced frame (not the tail of a released burst)
+            # webrtcvad calls short blips in a quiet noise floor "speech": only a burst
+            # loud enough (its last 300 ms, not the previous turn) holds the agent
+            and rec.recent_voiced_dbfs(rec.last_frame_end - 0.3) >= self.config.barge_in_hold_min_dbfs
         ):
-            self._start_pause_decode(turn)
-        if self._seg.state == SpeechSegmenter.SPEAKING:
-            # Silence in a pause is held back (the segmenter keeps it) and handed over if the
-            # patient resumes: partial decodes of silence would only delay the pause decode.
-            turn.transcriber.push(self._seg.take_new_audio())
-            if not turn.overlap:
-                self._early_pause_decode(turn)
-        if turn.overlap and self._seg.state == SpeechSegmenter.SPEAKING:
-            if (
-                turn.held_reply is None
-                and self._seg.voiced_ms >= self.config.barge_in_pause_ms > 0
-                and self._seg.unvoiced_ms == 0  # a voiced frame (not the tail of a released burst)
-                # webrtcvad calls short blips in a quiet noise floor "speech": only a burst
-                # loud enough (its last 300 ms, not the previous turn) holds the agent
-                and self._acoustic.recent_voiced_dbfs(self._last_frame_end - 0.3)
-                >= self.config.barge_in_hold_min_dbfs
-            ):
-                self._hold(turn)
-            if self._barge.update(voiced_ms=self._seg.voiced_ms):
-                self._interrupt(turn, self._barge.reason or "duration")
-            elif (
-                turn.held_reply is not None
-                and self._barge.heard_backchannel
-                and self._seg.unvoiced_ms >= self.config.barge_in_release_ms
-            ):
-                self._release(turn)  # "okay" and the voice stopped: play on (words can still cancel)
-        self._check_endpoint(self._last_frame_end)
+            self._hold(turn)
+        if self._barge.update(voiced_ms=rec.voiced_ms):
+            self._interrupt(turn, self._barge.reason or "duration")
+        elif (
+            turn.held_reply is not None
+            and self._barge.heard_backchannel
+            and rec.unvoiced_ms >= self.config.barge_in_release_ms
+        ):
+            self._release(turn)  # "okay" and the voice stopped: play on (words can still cancel)
 
-    def _new_transcriber(self, turn_id: int, *, overlap: bool = False, joined: bool = False):
-        from voice.asr import StreamingConfig, StreamingTranscriber
-
-        cfg = self.config
-        # Over the agent: frequent cheap partials, so a "Wait." is heard ~0.3 s into the burst.
-        interval = min(cfg.partial_interval_ms, cfg.barge_in_partial_interval_ms) if overlap else None
-        return StreamingTranscriber(
-            self.runtime.recognizer,
-            turn_id=turn_id,
-            executor=self._asr_executor,
-            config=StreamingConfig(
-                partial_interval_ms=interval or cfg.partial_interval_ms,
-                full_window=overlap and cfg.barge_in_full_window,
-            ),
-            on_partial=lambda p, tid=turn_id: self._on_partial(tid, p),
-            # a joined turn's audio is two stretches: no one session time for its start
-            audio_start=None if joined else self._seg.audio_start,
-            clock=self.clock,
-        )
-
-    def _on_speech_started(self, ev: SpeechStarted) -> None:
+    def on_speech_started(self, ev: SpeechStarted) -> None:
         state = self._sm.state
         agent_talking = self._reply is not None and not self._reply.cancelled
         overlap = agent_talking and state in (S.AGENT_SPEAKING, S.ESCALATED)
@@ -647,8 +540,7 @@ class VoiceSession:
             # The patient went on after the endpoint, before any audio: drop that reply.
             self._abandon(self._pending)
             self._pending = None
-        transcriber = self._new_transcriber(ev.turn_id, overlap=overlap)
-        turn = self._turn = _Turn(ev.turn_id, ev.t, overlap, transcriber)
+        turn = self._rec.open_turn(ev, overlap=overlap, turn_type=_Turn)
         self._mark(ev.turn_id, "speech_start", ev.t)
         self._put(ev)
         if overlap:
@@ -660,12 +552,10 @@ class VoiceSession:
             if join is not None:
                 self._join(turn, join)
 
-    def _on_speech_paused(self, ev: SpeechPaused) -> None:
-        turn = self._turn
+    def on_speech_paused(self, ev: SpeechPaused, turn: _Turn | None) -> bool:
         self._put(ev)
-        if turn is None or turn.ended:
-            return
-        turn.epoch += 1
+        if turn is None:
+            return True
         if (
             turn.overlap
             and turn.held_reply is not None
@@ -676,46 +566,14 @@ class VoiceSession:
             # decode of the whole burst (which can still interrupt).
             self._release(turn)
         if self._script_due is not None and not turn.overlap:
-            self._end_of_turn(turn, "escalation")
-            return
-        if not turn.overlap and turn.early_token is not None:
-            # The decode of this pause started in the hangover: no second one.
-            turn.pause_epoch = turn.early_epoch = turn.epoch
-            turn.pause_result = None
-            turn.pause_started = turn.early_started
-            turn.pause_decode = turn.early_task
-            if turn.early_result is not None:
-                self._on_pause_result(turn, turn.epoch, turn.early_result)
-            return
-        if not turn.overlap and self._open_statement and self.config.open_pause_decode_ms > 0:
-            # An open statement cannot end before open_closing_silence_ms (600 ms): its short
-            # clause pauses need no decode, and under load those final-quality decodes
-            # and the speculative synthesis after them queued ahead of other callers' finals.
-            turn.pause_decode_due = True
-            return
-        self._start_pause_decode(turn)
+            self._rec.end_turn(turn, "escalation")
+            return True
+        return False
 
-    def _start_pause_decode(self, turn: _Turn) -> None:
-        """Final-quality decode of the turn so far: the endpoint policy needs fresh words, an
-        overlapping burst needs judging, and with speculation it is the final pass itself."""
-        turn.pause_decode_due = False
-        turn.pause_epoch = turn.epoch
-        turn.pause_result = None
-        turn.pause_started = self.clock()
-        turn.pause_decode = self._spawn(self._pause_decode(turn, turn.epoch), "asr_final")
-
-    def _on_speech_resumed(self, ev: SpeechResumed) -> None:
-        turn = self._turn
+    def on_speech_resumed(self, ev: SpeechResumed, turn: _Turn | None) -> None:
         self._put(ev)
-        if turn is None or turn.ended:
-            return
-        turn.epoch += 1
-        turn.pause_decode_due = False
-        turn.early_token = None
-        self._cancel_speculation(turn)
-        if not turn.overlap:
-            # A pause decode still waiting for a worker is stale now: free the CPU for others.
-            self._compute.cancel_queued(_is_final_decode)
+        if turn is not None:
+            self._cancel_speculation(turn)
 
     def _cancel_speculation(self, turn: _Turn) -> None:
         if turn.spec_task is not None:
@@ -729,9 +587,7 @@ class VoiceSession:
 
     def _drop_turn_work(self, turn: _Turn) -> None:
         self._cancel_speculation(turn)
-        if turn.pause_decode is not None:
-            turn.pause_decode.cancel()
-        turn.transcriber.close()
+        self._rec.drop(turn)
 
     # --- joined turns ---------------------------------------------------------------------
 
@@ -762,40 +618,23 @@ class VoiceSession:
             self.policy.restore(j.snapshot)
             if len(self._history) > j.history_len and self._history[j.history_len][0] == "patient":
                 del self._history[j.history_len]
-        self._open_statement = j.open_statement
+        self._rec.open_statement = j.open_statement
         self.stats.joined_turns += 1
-        # A transcriber that hears the earlier words, then all of this burst so far.
-        audio = j.audio
-        keep = int((audio.speech_end - audio.audio_start + _JOIN_TAIL_S) * audio.sample_rate)
-        old, turn.transcriber = turn.transcriber, self._new_transcriber(turn.turn_id, joined=True)
-        old.close()
-        turn.transcriber.push(audio.audio[: max(0, keep)])
-        self._seg.take_new_audio()  # what the burst's transcriber already had is pushed whole
-        turn.transcriber.push(self._seg.turn_audio().copy())
-        turn.latest_partial = None
-        self._mark(turn.turn_id, "speech_start", audio.speech_start, overwrite=True)
-        turn.speech_start = audio.speech_start
-        turn.epoch += 1  # a decode of the burst alone is stale now
-        if self._seg.state == SpeechSegmenter.PAUSED:
-            self._start_pause_decode(turn)
+        self._mark(turn.turn_id, "speech_start", j.audio.speech_start, overwrite=True)
+        self._rec.join(turn, j.audio)
 
-    # --- ASR results ----------------------------------------------------------------------
+    # --- words ----------------------------------------------------------------------------
 
-    def _on_partial(self, turn_id: int, partial: PartialTranscript) -> None:
-        turn = self._turn
-        if turn is None or turn.turn_id != turn_id or turn.ended or self._ended:
-            return
-        if not turn.overlap and self._non_speech_partial(turn, partial):
-            return
-        turn.latest_partial = partial.text
+    def on_partial(self, turn: _Turn, partial: PartialTranscript) -> None:
+        turn_id = turn.turn_id
         if turn.overlap:
             # Over the agent only the barge-in gate sees it (a backchannel is not a turn).
             # A one-word partial of a cut-off burst is often a hallucination ("Mm-h..." ->
             # "And"): the gate trusts one word only if it opens an interruption ("Wait");
             # once the burst has paused, the decode of all of it decides.
-            heard = self._reliable_words(partial.text, partial.avg_logprob, partial.no_speech_prob)
-            if self._seg.state == SpeechSegmenter.SPEAKING:
-                if self._barge.update(voiced_ms=self._seg.voiced_ms, partial_text=heard, final=False):
+            heard = self._rec.reliable_words(partial.text, partial.avg_logprob, partial.no_speech_prob)
+            if self._rec.speaking:
+                if self._barge.update(voiced_ms=self._rec.voiced_ms, partial_text=heard, final=False):
                     self._interrupt(turn, self._barge.reason or "words")
             return
         self.stats.partials += 1
@@ -806,140 +645,31 @@ class VoiceSession:
         assessment = self.policy.observe_partial(partial.text)
         self._assessment(turn_id, assessment, on_partial=True)
 
-    def _early_pause_decode(self, turn: _Turn) -> None:
-        """An answer's pause decode, started ``early_pause_decode_ms`` into the unvoiced run
-        rather than at the pause (hangover, 200 ms): a bare "No." then ends the turn as the
-        pause is declared instead of one decode later. A voiced frame first makes it stale."""
-        cfg = self.config
-        if self._seg.unvoiced_ms == 0:
-            turn.early_token = None  # voiced again: not a pause (a decode in flight is stale)
-            return
-        if (
-            turn.early_token is not None
-            or cfg.early_pause_decode_ms <= 0
-            or self._open_statement
-            or self._script_due is not None
-            or self._seg.unvoiced_ms < cfg.early_pause_decode_ms
-        ):
-            return
-        token = turn.early_token = object()
-        turn.early_result = turn.early_epoch = None
-        turn.early_started = self.clock()
-        decode = turn.transcriber.start_speculative_final()  # the audio up to this frame
-        turn.early_task = self._spawn(self._early_decode(turn, token, decode), "asr_final")
+    def on_overlap_words(self, turn: _Turn, result: Transcription) -> None:
+        # Over the agent, words are words even if the patient has gone on since.
+        heard = self._rec.reliable_words(result.text, result.avg_logprob, result.no_speech_prob)
+        if self._barge.update(voiced_ms=self._rec.voiced_ms, partial_text=heard):
+            self._interrupt(turn, self._barge.reason or "words")
+        elif self._rec.paused:
+            # Listener noise over the agent ("uh-huh", a cough): the agent goes on.
+            self.stats.backchannels_ignored += 1
+            self._release(turn)
+            self._rec.close_burst(turn)
 
-    async def _early_decode(self, turn: _Turn, token: object, decode: asyncio.Future) -> None:
-        result = await asyncio.shield(decode)
-        if turn.ended or self._turn is not turn or turn.early_token is not token:
-            return
-        if turn.early_epoch is None:
-            turn.early_result = result  # the pause is not declared yet: it takes this then
-            return
-        self._on_pause_result(turn, turn.early_epoch, result)
-
-    async def _pause_decode(self, turn: _Turn, epoch: int) -> None:
-        result = await turn.transcriber.speculative_final()
-        if turn.ended or self._turn is not turn:
-            return
-        if turn.overlap:
-            # Over the agent, words are words even if the patient has gone on since.
-            heard = self._reliable_words(result.text, result.avg_logprob, result.no_speech_prob)
-            if self._barge.update(voiced_ms=self._seg.voiced_ms, partial_text=heard):
-                self._interrupt(turn, self._barge.reason or "words")
-            elif self._seg.state == SpeechSegmenter.PAUSED:
-                # Listener noise over the agent ("uh-huh", a cough): the agent goes on.
-                self.stats.backchannels_ignored += 1
-                self._release(turn)
-                self._close_burst(turn)
-                return
-            if turn.overlap:
-                return  # still talking over the agent: the next pause / partial decides
-        self._on_pause_result(turn, epoch, result)
-
-    def _on_pause_result(self, turn: _Turn, epoch: int, result: Transcription) -> None:
-        if turn.ended or self._turn is not turn or turn.epoch != epoch:
-            return  # the patient went on: a newer decode counts
-        turn.pause_result = result
-        turn.pause_done = self.clock()
-        if not words_of(result.text) or self._non_speech(turn.turn_id, result):
-            self.stats.noise_turns += 1
-            self._close_burst(turn)
-            self._set_state(S.LISTENING, "no_words", turn_id=turn.turn_id)
-            return
+    def on_pause_words(self, turn: _Turn, epoch: int, result: Transcription) -> None:
         if self.config.speculation and turn.spec is None and not self._escalated and self._replying:
-            self._speculate(turn, epoch, result)  # before the endpoint check: it may end the turn now
-        self._check_endpoint(self._last_frame_end)
+            self._speculate(turn, epoch, result)
 
-    def _reliable_words(self, text: str, avg_logprob: float, no_speech_prob: float) -> str:
-        cfg = self.config
-        return reliable_words(
-            text,
-            avg_logprob,
-            no_speech_prob,
-            min_logprob=cfg.barge_in_min_logprob,
-            max_no_speech=cfg.barge_in_max_no_speech,
-        )
+    def on_no_words(self, turn: _Turn) -> None:
+        self._set_state(S.LISTENING, "no_words", turn_id=turn.turn_id)
 
-    def _non_speech(self, turn_id: int, result: Transcription) -> bool:
-        """True (and an acoustic anomaly counted) when a decode's words are not speech
-        (voice/speech_filter.py): they must not become a turn or reach the rules."""
-        verdict = speech_filter.judge(result.text, result.avg_logprob, result.no_speech_prob)
-        if verdict.speech:
-            return False
-        self.stats.non_speech_turns += 1
-        self._tel(turn_id).anomalies.append("non_speech")
-        self._put(AcousticAnomaly(turn_id, "non_speech", verdict.value, self.clock(), verdict.reason))
-        return True
-
-    def _non_speech_partial(self, turn: _Turn, partial: PartialTranscript) -> bool:
-        """True when a partial's words are not speech (the same filter as finals): it must not
-        reach captions, the dashboard or the rules, so a hallucinated red flag from noise never
-        alerts. One per turn is counted as an acoustic anomaly (a burst of noise yields a
-        partial every few hundred ms), and not a lone word: the first partial of real speech is
-        often an unsure guess at its first syllable ("I," at -1.7), dropped at no cost."""
-        verdict = speech_filter.judge_partial(partial.text, partial.avg_logprob, partial.no_speech_prob)
-        if verdict.speech:
-            return False
-        self.stats.non_speech_partials += 1
-        turn.non_speech_partials += 1
-        if not turn.partial_anomaly and len(words_of(partial.text)) >= 2:
-            turn.partial_anomaly = True
-            self._put(
-                AcousticAnomaly(
-                    turn.turn_id, "non_speech", verdict.value, self.clock(), verdict.reason, on_partial=True
-                )
-            )
-        return True
-
-    def _close_burst(self, turn: _Turn) -> None:
-        self._seg.end_turn()
-        turn.ended = True
-        turn.transcriber.close()
+    def on_burst_closed(self, turn: _Turn) -> None:
         self._telemetry.pop(turn.turn_id, None)
-        if self._turn is turn:
-            self._turn = None
 
     # --- end of turn ----------------------------------------------------------------------
 
-    def _check_endpoint(self, now: float) -> None:
-        turn = self._turn
-        if turn is None or turn.ended or turn.overlap:
-            return
-        fresh = turn.pause_result if turn.pause_epoch == turn.epoch else None
-        decision = self._endpoint.decide(
-            silence_ms=self._seg.silence_ms(now),
-            transcript=None if fresh is None else fresh.text,
-            turn_ms=self._seg.turn_ms(now),
-            last_word_prob=fresh.word_probs[-1] if fresh is not None and fresh.word_probs else None,
-            open_statement=self._open_statement,
-        )
-        if decision.end:
-            self._end_of_turn(turn, decision.reason)
-
-    def _end_of_turn(self, turn: _Turn, reason: str) -> None:
-        turn.ended = True
-        audio = self._seg.end_turn()
-        now = self.clock()
+    def on_end_of_turn(self, ended: TurnEnded) -> None:
+        turn, reason, audio, now = ended.turn, ended.reason, ended.audio, ended.t
         if audio is not None:
             self.affect.turn_audio(turn.turn_id, audio.audio, audio.sample_rate)
         self._joinable = None
@@ -950,18 +680,15 @@ class VoiceSession:
             and self._script_due is None
             and audio.audio.size <= _MAX_JOIN_S * audio.sample_rate
         ):
-            self._joinable = _Joinable(turn.turn_id, audio, now, self._open_statement, len(self._history))
+            self._joinable = _Joinable(turn.turn_id, audio, now, self._rec.open_statement, len(self._history))
         speech_end = audio.speech_end if audio is not None else now
         self.stats.turns += 1
         self._put(EndOfTurn(turn.turn_id, now, speech_end, reason))
         self._mark(turn.turn_id, "speech_end", speech_end)
         self._mark(turn.turn_id, "endpoint", now)
-        for anomaly in self._acoustic.end_turn(t=now, turn_id=turn.turn_id):
-            self._tel(turn.turn_id).anomalies.append(anomaly.kind)
-            self._put(anomaly)
+        for anomaly in ended.anomalies:
+            self.on_anomaly(anomaly, of_turn=True)
         self._set_state(S.THINKING, f"end_of_turn:{reason}", turn_id=turn.turn_id)
-        if self._turn is turn:
-            self._turn = None
         fresh = turn.pause_epoch == turn.epoch
         spec = turn.spec if (turn.spec is not None and turn.spec.epoch == turn.epoch) else None
 
@@ -1048,9 +775,7 @@ class VoiceSession:
             if result is None:
                 # The final pass after the endpoint (speculation off, or nothing usable yet).
                 self._mark(turn.turn_id, "asr_start", t0, overwrite=True)
-                result = await self._compute.run(
-                    self.runtime.recognizer.transcribe, turn.transcriber.audio.copy()
-                )
+                result = await self._rec.final_decode(turn)
                 decoded_at = self.clock()
             prompt = self._commit_transcript(turn, result, decoded_at)
         except BaseException:
@@ -1069,7 +794,7 @@ class VoiceSession:
         turn.transcriber.close()
         self._mark(turn.turn_id, "asr_final", decoded_at)
         tel = self._tel(turn.turn_id)
-        if self._non_speech(turn.turn_id, result):
+        if self._rec.non_speech(turn.turn_id, result):
             result = replace(result, text="")  # a final with no words: no turn, nothing for the rules
         self.affect.turn_words(turn.turn_id, result.text, len(words_of(result.text)))
         self._put(
@@ -1092,7 +817,7 @@ class VoiceSession:
             script, self._script_due = self._script_due, None
             return script
         prompt = self.policy.next_prompt()
-        self._open_statement = prompt is not None and prompt.kind in OPEN_PROMPT_KINDS
+        self._rec.open_statement = prompt is not None and prompt.kind in OPEN_PROMPT_KINDS
         return prompt
 
     def _on_affect(self, reading: AffectReading) -> None:
@@ -1151,13 +876,8 @@ class VoiceSession:
             self._pending = None
         self._set_state(S.ESCALATED, "escalation_partial" if on_partial else "escalation", turn_id=turn_id)
         self._script_due = script
-        if (
-            turn is not None
-            and not turn.ended
-            and self._seg.state == SpeechSegmenter.PAUSED
-            and not turn.overlap
-        ):
-            self._end_of_turn(turn, "escalation")  # the patient has stopped: speak now
+        if turn is not None and not turn.ended and self._rec.paused and not turn.overlap:
+            self._rec.end_turn(turn, "escalation")  # the patient has stopped: speak now
         elif turn is None and self._reply is None and on_partial:
             if self._replying:
                 self._open(self._make_reply(turn_id, self._take_script(), None, None))
@@ -1434,8 +1154,7 @@ class VoiceSession:
             turn.overlap = False
             self._set_state(S.LISTENING, "reply_done", turn_id=reply.turn_id)
             self._set_state(S.USER_SPEAKING, "speech_continues", turn_id=turn.turn_id)
-            if self._seg.state == SpeechSegmenter.PAUSED and turn.pause_result is not None:
-                self._check_endpoint(self._last_frame_end)
+            self._rec.recheck_endpoint(turn)
         else:
             self._set_state(S.LISTENING, "reply_done", turn_id=reply.turn_id)
 
@@ -1528,8 +1247,7 @@ class VoiceSession:
             self._join(turn, join)
         self._joinable = None
         # The burst is the patient's turn now; if it is already in a pause, judge its end.
-        if self._seg.state == SpeechSegmenter.PAUSED and turn.pause_result is not None:
-            self._check_endpoint(self._last_frame_end)
+        self._rec.recheck_endpoint(turn)
 
     async def _finish_interrupted(self, reply: Reply, t_interrupt: float) -> None:
         # Wait for the host's report sent *after* the interruption (an earlier one only
@@ -1560,12 +1278,6 @@ class VoiceSession:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _is_final_decode(fn) -> bool:
-    """A queued final-quality ASR call of the streaming transcriber (not a partial, not TTS)."""
-    kwargs = getattr(fn, "kwargs", None)
-    return isinstance(kwargs, dict) and hasattr(fn, "audio") and not kwargs.get("partial")
 
 
 def _to_dict(assessment: Assessment) -> dict[str, Any]:
