@@ -7,6 +7,10 @@
                                                                         │
                        outbox ◄── AgentText / AgentAudio ◄── TTS ◄──────┘
 
+Recognition, from audio in to the end of a turn, is ``voice.recognition.AudioRecognition``;
+this module is the rest (replies, playback, barge-in, the rules, escalation) and implements its
+``RecognitionHooks``.
+
 ``feed_audio`` does only cheap per-frame work (VAD ~3 µs, segmentation, endpoint and
 barge-in decisions) on the event loop; every model call runs on the shared compute pool
 (``voice.compute``) or the LLM backend's own thread, as a task that can be cancelled.
@@ -152,7 +156,8 @@ class VoiceSession:
     (a clinician taking the call, in the spirit of LiveKit's ``AgentSession``): ``say`` (fixed
     text, now), ``interrupt``, ``set_agent_replies``, ``set_output_connected`` and
     ``playback_ends_at``. The session keeps the record of what was played: every
-    ``AgentReplyFinished`` carries the milliseconds the patient heard."""
+    ``AgentReplyFinished`` carries the milliseconds the patient heard. The ``on_*`` methods and
+    ``escalation_pending`` are recognition's hooks (voice/recognition.py), not host API."""
 
     def __init__(
         self,
@@ -169,6 +174,10 @@ class VoiceSession:
         self.config = cfg = config or runtime.config
         self.clock = clock
         self.stats = SessionStats()
+        # Two machines, one table (voice/state.py): ``_turns`` follows turn-taking for the whole
+        # call; ``_sm`` is the call's state as the host and the audit trail see it, which mirrors
+        # it until an escalation and then, as the table says, admits only 'ended'.
+        self._turns = TurnStateMachine()
         self._sm = TurnStateMachine()
         self._outbox = Outbox(emit, on_sent=self._on_sent)
         self._compute = runtime.compute.session(name)
@@ -217,7 +226,7 @@ class VoiceSession:
         self._reports: dict[int, float] = {}
         self._output_connected = True
         self._replying = True  # False while a clinician holds the call (set_agent_replies)
-        self._escalated = False
+        self._escalated = False  # a flag of the call, never cleared (see ``escalated``)
         self._script_due: Prompt | None = None  # emergency script to speak at the next pause
         self._tasks: set[asyncio.Task] = set()
         self._open_replies: dict[int, Reply] = {}  # opened (AgentReplyStarted) and not finished
@@ -236,6 +245,11 @@ class VoiceSession:
     @property
     def state(self) -> str:
         return self._sm.state.value
+
+    @property
+    def escalated(self) -> bool:
+        """The rules escalated this call: only the fixed script is spoken from here on."""
+        return self._escalated
 
     @property
     def transcript(self) -> list[tuple[str, str]]:
@@ -262,7 +276,7 @@ class VoiceSession:
             return
         if not self._started:
             await self.start()
-        if self._sm.state is S.IDLE:
+        if self._turns.state is S.IDLE:
             self._set_state(S.LISTENING, "audio")
         self._rec.push_audio(pcm)
 
@@ -357,7 +371,7 @@ class VoiceSession:
         pending, self._pending = self._pending, None
         if pending is not None:
             self._abandon(pending)
-            if self._sm.state is S.THINKING:  # that reply was what it was preparing
+            if self._turns.state is S.THINKING:  # that reply was what it was preparing
                 self._set_state(S.LISTENING, "interrupted_by_host")
         reply = self._reply
         if reply is None or reply.cancelled:
@@ -439,18 +453,21 @@ class VoiceSession:
             return None
 
     def _set_state(self, target: TurnState, cause: str, *, turn_id: int | None = None, force: bool = False):
-        """Validated transition. Escalation is sticky: only 'ended' leaves it."""
-        current = self._sm.state
-        if current is target:
+        """A turn-taking move, validated by the one table, and reported to the host.
+
+        ``force``: a move the table refuses is skipped, not raised (the host's requests come
+        at any time). Once the call has escalated every move is made so, and none but 'ended'
+        is reported: the table lets nothing else follow 'escalated'."""
+        turns = self._turns
+        if turns.state is target or turns.state is S.ENDED:
             return
-        if current is S.ESCALATED and target is not S.ENDED:
-            return
-        if current is S.ENDED:
-            return
-        if force and not self._sm.can(target):
+        if (force or self._escalated) and not turns.can(target):
             return
         tid = turn_id if turn_id is not None else self._rec.turn_id
-        self._put(self._sm.transition(target, cause=cause, t=self.clock(), turn_id=tid))
+        t = self.clock()
+        turns.transition(target, cause=cause, t=t, turn_id=tid)
+        if self._sm.can(target):
+            self._put(self._sm.transition(target, cause=cause, t=t, turn_id=tid))
 
     def _tel(self, turn_id: int) -> TurnTelemetry:
         tel = self._telemetry.get(turn_id)
@@ -530,14 +547,16 @@ class VoiceSession:
             self._release(turn)  # "okay" and the voice stopped: play on (words can still cancel)
 
     def on_speech_started(self, ev: SpeechStarted) -> None:
-        state = self._sm.state
+        state = self._turns.state
         agent_talking = self._reply is not None and not self._reply.cancelled
-        overlap = agent_talking and state in (S.AGENT_SPEAKING, S.ESCALATED)
+        # Once escalated, speech while any reply plays is over the agent (the script stands).
+        overlap = agent_talking and (state is S.AGENT_SPEAKING or self._escalated)
         join = self._join_candidate(ev.t)
         if not overlap:
             self._joinable = None  # a burst over the reply keeps it: a backchannel joins nothing
-        if state is S.THINKING and self._pending is not None:
-            # The patient went on after the endpoint, before any audio: drop that reply.
+        if state is S.THINKING and self._pending is not None and not self._escalated:
+            # The patient went on after the endpoint, before any audio: drop that reply (not
+            # once escalated: the reply waiting for its audio then is the script).
             self._abandon(self._pending)
             self._pending = None
         turn = self._rec.open_turn(ev, overlap=overlap, turn_type=_Turn)
@@ -874,7 +893,11 @@ class VoiceSession:
         if on_partial and self._pending is not None:
             self._abandon(self._pending)
             self._pending = None
-        self._set_state(S.ESCALATED, "escalation_partial" if on_partial else "escalation", turn_id=turn_id)
+        if self._sm.state is not S.ENDED:
+            # The call's state, not a turn's: turn-taking goes on (self._turns), the host and the
+            # audit trail see 'escalated' until the call ends.
+            cause = "escalation_partial" if on_partial else "escalation"
+            self._put(self._sm.transition(S.ESCALATED, cause=cause, t=self.clock(), turn_id=turn_id))
         self._script_due = script
         if turn is not None and not turn.ended and self._rec.paused and not turn.overlap:
             self._rec.end_turn(turn, "escalation")  # the patient has stopped: speak now
@@ -1142,8 +1165,8 @@ class VoiceSession:
             self._put(tel.finish(now))
         if interrupted or final:
             return
-        if reply.said and self._sm.state is not S.AGENT_SPEAKING:
-            return  # it started while the patient was talking: their turn goes on
+        if reply.said and (self._escalated or self._turns.state is not S.AGENT_SPEAKING):
+            return  # started while the patient talked, or the call escalated: leave the turn as it is
         if self._joinable is not None and self._joinable.reply is reply:
             self._joinable = None  # heard to its end: what the caller says next answers it
         turn = self._turn

@@ -163,7 +163,6 @@ class AudioRecognition:
         self._next_audio_t: float | None = None
         self.last_frame_end = 0.0
         self.turn: RecognizedTurn | None = None
-        self._turn_type: type[RecognizedTurn] = RecognizedTurn
         self._closed = False
         # The caller is describing the problem (first statement, or after an open prompt):
         # the endpoint gives clause pauses more patience (EndpointPolicy, open_statement).
@@ -265,11 +264,13 @@ class AudioRecognition:
 
     # --- turns ----------------------------------------------------------------------------
 
-    def open_turn(self, ev: SpeechStarted, *, overlap: bool, turn_type: type[RecognizedTurn] | None = None):
-        """Called by the session's ``on_speech_started``: the burst's turn and transcriber."""
-        cls = turn_type or self._turn_type
+    def open_turn(
+        self, ev: SpeechStarted, *, overlap: bool, turn_type: type[RecognizedTurn] = RecognizedTurn
+    ) -> RecognizedTurn:
+        """Called by the session's ``on_speech_started``: the burst's turn and transcriber
+        (``turn_type``: the session's subclass, with what it keeps about the turn)."""
         transcriber = self._new_transcriber(ev.turn_id, overlap=overlap)
-        turn = self.turn = cls(ev.turn_id, ev.t, overlap, transcriber)
+        turn = self.turn = turn_type(ev.turn_id, ev.t, overlap, transcriber)
         return turn
 
     def _new_transcriber(self, turn_id: int, *, overlap: bool = False, joined: bool = False):

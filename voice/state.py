@@ -19,7 +19,9 @@ class TurnState(StrEnum):
     THINKING = "thinking"  # end of turn decided, reply being prepared
     AGENT_SPEAKING = "agent_speaking"  # agent audio is being played
     INTERRUPTED = "interrupted"  # barge-in: agent stopped, waiting for what was played
-    ESCALATED = "escalated"  # emergency: only the fixed script is spoken from here on
+    # Emergency: only the fixed script is spoken from here on. The call's state as reported, not
+    # a turn's: VoiceSession keeps turn-taking in a second machine under the same table.
+    ESCALATED = "escalated"
     ENDED = "ended"  # terminal
 
 
@@ -35,7 +37,8 @@ TRANSITIONS: dict[TurnState, frozenset[TurnState]] = {
     S.AGENT_SPEAKING: frozenset({S.LISTENING, S.INTERRUPTED, S.ESCALATED, S.ENDED}),
     S.INTERRUPTED: frozenset({S.USER_SPEAKING, S.LISTENING, S.ESCALATED, S.ENDED}),
     # Escalation is sticky: the session keeps listening and repeating the script, but the
-    # audit trail shows one escalated state until the call ends.
+    # audit trail shows one escalated state until the call ends. This row is that rule, and
+    # the only place it is written (VoiceSession reports no move the table refuses here).
     S.ESCALATED: frozenset({S.ENDED}),
     S.ENDED: frozenset(),
 }

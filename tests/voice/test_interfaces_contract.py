@@ -89,3 +89,25 @@ def test_queue_question_asks_a_known_question_once_and_refuses_an_unknown_one():
     assert policy.queue_question("not_a_question") is False
     assert policy.queue_question(question) is True
     assert policy.queue_question(question) is False, "queued already"
+
+
+def test_the_session_implements_every_recognition_hook():
+    """Recognition (voice/recognition.py) reports only through RecognitionHooks: the session has
+    every hook, and recognition calls no other member of it."""
+    import ast
+    import inspect
+
+    from voice import recognition
+    from voice.pipeline import VoiceSession
+
+    declared = members(recognition.RecognitionHooks)
+    assert {"on_speech_started", "on_partial", "on_end_of_turn", "escalation_pending"} <= declared
+    assert all(callable(getattr(VoiceSession, name, None)) for name in declared)
+    used = {
+        node.attr
+        for node in ast.walk(ast.parse(inspect.getsource(recognition.AudioRecognition)))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "hooks"
+    }
+    assert used and used <= declared

@@ -62,3 +62,39 @@ async def test_a_turn_runs_through_the_session_with_fake_models():
         await session.end("test")
         client.close()
         runtime.close()
+
+
+async def test_escalation_is_the_calls_state_until_it_ends_while_turns_go_on():
+    """Escalation is a flag of the call: the host sees one 'escalated' state until 'ended',
+    and underneath the session goes on taking turns (the caller's next words are heard)."""
+    from voice.events import EscalationRaised, StateChanged
+
+    chest = "I have crushing chest pain spreading down my left arm."
+    config = PipelineConfig(llm_backend="none")
+    runtime = FakeRuntime(
+        config, ScriptedRecognizer(lambda _s, _partial: chest), synthesizer=ToneSynthesizer()
+    )
+    client = SimulatedClient(instant_playback=True)
+    session = VoiceSession(runtime, _policy(), client.emit, config)
+    client.attach(session)
+    try:
+        await session.start()
+        await client.wait_for(lambda e: isinstance(e, AgentReplyFinished) and e.turn_id == 0)
+        for burst in range(2):  # the red flag, then the caller again after the script
+            await stream_pcm(session, comfort_noise(300, seed=50 + burst) + voiced_buzz(1500))
+            for i in range(100):
+                await stream_pcm(session, comfort_noise(100, seed=i))
+                if len(client.of(FinalTranscript)) > burst and any(
+                    e.turn_id > 0 and e.reply_id > burst for e in client.of(AgentReplyFinished)
+                ):
+                    break
+        raised = client.of(EscalationRaised)
+        assert len(raised) == 1 and session.escalated
+        assert len(client.of(FinalTranscript)) == 2  # the turn after the escalation was heard too
+        assert session.state == "escalated"
+    finally:
+        await session.end("test")
+        client.close()
+        runtime.close()
+    states = [e.current for e in client.of(StateChanged)]
+    assert states.count("escalated") == 1 and states[-2:] == ["escalated", "ended"]
