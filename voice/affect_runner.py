@@ -18,7 +18,6 @@ import asyncio
 import concurrent.futures
 import logging
 import multiprocessing
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from voice.affect import AffectReading, AffectTracker
+from voice.config import switched_on
 from voice.paralinguistics import ParalinguisticFeatures, extract
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ _warming: concurrent.futures.Future | None = None
 
 
 def enabled() -> bool:
-    return os.environ.get("TRIAGE_AFFECT", "1").strip().lower() not in {"0", "false", "no", "off"}
+    return switched_on("TRIAGE_AFFECT")
 
 
 def _executor() -> concurrent.futures.ProcessPoolExecutor:

@@ -8,6 +8,15 @@ from typing import Any
 
 from voice.acknowledgement import DEFAULT_SET as DEFAULT_ACK_SET
 
+_OFF = frozenset({"0", "false", "no", "off"})
+
+
+def switched_on(name: str) -> bool:
+    """An on/off switch from the environment (``TRIAGE_SAFETY_NET``, ``TRIAGE_AFFECT``, ...):
+    on unless set to 0, false, no or off, so a part that is missing a setting still runs."""
+    return os.environ.get(name, "1").strip().lower() not in _OFF
+
+
 # Per-stage latency budgets in ms. Keys are the stage names TurnMetrics reports
 # (voice.telemetry.STAGES); a measured value above its budget is a BudgetMissed event.
 DEFAULT_BUDGETS_MS: dict[str, float] = {

@@ -9,10 +9,10 @@ once. ``TRIAGE_EMERGENCY_SCORER=0`` turns it off. Training and evaluation live i
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from voice.clinical import EmergencyScorer
+from voice.config import switched_on
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ _lock = threading.Lock()
 
 
 def enabled() -> bool:
-    return os.environ.get("TRIAGE_EMERGENCY_SCORER", "1").strip().lower() not in {"0", "false", "no", "off"}
+    return switched_on("TRIAGE_EMERGENCY_SCORER")
 
 
 def load_emergency_scorer() -> EmergencyScorer | None:

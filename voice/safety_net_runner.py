@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from voice.clinical import (
     may_raise,
     rules_already_urgent,
 )
+from voice.config import switched_on
 
 from .emergency_scorer import load_emergency_scorer
 
@@ -46,7 +46,7 @@ _net_lock = threading.Lock()
 
 
 def enabled() -> bool:
-    return os.environ.get("TRIAGE_SAFETY_NET", "1").strip().lower() not in {"0", "false", "no", "off"}
+    return switched_on("TRIAGE_SAFETY_NET")
 
 
 def load_safety_net() -> SafetyNet | None:
