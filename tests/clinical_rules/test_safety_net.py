@@ -306,7 +306,7 @@ def test_a_partial_compares_its_newest_window_against_the_stricter_partial_thres
 
 
 def test_calibration_picks_the_most_recall_within_the_false_alert_target():
-    from voice.safety_net_bench import calibrate, summarise
+    from evals.voice.safety_net_bench import calibrate, summarise
 
     rows = [{"id": f"e{i}", "expected": 1, "rules_level": 1, "rules_urgent": True, "score": 0.5 + i / 100,
              "partial_score": 0.0} for i in range(20)]  # fmt: skip
