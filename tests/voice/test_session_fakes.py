@@ -23,24 +23,31 @@ def _policy():
     return TriageInterview(context=PatientContext(subject="self", age_band="18_to_64"))
 
 
+def _session_hearing(said: str) -> tuple[VoiceSession, SimulatedClient, FakeRuntime]:
+    """A session whose fake recognizer always hears ``said``, with a tone for the agent's voice."""
+    config = PipelineConfig(llm_backend="none")
+    runtime = FakeRuntime(
+        config, ScriptedRecognizer(lambda _s, _partial: said), synthesizer=ToneSynthesizer()
+    )
+    client = SimulatedClient(instant_playback=True)
+    session = VoiceSession(runtime, _policy(), client.emit, config)
+    client.attach(session)
+    return session, client, runtime
+
+
 def _tone_ms(audio: list[AgentAudio]) -> float:
     return sum(len(a.pcm) / 2 / a.sample_rate * 1000 for a in audio)
 
 
 async def test_a_turn_runs_through_the_session_with_fake_models():
-    synth = ToneSynthesizer()
-    config = PipelineConfig(llm_backend="none")
-    runtime = FakeRuntime(config, ScriptedRecognizer(lambda _s, _partial: SAID), synthesizer=synth)
-    client = SimulatedClient(instant_playback=True)
-    session = VoiceSession(runtime, _policy(), client.emit, config)
-    client.attach(session)
+    session, client, runtime = _session_hearing(SAID)
     try:
         await session.start()
         await client.wait_for(lambda e: isinstance(e, AgentReplyFinished) and e.turn_id == 0)
         opening = next(e for e in client.of(AgentReplyStarted) if e.turn_id == 0)
         # the greeting was spoken by the fake voice: its words were synthesized, and the audio
         # the caller got is the tone's length for them
-        assert any(t in opening.required_text for t in synth.texts)
+        assert any(t in opening.required_text for t in runtime.synthesizer.texts)
         spoken = [e for e in client.of(AgentAudio) if e.reply_id == opening.reply_id]
         assert _tone_ms(spoken) > 1000
 
@@ -69,14 +76,7 @@ async def test_escalation_is_the_calls_state_until_it_ends_while_turns_go_on():
     and underneath the session goes on taking turns (the caller's next words are heard)."""
     from voice.events import EscalationRaised, StateChanged
 
-    chest = "I have crushing chest pain spreading down my left arm."
-    config = PipelineConfig(llm_backend="none")
-    runtime = FakeRuntime(
-        config, ScriptedRecognizer(lambda _s, _partial: chest), synthesizer=ToneSynthesizer()
-    )
-    client = SimulatedClient(instant_playback=True)
-    session = VoiceSession(runtime, _policy(), client.emit, config)
-    client.attach(session)
+    session, client, runtime = _session_hearing("I have crushing chest pain spreading down my left arm.")
     try:
         await session.start()
         await client.wait_for(lambda e: isinstance(e, AgentReplyFinished) and e.turn_id == 0)
