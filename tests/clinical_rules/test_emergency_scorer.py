@@ -217,7 +217,7 @@ def test_the_scorer_can_be_turned_off(monkeypatch):
 
 
 def test_the_heldout_round_with_the_scorer_holds_what_it_scored_once(scorer):
-    """Round 33 (blind at 2026.12.24) through rules + scorer, as a call would see it; the rules'
+    """Round 34 (blind at 2026.12.25) through rules + scorer, as a call would see it; the rules'
     own floors are in test_vignettes.py. A retrained model or a rule change that loses any fails."""
     from evals.voice.emergency_scorer import evaluate
 
@@ -227,7 +227,7 @@ def test_the_heldout_round_with_the_scorer_holds_what_it_scored_once(scorer):
     result = evaluate(path, scorer)
     rules, combined = result["rules"], result["rules_and_scorer"]
     assert combined["emergency_detected"] >= 0.863 and combined["emergency_recall"] >= 0.863
-    assert combined["coarse_level_accuracy"] >= 0.687
-    assert combined["selfcare_over_triage_rate"] <= 0.5
+    assert combined["coarse_level_accuracy"] >= 0.729
+    assert combined["selfcare_over_triage_rate"] <= 0.25
     for key in ("emergency_detected", "emergency_recall"):
         assert combined[key] >= rules[key]  # raise-only: never worse on emergencies
