@@ -7,6 +7,7 @@ transcribes it the same way every run): evaluations and tests stay deterministic
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
@@ -57,6 +58,43 @@ def trim_silence(audio: np.ndarray, threshold: float = 0.004, margin_ms: int = 2
         return audio[:0]
     margin = RATE * margin_ms // 1000
     return audio[max(0, loud[0] - margin) : loud[-1] + 1 + margin]
+
+
+# Where a statement's text has a clause break (after a comma or full stop): Piper pauses there.
+CLAUSE_BREAK = re.compile(r"(?<=[,.])\s+")
+
+
+def clause_breaks(text: str) -> int:
+    """How many clause pauses Piper makes inside ``text``."""
+    return len(CLAUSE_BREAK.findall(text.strip()))
+
+
+def quiet_gaps(audio: np.ndarray, threshold: float = 0.004, min_ms: int = 40) -> list[tuple[int, int]]:
+    """(start, end) sample ranges of silence inside ``audio`` (10 ms resolution)."""
+    hop = RATE // 100
+    n = audio.size // hop
+    loud = np.abs(audio[: n * hop]).reshape(n, hop).max(axis=1) > threshold
+    idx = np.flatnonzero(loud)
+    gaps: list[tuple[int, int]] = []
+    i = idx[0] if idx.size else n
+    last = idx[-1] if idx.size else -1
+    while i <= last:
+        if loud[i]:
+            i += 1
+            continue
+        j = i
+        while j <= last and not loud[j]:
+            j += 1
+        if (j - i) * 10 >= min_ms:
+            gaps.append((i * hop, j * hop))
+        i = j
+    return gaps
+
+
+def clause_gaps(speech: np.ndarray, breaks: int) -> list[tuple[int, int]]:
+    """The ``breaks`` longest inner silences of ``speech``, in time order: Piper's comma and
+    full-stop pauses (200-380 ms) are longer than the gaps inside words (<= 160 ms)."""
+    return sorted(sorted(quiet_gaps(speech), key=lambda g: g[0] - g[1])[:breaks])
 
 
 def silence(ms: int) -> bytes:

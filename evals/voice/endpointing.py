@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from evals.speech import RATE, synthesize_16k, trim_silence
+from evals.speech import RATE, clause_breaks, clause_gaps, synthesize_16k, trim_silence
 from voice.audio import float32_to_pcm16, frame_bytes
 from voice.endpointing import EndpointConfig, EndpointPolicy
 from voice.events import SpeechPaused, SpeechResumed, SpeechStarted
@@ -109,7 +108,6 @@ HESITANT_LONG_TEXTS: tuple[str, ...] = (
     "Um, I cut my hand, and it's, er, still bleeding a bit.",
     "My daughter's, um, six months old, and she's been, er, sick four times today.",
 )
-_CLAUSE_BREAK = re.compile(r"(?<=[,.])\s+")
 _PAUSES_MS = (300, 500, 700, 900, 400, 800, 600)
 
 
@@ -174,28 +172,6 @@ def build_utterance(
     return Utterance(tuple(pieces), audio.astype(np.float32), start or 0.0, end or 0.0, tuple(pauses))
 
 
-def _quiet_gaps(audio: np.ndarray, threshold: float = 0.004, min_ms: int = 40) -> list[tuple[int, int]]:
-    """(start, end) sample ranges of silence inside ``audio`` (10 ms resolution)."""
-    hop = RATE // 100
-    n = audio.size // hop
-    loud = np.abs(audio[: n * hop]).reshape(n, hop).max(axis=1) > threshold
-    idx = np.flatnonzero(loud)
-    gaps: list[tuple[int, int]] = []
-    i = idx[0] if idx.size else n
-    last = idx[-1] if idx.size else -1
-    while i <= last:
-        if loud[i]:
-            i += 1
-            continue
-        j = i
-        while j <= last and not loud[j]:
-            j += 1
-        if (j - i) * 10 >= min_ms:
-            gaps.append((i * hop, j * hop))
-        i = j
-    return gaps
-
-
 def build_run_on(
     text: str,
     *,
@@ -209,9 +185,8 @@ def build_run_on(
     """``text`` spoken in one piece, each pause Piper makes at a comma / full stop stretched to
     300-900 ms (fixed cycle shifted by ``seed``). Piper's pauses there (200-380 ms) are longer
     than the gaps inside words (<= 160 ms), so the longest gaps are the clause breaks."""
-    breaks = len(_CLAUSE_BREAK.findall(text.strip()))
     speech = trim_silence(synth(text) if length_scale == 1.0 else synth(text, length_scale))
-    gaps = sorted(sorted(_quiet_gaps(speech), key=lambda g: g[0] - g[1])[:breaks])
+    gaps = clause_gaps(speech, clause_breaks(text))
     margin = RATE * 20 // 1000
     parts = [np.zeros(RATE * lead_ms // 1000, dtype=np.float32)]
     pos, cursor = parts[0].size, 0

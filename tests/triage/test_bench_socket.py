@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from evals.speech import clause_breaks, quiet_gaps
 from evals.triage.bench_socket.playback import Player
 from evals.triage.bench_socket.runner import Options, format_table, run
 
@@ -76,10 +77,10 @@ def test_hesitant_callers_pause_where_their_commas_are():
     short = np.zeros(rate * 60 // 1000, dtype=np.float32)  # a gap inside a word
     audio = np.concatenate([tone(300), gap, tone(200), short, tone(200), gap, tone(300)])
     out = speech.stretch_pauses(audio, 2, (700, 400))
-    pauses = [round((g1 - g0) * 1000 / rate) for g0, g1 in speech._quiet_gaps(out)]
+    pauses = [round((g1 - g0) * 1000 / rate) for g0, g1 in quiet_gaps(out)]
     assert pauses == [700, 60, 400]
     with pytest.raises(ValueError):
         speech.stretch_pauses(audio, 2, (700,))
     for text, lengths, answers in speech.HESITANT_CALLS:
-        assert len(speech._CLAUSE_BREAK.findall(text)) == len(lengths) and answers
+        assert clause_breaks(text) == len(lengths) and answers
         assert max(lengths) >= 700 and any(w in text.lower() for w in ("um,", "er,"))

@@ -14,7 +14,6 @@ with the bundled Piper voice (noise terms off: the same audio every run) and cac
 from __future__ import annotations
 
 import hashlib
-import re
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,35 +113,12 @@ def _synthesize(text: str) -> np.ndarray:
     return np.asarray(synthesize_16k(text), dtype=np.float32)
 
 
-_CLAUSE_BREAK = re.compile(r"(?<=[,.])\s+")
-
-
-def _quiet_gaps(audio: np.ndarray, threshold: float = 0.004, min_ms: int = 40) -> list[tuple[int, int]]:
-    """(start, end) sample ranges of silence inside ``audio`` (10 ms resolution)."""
-    hop = RATE // 100
-    n = audio.size // hop
-    loud = np.abs(audio[: n * hop]).reshape(n, hop).max(axis=1) > threshold
-    idx = np.flatnonzero(loud)
-    if idx.size == 0:
-        return []
-    gaps, i = [], int(idx[0])
-    while i <= idx[-1]:
-        if loud[i]:
-            i += 1
-            continue
-        j = i
-        while j <= idx[-1] and not loud[j]:
-            j += 1
-        if (j - i) * 10 >= min_ms:
-            gaps.append((i * hop, j * hop))
-        i = j
-    return gaps
-
-
 def stretch_pauses(audio: np.ndarray, breaks: int, pauses_ms: tuple[int, ...]) -> np.ndarray:
     """``audio`` with its ``breaks`` longest inner silences (Piper's comma / full-stop pauses,
     200-380 ms; gaps inside words are shorter) replaced, in order, by ``pauses_ms`` of silence."""
-    gaps = sorted(sorted(_quiet_gaps(audio), key=lambda g: g[0] - g[1])[:breaks])
+    from evals.speech import clause_gaps
+
+    gaps = clause_gaps(audio, breaks)
     if len(gaps) != len(pauses_ms):
         raise ValueError(f"{len(gaps)} pauses found, {len(pauses_ms)} lengths given")
     margin = RATE * 20 // 1000
@@ -155,10 +131,10 @@ def stretch_pauses(audio: np.ndarray, breaks: int, pauses_ms: tuple[int, ...]) -
 
 
 def _hesitant(text: str, pauses_ms: tuple[int, ...]) -> np.ndarray:
-    from evals.speech import trim_silence
+    from evals.speech import clause_breaks, trim_silence
 
     speech = trim_silence(_synthesize(text))
-    return stretch_pauses(speech, len(_CLAUSE_BREAK.findall(text.strip())), pauses_ms)
+    return stretch_pauses(speech, clause_breaks(text), pauses_ms)
 
 
 def utterance(text: str, *, pauses_ms: tuple[int, ...] = (), cache_dir: Path = CACHE_DIR) -> Utterance:
