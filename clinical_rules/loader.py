@@ -84,16 +84,31 @@ def _req_str(errs: _Errors, parent: LDict, key: str) -> str:
     return value.strip()
 
 
-def _pattern_words(concepts: dict[str, Concept], terms: dict[str, tuple[tuple[str, ...], ...]]) -> set[str]:
-    """Every literal word the concepts' patterns and the term lists use."""
-    words: set[str] = set()
-    for c in concepts.values():
-        for p in (*c.patterns, *c.negative_patterns):
-            words.update(re.findall(r"[a-z]+", p.lower()))
-    for seqs in terms.values():
-        for seq in seqs:
-            words.update(seq)
-    return words
+def _strings(value: Any) -> list[str]:
+    """Every string inside a YAML value (mapping keys included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _rule_words(
+    concepts: dict[str, Concept], terms: dict[str, tuple[tuple[str, ...], ...]], merged: dict
+) -> set[str]:
+    """Every literal word the rule set reads after normalising: the concepts' patterns, the term
+    lists, what the lexicon rewrites to (not the misspellings it rewrites from), the answer
+    phrases and the context cues."""
+    texts = [p for c in concepts.values() for p in (*c.patterns, *c.negative_patterns)]
+    texts += [w for seqs in terms.values() for seq in seqs for w in seq]
+    rewrites = merged["rewrites"][0] if "rewrites" in merged else {}
+    texts += _strings(list(rewrites.values()) if isinstance(rewrites, dict) else [])
+    for name in ("answers", "categories", "termination"):
+        if name in merged:
+            texts += _strings(merged[name][0])
+    return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
 
 
 class _Loader:
@@ -163,7 +178,7 @@ class _Loader:
         terms = self._terms(section("terms", dict), normaliser)
         concepts = self._concepts(section("concepts", list))
         matcher = self._matcher(concepts, terms, normaliser)
-        normaliser.know_ing_words(_pattern_words(concepts, terms))
+        normaliser.know_ing_words(_rule_words(concepts, terms, merged))
         context, assertion_of = self._context(merged, normaliser)
         scripts_doc = merged.get("emergency_scripts", (LDict(), LDict()))[0]
         fmt = {"emergency_number": emergency_number, "crisis_line": crisis_line}

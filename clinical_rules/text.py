@@ -76,30 +76,10 @@ def _fold(word: str) -> str:
     return w
 
 
-# Dropped g written with an apostrophe ("achin'", "sweatin'", "not answerin'"): the -ing word the
-# patterns know. Only when a consonant precedes "in" and the stem is three letters or more, so a
-# closing quote after "pain'" or "vein'" is left alone; a few -in words that take the rule's shape
-# are listed. (Speech recognisers write "aching"; this is for typed and transcribed dialect.)
-_APOSTROPHE_AFTER = frozenset("'’`")
-_DROPPED_G_SHORT = frozenset(("goin", "doin", "bein", "seein", "lyin", "dyin", "cryin", "tryin"))
-_NOT_DROPPED_G = frozenset(
-    "skin chin shin thin twin begin within margin cabin insulin aspirin heroin penicillin toxin "
-    "satin muslin raisin basin cousin robin origin virgin napkin pumpkin admin ".split()
-)
-
-
-def _dropped_g(word: str) -> str:
-    if word in _DROPPED_G_SHORT:
-        return word + "g"
-    if (
-        len(word) >= 5
-        and word.endswith("in")
-        and word[-3] not in "aeiouy"
-        and word.isalpha()
-        and word not in _NOT_DROPPED_G
-    ):
-        return word + "g"
-    return word
+# A dropped g ("achin'", "sweatin", "not answerin'") is read as the -ing word when the rule set
+# itself uses that word (``Normaliser.know_ing_words``): "pain'", "skin", "aspirin" are left alone
+# because no rule reads "paing". Speech recognisers write "aching"; this is for typed and
+# transcribed dialect, with the apostrophe or without it.
 
 
 class _Trie:
@@ -141,7 +121,7 @@ class Normaliser:
             seq = self._raw_words(phrase)
             if seq:
                 self._filler_trie.add(seq, True)
-        self._ing_words: frozenset[str] = frozenset()  # -ing words the rules use (dropped g without "'")
+        self._ing_words: frozenset[str] = frozenset()  # -ing words the rules read (a dropped g)
         self._rewrite_trie = _Trie()
         self._single: dict[str, tuple[str, ...]] = {}
         pairs = rewrites.items() if isinstance(rewrites, Mapping) else rewrites
@@ -153,8 +133,8 @@ class Normaliser:
                     self._single[s[0]] = d
 
     def know_ing_words(self, words: Iterable[str]) -> None:
-        """The -ing words the rule set's patterns use. A typed dropped g without an apostrophe
-        ("sweatin", "feelin") becomes one of them; any other word ending in -in stays as it is."""
+        """The -ing words the rule set reads. A dropped g ("sweatin'", "feelin") becomes one of
+        them; any other word ending in -in stays as it is."""
         self._ing_words = frozenset(w for w in words if len(w) > 4 and w.endswith("ing"))
 
     @staticmethod
@@ -183,9 +163,7 @@ class Normaliser:
             if tok in _PAUSE or tok.startswith(".."):
                 continue
             w = fold_word(tok)
-            if text[m.end() : m.end() + 1] in _APOSTROPHE_AFTER:
-                w = _dropped_g(w)
-            elif w.endswith("in") and w + "g" in self._ing_words:
+            if w.endswith("in") and w + "g" in self._ing_words:
                 w = w + "g"
             if drop_fillers and w in self.fillers:
                 continue
