@@ -82,6 +82,7 @@ class ClinicianTranscriber:
         self._origin: dt.datetime | None = None
         self._frames_seen = 0
         self._tasks: set[asyncio.Task] = set()
+        self._last: asyncio.Task | None = None  # the previous utterance's decode
 
     def feed(self, pcm: bytes) -> None:
         if self._origin is None:
@@ -108,17 +109,22 @@ class ClinicianTranscriber:
         self._speech, self._voiced_ms, self._silence_ms, self._started = [], 0, 0, None
         if voiced_ms < MIN_SPEECH_MS or started is None:
             return
-        task = asyncio.ensure_future(self._transcribe(b"".join(speech), started))
+        task = asyncio.ensure_future(self._transcribe(b"".join(speech), started, self._last))
+        self._last = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _transcribe(self, pcm: bytes, started: dt.datetime) -> None:
+    async def _transcribe(self, pcm: bytes, started: dt.datetime, previous: asyncio.Task | None) -> None:
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         try:
             text = (await asyncio.to_thread(self._decode, audio)).strip()
         except Exception:
             logger.exception("clinician speech could not be transcribed")
-            return
+            text = ""
+        # Decodes run side by side, but turns are recorded in the order they were said: a short
+        # second utterance can finish decoding before a long first one (seen under CI load).
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
         if text:
             await self._on_text(text, started, started + dt.timedelta(seconds=len(pcm) / 2 / RATE))
 
