@@ -31,6 +31,7 @@ from voice.safety_net_runner import SafetyNetRunner
 
 from . import affect as affect_host
 from . import channel_outage, listen, metrics, services
+from . import protocol as proto
 from . import resume as resume_call
 from .channel_groups import DASHBOARD_GROUP, call_group
 from .dashboard.control import TAKE_OVER_TEXT
@@ -646,6 +647,17 @@ class LiveCall:
         rate = self.voice.config.output_sample_rate if self.voice is not None else listen.PATIENT_RATE
         listen.clinician_audio(self.session_id, pcm, rate)  # other clinicians listening in
         return True
+
+    async def clinician_said(self, text: str, by: str) -> None:
+        """Captions of the clinician's words: to the patient's page and to every listener (who
+        also learn which clinician said them)."""
+        message = proto.ClinicianTranscript(text).to_dict()
+        listen.call_event(self.session_id, message | {"by": by})
+        if self._send_json is not None and not self.ended:
+            try:
+                await self._send_json(message)
+            except Exception:  # a socket closing mid-send: the words are stored all the same
+                logger.debug("send to patient socket failed", exc_info=True)
 
     async def clinician_voice_end(self, reply_id: int) -> None:
         """End a clinician reply on the patient's page (once: a hand back ends it before the

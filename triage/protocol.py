@@ -197,6 +197,15 @@ class AgentReplyEnd(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class ClinicianTranscript(Message):
+    """The words of the clinician who took the call, one utterance at a time (captions). No
+    name: a clinician's login is not the patient's business (listeners get ``by`` added)."""
+
+    TYPE: ClassVar[str] = "clinician_transcript"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Pong(Message):
     TYPE: ClassVar[str] = "pong"
     t: Any = None

@@ -4,10 +4,11 @@ running the real voice pipeline and the PostgreSQL test database.
 
 The clinician takes the call over from the dashboard (which opens their microphone), hears the
 patient (captions of the patient's words arrive on the talk socket), is heard by the patient
-(the patient's playback plays the clinician's reply and the clinician's words are stored as a
-clinician turn), the agent stays silent meanwhile, and speaks again after the hand back. The
-clinician's talk socket drops once mid-takeover: the page reconnects within the grace and the
-call carries on (one clinician reply on the patient's page, no lost-clinician message).
+(the patient's playback plays the clinician's reply, the clinician's words are stored as a
+clinician turn and shown as captions on the patient's page), the agent stays silent meanwhile,
+and speaks again after the hand back. The clinician's talk socket drops once mid-takeover: the
+page reconnects within the grace and the call carries on (one clinician reply on the patient's
+page, no lost-clinician message).
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ def test_clinician_takes_the_call_by_voice_and_hands_it_back(daphne_server, chro
         timeout=90_000,
     )
     assert dashboard.evaluate("window.TriageListen.sent.frames") > 50
+    # ... and the patient's page shows them as captions, marked as the clinician's words.
+    patient.wait_for(
+        "[...document.querySelectorAll('#captions .caption-clinician')].some(p => "
+        "p.querySelector('.who').textContent === 'Clinician:' && /emergency/i.test(p.textContent))",
+        timeout=30_000,
+    )
     # A live voice: the patient's page never holds more than 100 ms ahead of the clinician's
     # audio (LIVE_VOICE_MAX_MS), so it cannot fall behind for the rest of the call.
     rate = patient.page.evaluate("window.triage.outputRate")

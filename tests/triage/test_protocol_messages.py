@@ -81,6 +81,10 @@ def test_server_messages_have_the_documented_wire_form():
     }
     assert proto.AgentText(7, 0, "Hello.", answer=True).to_dict()["answer"] is True
     assert proto.Pong(None).to_dict() == {"type": "pong", "t": None}  # t echoed even when absent
+    assert proto.ClinicianTranscript("Go to A&E now.").to_dict() == {
+        "type": "clinician_transcript",
+        "text": "Go to A&E now.",
+    }
     assert proto.Error("bad_json", "no").to_dict() == {
         "type": "error",
         "code": "bad_json",

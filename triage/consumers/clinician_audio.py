@@ -288,9 +288,7 @@ class TalkConsumer(ListenConsumer):
         await database_sync_to_async(clinician_speech.record_clinician_turn)(
             self.session_id, text, self.username, started, ended, clinician_speech.new_key(self.session_id)
         )
-        listen.call_event(
-            self.session_id, {"type": "clinician_transcript", "text": text, "by": self.username}
-        )
+        await self.call.clinician_said(text, self.username)
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.listener is None or not bytes_data:

@@ -57,6 +57,7 @@
       partialCaptions: 0,
       finalCaptions: 0,
       agentCaptions: 0,
+      clinicianCaptions: 0,
     },
     metrics: { responses: [], interrupts: [] },
     events: [],
@@ -427,6 +428,11 @@
         break;
       case "escalation":
         escalate(msg);
+        break;
+      case "clinician_transcript":
+        // The clinician who took the call: their words, one utterance at a time (after it ends).
+        triage.stats.clinicianCaptions += 1;
+        caption("Clinician", msg.text, "caption-clinician");
         break;
       case "clinician_joining":
         log("clinician_joining");
