@@ -58,24 +58,25 @@ def test_dev_bars(dev):
     # sore throat, a back strain "worst ever" and a dog bite that bled heavily to lower levels);
     # 2026.12.25 with round 33 (1717): 90.1% / 10.0%, coarse 95.4% (a fever after jabs, a cold
     # "dying here" and painkiller questions that the rules keep one level higher); 2026.12.26 with
-    # round 34 (1765): 89.8% / 10.4%, coarse 95.1% (only its emergencies and two families fixed).
+    # round 34 (1765): 89.8% / 10.4%, coarse 95.1% (only its emergencies and two families fixed);
+    # round 35 moved in unchanged when round 36 was scored (1813): 89.6% / 10.1%, coarse 94.9%.
     assert dev["selfcare_over_triage_rate"] <= 0.104, dev["misses"]
-    assert dev["level_accuracy"] >= 0.898, dev["misses"]
-    assert dev["coarse_level_accuracy"] >= 0.950, dev["misses"]
+    assert dev["level_accuracy"] >= 0.896, dev["misses"]
+    assert dev["coarse_level_accuracy"] >= 0.949, dev["misses"]
 
 
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
-    # Rounds 11-34 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). Round 35 (blind at 2026.12.26) is held to what the rules alone scored
+    # Rounds 11-35 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). Round 36 (blind at 2026.12.26) is held to what the rules alone scored
     # once, so a rule change that loses any of it fails (rules + scorer: test_emergency_scorer.py).
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
-    assert heldout["emergency_recall"] >= 1.0, heldout["misses"]
-    assert heldout["emergency_detected"] >= 1.0, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.833, heldout["misses"]
-    assert heldout["coarse_level_accuracy"] >= 0.895, heldout["misses"]
-    assert heldout["selfcare_over_triage_rate"] <= 0.0, heldout["misses"]
+    assert heldout["emergency_recall"] >= 0.909, heldout["misses"]
+    assert heldout["emergency_detected"] >= 0.954, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.583, heldout["misses"]
+    assert heldout["coarse_level_accuracy"] >= 0.708, heldout["misses"]
+    assert heldout["selfcare_over_triage_rate"] <= 0.25, heldout["misses"]
 
 
 def test_empty_heldout_reports_nothing_scored(tmp_path):
