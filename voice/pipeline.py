@@ -68,7 +68,7 @@ from voice.pipeline_output import Outbox
 from voice.pipeline_reply import ClauseItem, Reply, ReplyContext
 from voice.prosody import CALM, choose, is_elderly_caller
 from voice.recognition import AudioRecognition, RecognizedTurn, TurnEnded
-from voice.state import TurnState, TurnStateMachine
+from voice.state import CallState, TurnState
 from voice.telemetry import TurnTelemetry
 from voice.tts import ClauseSpeaker, pcm_ms
 
@@ -174,11 +174,10 @@ class VoiceSession:
         self.config = cfg = config or runtime.config
         self.clock = clock
         self.stats = SessionStats()
-        # Two machines, one table (voice/state.py): ``_turns`` follows turn-taking for the whole
-        # call; ``_sm`` is the call's state as the host and the audit trail see it, which mirrors
-        # it until an escalation and then, as the table says, admits only 'ended'.
-        self._turns = TurnStateMachine()
-        self._sm = TurnStateMachine()
+        # One machine, one table (voice/state.py): turn-taking for the whole call, and the
+        # escalation flag; the state the host and the audit trail see is derived from the two.
+        self._call = CallState()
+        self._turns = self._call.turns
         self._outbox = Outbox(emit, on_sent=self._on_sent)
         self._compute = runtime.compute.session(name)
         # What the caller says and when their turn ends (voice/recognition.py); it reports
@@ -226,7 +225,6 @@ class VoiceSession:
         self._reports: dict[int, float] = {}
         self._output_connected = True
         self._replying = True  # False while a clinician holds the call (set_agent_replies)
-        self._escalated = False  # a flag of the call, never cleared (see ``escalated``)
         self._script_due: Prompt | None = None  # emergency script to speak at the next pause
         self._tasks: set[asyncio.Task] = set()
         self._open_replies: dict[int, Reply] = {}  # opened (AgentReplyStarted) and not finished
@@ -244,12 +242,12 @@ class VoiceSession:
 
     @property
     def state(self) -> str:
-        return self._sm.state.value
+        return self._call.state.value
 
     @property
     def escalated(self) -> bool:
         """The rules escalated this call: only the fixed script is spoken from here on."""
-        return self._escalated
+        return self._call.escalated
 
     @property
     def transcript(self) -> list[tuple[str, str]]:
@@ -461,13 +459,13 @@ class VoiceSession:
         turns = self._turns
         if turns.state is target or turns.state is S.ENDED:
             return
-        if (force or self._escalated) and not turns.can(target):
+        if (force or self._call.escalated) and not turns.can(target):
             return
         tid = turn_id if turn_id is not None else self._rec.turn_id
         t = self.clock()
-        turns.transition(target, cause=cause, t=t, turn_id=tid)
-        if self._sm.can(target):
-            self._put(self._sm.transition(target, cause=cause, t=t, turn_id=tid))
+        reported = self._call.move(target, cause=cause, t=t, turn_id=tid)
+        if reported is not None:
+            self._put(reported)
 
     def _tel(self, turn_id: int) -> TurnTelemetry:
         tel = self._telemetry.get(turn_id)
@@ -550,11 +548,11 @@ class VoiceSession:
         state = self._turns.state
         agent_talking = self._reply is not None and not self._reply.cancelled
         # Once escalated, speech while any reply plays is over the agent (the script stands).
-        overlap = agent_talking and (state is S.AGENT_SPEAKING or self._escalated)
+        overlap = agent_talking and (state is S.AGENT_SPEAKING or self._call.escalated)
         join = self._join_candidate(ev.t)
         if not overlap:
             self._joinable = None  # a burst over the reply keeps it: a backchannel joins nothing
-        if state is S.THINKING and self._pending is not None and not self._escalated:
+        if state is S.THINKING and self._pending is not None and not self._call.escalated:
             # The patient went on after the endpoint, before any audio: drop that reply (not
             # once escalated: the reply waiting for its audio then is the script).
             self._abandon(self._pending)
@@ -616,7 +614,7 @@ class VoiceSession:
         ``join_answer_grace_ms``), it is within ``join_window_ms`` of the endpoint, and
         nothing escalated (the emergency script stands)."""
         j, cfg = self._joinable, self.config
-        if j is None or self._escalated or self._script_due is not None:
+        if j is None or self._call.escalated or self._script_due is not None:
             return None
         if j.reply is not None and j.reply.kind == "emergency":
             return None
@@ -676,7 +674,7 @@ class VoiceSession:
             self._rec.close_burst(turn)
 
     def on_pause_words(self, turn: _Turn, epoch: int, result: Transcription) -> None:
-        if self.config.speculation and turn.spec is None and not self._escalated and self._replying:
+        if self.config.speculation and turn.spec is None and not self._call.escalated and self._replying:
             self._speculate(turn, epoch, result)
 
     def on_no_words(self, turn: _Turn) -> None:
@@ -695,7 +693,7 @@ class VoiceSession:
         if (
             self.config.join_window_ms > 0
             and audio is not None
-            and not self._escalated
+            and not self._call.escalated
             and self._script_due is None
             and audio.audio.size <= _MAX_JOIN_S * audio.sample_rate
         ):
@@ -862,11 +860,10 @@ class VoiceSession:
                 on_partial, self.clock(), detail,
             )
         )  # fmt: skip
-        if assessment.escalate and not self._escalated:
+        if assessment.escalate and not self._call.escalated:
             self._escalate(turn_id, assessment, detail, on_partial)
 
     def _escalate(self, turn_id: int, assessment, detail: dict, on_partial: bool) -> None:
-        self._escalated = True
         self._joinable = None  # an escalation stands: the script leads, nothing is rolled back
         self.stats.escalations += 1
         script = _emergency_prompt(self.policy, assessment, detail)
@@ -893,11 +890,12 @@ class VoiceSession:
         if on_partial and self._pending is not None:
             self._abandon(self._pending)
             self._pending = None
-        if self._sm.state is not S.ENDED:
-            # The call's state, not a turn's: turn-taking goes on (self._turns), the host and the
-            # audit trail see 'escalated' until the call ends.
-            cause = "escalation_partial" if on_partial else "escalation"
-            self._put(self._sm.transition(S.ESCALATED, cause=cause, t=self.clock(), turn_id=turn_id))
+        # A flag of the call, not a turn's state: turn-taking goes on (self._turns), the host and
+        # the audit trail see 'escalated' until the call ends (nothing once it has ended).
+        cause = "escalation_partial" if on_partial else "escalation"
+        reported = self._call.escalate(cause=cause, t=self.clock(), turn_id=turn_id)
+        if reported is not None:
+            self._put(reported)
         self._script_due = script
         if turn is not None and not turn.ended and self._rec.paused and not turn.overlap:
             self._rec.end_turn(turn, "escalation")  # the patient has stopped: speak now
@@ -1165,7 +1163,7 @@ class VoiceSession:
             self._put(tel.finish(now))
         if interrupted or final:
             return
-        if reply.said and (self._escalated or self._turns.state is not S.AGENT_SPEAKING):
+        if reply.said and (self._call.escalated or self._turns.state is not S.AGENT_SPEAKING):
             return  # started while the patient talked, or the call escalated: leave the turn as it is
         if self._joinable is not None and self._joinable.reply is reply:
             self._joinable = None  # heard to its end: what the caller says next answers it

@@ -3,7 +3,7 @@
 import pytest
 
 from voice.events import StateChanged
-from voice.state import TRANSITIONS, IllegalTransition, TurnState, TurnStateMachine
+from voice.state import TRANSITIONS, CallState, IllegalTransition, TurnState, TurnStateMachine
 
 S = TurnState
 
@@ -77,3 +77,61 @@ def test_state_names_accept_strings():
     assert sm.can("user_speaking") and not sm.can("thinking")
     with pytest.raises(ValueError):
         sm.transition("dancing", cause="x", t=0.0, turn_id=0)
+
+
+def _reported(call: CallState, moves):
+    out = []
+    for i, (target, cause) in enumerate(moves):
+        ev = (
+            call.escalate(cause=cause, t=float(i), turn_id=i)
+            if target is None
+            else call.move(target, cause=cause, t=float(i), turn_id=i)
+        )
+        if ev is not None:
+            out.append((ev.previous, ev.current, ev.cause, ev.turn_id))
+    return out
+
+
+def test_call_state_is_the_turn_state_until_escalation_then_escalated_until_ended():
+    """The host's view is derived from the one turn machine and the escalation flag: before it,
+    every turn move is reported as made; after it, turn-taking goes on unreported, and the
+    call's end is reported from 'escalated'."""
+    call = CallState()
+    moves = [
+        (S.LISTENING, "audio"),
+        (S.USER_SPEAKING, "speech_started"),
+        (None, "escalation_partial"),  # escalate
+        (S.THINKING, "end_of_turn:silence"),
+        (S.AGENT_SPEAKING, "reply"),
+        (S.LISTENING, "reply_done"),
+        (None, "escalation"),  # a second escalation changes nothing
+        (S.ENDED, "hangup"),
+    ]
+    assert _reported(call, moves) == [
+        ("idle", "listening", "audio", 0),
+        ("listening", "user_speaking", "speech_started", 1),
+        ("user_speaking", "escalated", "escalation_partial", 2),
+        ("escalated", "ended", "hangup", 7),
+    ]
+    assert call.escalated and call.state is S.ENDED and call.turns.state is S.ENDED
+    # turn-taking went on under the escalated state, every move by the one table
+    assert [e.current for e in call.turns.history][2:5] == ["thinking", "agent_speaking", "listening"]
+
+
+def test_call_state_refuses_what_the_table_refuses():
+    call = CallState()
+    with pytest.raises(IllegalTransition):  # the table has no idle -> escalated
+        call.escalate(cause="escalation", t=0.0, turn_id=0)
+    assert not call.escalated and call.state is S.IDLE
+    call.move(S.LISTENING, cause="audio", t=0.0, turn_id=0)
+    call.escalate(cause="escalation", t=0.0, turn_id=0)
+    with pytest.raises(IllegalTransition):  # turn-taking still follows its own rows
+        call.move(S.THINKING, cause="x", t=0.0, turn_id=0)
+    assert call.state is S.ESCALATED
+
+
+def test_escalating_an_ended_call_reports_nothing():
+    call = CallState()
+    call.move(S.ENDED, cause="hangup", t=0.0, turn_id=0)
+    assert call.escalate(cause="escalation", t=1.0, turn_id=1) is None
+    assert call.escalated and call.state is S.ENDED
