@@ -7,8 +7,8 @@
   process; a message for a call that is no longer live is simply dropped.
 
 A message's ``type`` names the receiving consumer's handler (``"session.changed"`` ->
-``session_changed``). The builders below make these dicts; the LiveCall's own broadcasts
-(triage/live.py) use the same type names.
+``session_changed``). The builders below make these dicts; every sender (the LiveCall in
+triage/live.py, the dashboard's actions, the admission line) uses them.
 """
 
 from __future__ import annotations
@@ -36,6 +36,40 @@ LAYER_RESTORED = "dashboard.layer_restored"  # the socket's own: back after a ch
 
 def session_changed(session_id: Any, event: str) -> dict[str, Any]:
     return {"type": SESSION_CHANGED, "session_id": str(session_id), "event": event}
+
+
+def escalation_raised(
+    session_id: Any,
+    *,
+    turn_id: int | None,
+    level: int | None,
+    disposition: str,
+    rule_ids: list[str],
+    reasons: list[dict[str, Any]],
+    on_partial: bool,
+    raised_mono: float,
+    raised_wall: float,
+    host: str,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """An alert for the dashboards: the rules' escalation, or with ``kind="safety_net"`` a
+    possible red flag the rules did not fire on (no turn, no level of its own)."""
+    return (
+        {"type": ESCALATION_RAISED}
+        | ({"kind": kind} if kind is not None else {})
+        | {
+            "session_id": str(session_id),
+            "turn_id": turn_id,
+            "level": level,
+            "disposition": disposition,
+            "rule_ids": rule_ids,
+            "reasons": reasons,
+            "on_partial": on_partial,
+            "raised_mono": raised_mono,
+            "raised_wall": raised_wall,
+            "host": host,
+        }
+    )
 
 
 def queue_changed() -> dict[str, Any]:

@@ -30,10 +30,10 @@ from voice.pipeline import VoiceSession
 from voice.safety_net_runner import SafetyNetRunner
 
 from . import affect as affect_host
+from . import channel_groups as groups
 from . import channel_outage, listen, metrics, services
 from . import protocol as proto
 from . import resume as resume_call
-from .channel_groups import DASHBOARD_GROUP, call_group
 from .dashboard.control import TAKE_OVER_TEXT
 from .runtime import get_runtime
 
@@ -66,55 +66,38 @@ def audio_frame(reply_id: int, pcm: bytes) -> bytes:
     return struct.pack("<I", reply_id) + pcm
 
 
-def client_message(event: ev.VoiceEvent) -> dict[str, Any] | None:
+def client_message(event: ev.VoiceEvent) -> proto.Message | None:
     """What the patient's page is told about a pipeline event (None: nothing)."""
     match event:
         case ev.StateChanged():
-            return {"type": "state", "state": event.current, "previous": event.previous, "cause": event.cause}
-        case ev.PartialTranscript():
-            return {
-                "type": "transcript",
-                "final": False,
-                "turn_id": event.turn_id,
-                "text": event.text,
-                "stable": event.stable_text,
-                "confidence": round(event.avg_logprob, 3),
-            }
-        case ev.FinalTranscript():
-            return {
-                "type": "transcript",
-                "final": True,
-                "turn_id": event.turn_id,
-                "text": event.text,
-                "confidence": round(event.avg_logprob, 3),
-            }
+            return proto.State(state=event.current, previous=event.previous, cause=event.cause)
+        case ev.PartialTranscript() | ev.FinalTranscript():
+            partial = isinstance(event, ev.PartialTranscript)
+            return proto.Transcript(
+                final=not partial,
+                turn_id=event.turn_id,
+                text=event.text,
+                stable=event.stable_text if partial else None,
+                confidence=round(event.avg_logprob, 3),
+            )
         case ev.EscalationRaised():
-            return {
-                "type": "escalation",
-                "level": event.level,
-                "disposition": event.disposition,
-                "script": event.script,
-            }
+            return proto.Escalation(level=event.level, disposition=event.disposition, script=event.script)
         case ev.AgentReplyStarted():
-            return {"type": "agent_reply_start", "reply_id": event.reply_id, "kind": event.kind}
+            return proto.AgentReplyStart(reply_id=event.reply_id, kind=event.kind)
         case ev.AgentText():
-            return {
-                "type": "agent_text",
-                "reply_id": event.reply_id,
-                "clause": event.clause_index,
-                "text": event.text,
-                "answer": event.answer,
-            }
+            return proto.AgentText(
+                reply_id=event.reply_id, clause=event.clause_index, text=event.text, answer=event.answer
+            )
         case ev.AgentReplyFinished():
-            return {"type": "agent_reply_end", "reply_id": event.reply_id, "interrupted": event.interrupted}
+            return proto.AgentReplyEnd(reply_id=event.reply_id, interrupted=event.interrupted)
         case ev.AgentInterrupted():
-            return {"type": "interrupt", "reply_id": event.reply_id}
+            return proto.Interrupt(reply_id=event.reply_id)
         case ev.AgentPaused():
-            return {"type": "pause", "reply_id": event.reply_id}
+            return proto.Pause(reply_id=event.reply_id)
         case ev.AgentResumed():
-            return {"type": "resume", "reply_id": event.reply_id}
+            return proto.Resume(reply_id=event.reply_id)
         case ev.PipelineError():
-            return {"type": "error", "code": event.code, "message": event.message, "fatal": False}
+            return proto.Error(code=event.code, message=event.message, fatal=False)
     return None
 
 
@@ -278,6 +261,18 @@ class LiveCall:
             listen.call_ended(self.session_id)
 
     # --- outputs -----------------------------------------------------------------------------
+    async def _send(
+        self, message: proto.Message, *, listeners: dict[str, Any] | None = None, page: bool = True
+    ) -> None:
+        """A text message to the patient's page, if it is attached (and ``page``); with
+        ``listeners``, a copy with those fields added to clinicians listening in. The one place
+        the call's messages (triage/protocol.py) become their wire form."""
+        data = message.to_dict()
+        if listeners is not None:
+            listen.call_event(self.session_id, data | listeners)
+        if page and self._send_json is not None:
+            await self._send_json(data)
+
     async def _on_event(self, event: ev.VoiceEvent) -> None:
         if isinstance(event, ev.AgentAudio):
             if self._send_bytes is not None:
@@ -297,10 +292,9 @@ class LiveCall:
             # see it while the patient is still talking.
             self._spawn(self._push_alert(event))
         message = client_message(event)
-        listen.call_event(self.session_id, message)
-        if message is not None and self._send_json is not None:
+        if message is not None:
             try:
-                await self._send_json(message)
+                await self._send(message, listeners={})
             except Exception:  # a socket closing mid-send must not break the pipeline
                 logger.debug("send to patient socket failed", exc_info=True)
         if not isinstance(event, ev.SpeechResumed | ev.SpeechPaused):
@@ -459,8 +453,7 @@ class LiveCall:
         if isinstance(event, AffectObserved) and not event.reading.tags:
             return
         await channel_outage.group_send(
-            DASHBOARD_GROUP,
-            {"type": "session.changed", "session_id": self.session_id, "event": type(event).__name__},
+            groups.DASHBOARD_GROUP, groups.session_changed(self.session_id, type(event).__name__)
         )
 
     # --- clinician side -----------------------------------------------------------------------
@@ -473,20 +466,19 @@ class LiveCall:
         # Held and delivered when the layer returns if it is down; the stored alert is also in
         # every dashboard's snapshot (a dashboard reconnecting after an outage sees it).
         await channel_outage.group_send(
-            DASHBOARD_GROUP,
-            {
-                "type": "escalation.raised",
-                "session_id": self.session_id,
-                "turn_id": event.turn_id,
-                "level": event.level,
-                "disposition": event.disposition,
-                "rule_ids": list(event.rule_ids),
-                "reasons": [dict(r) for r in event.reasons],
-                "on_partial": event.on_partial,
-                "raised_mono": event.t,
-                "raised_wall": self.wall(event.t).timestamp(),
-                "host": HOST,
-            },
+            groups.DASHBOARD_GROUP,
+            groups.escalation_raised(
+                self.session_id,
+                turn_id=event.turn_id,
+                level=event.level,
+                disposition=event.disposition,
+                rule_ids=list(event.rule_ids),
+                reasons=[dict(r) for r in event.reasons],
+                on_partial=event.on_partial,
+                raised_mono=event.t,
+                raised_wall=self.wall(event.t).timestamp(),
+                host=HOST,
+            ),
         )
 
     async def _on_safety_net_hit(self, hit, on_partial: bool, check_ms: float) -> None:
@@ -495,21 +487,20 @@ class LiveCall:
         level = self.interview.assessment.level
         t = time.monotonic()
         await channel_outage.group_send(
-            DASHBOARD_GROUP,
-            {
-                "type": "escalation.raised",
-                "kind": "safety_net",
-                "session_id": self.session_id,
-                "turn_id": None,
-                "level": int(level) if level is not None else None,
-                "disposition": "possible_red_flag",
-                "rule_ids": [hit.description_id],
-                "reasons": [hit.to_dict()],
-                "on_partial": on_partial,
-                "raised_mono": t,
-                "raised_wall": self.wall(t).timestamp(),
-                "host": HOST,
-            },
+            groups.DASHBOARD_GROUP,
+            groups.escalation_raised(
+                self.session_id,
+                kind="safety_net",
+                turn_id=None,
+                level=int(level) if level is not None else None,
+                disposition="possible_red_flag",
+                rule_ids=[hit.description_id],
+                reasons=[hit.to_dict()],
+                on_partial=on_partial,
+                raised_mono=t,
+                raised_wall=self.wall(t).timestamp(),
+                host=HOST,
+            ),
         )
         await database_sync_to_async(services.record_safety_net_alert)(
             self.session_id, hit.to_dict(), int(level) if level is not None else None, on_partial, check_ms
@@ -520,7 +511,7 @@ class LiveCall:
         layer = get_channel_layer()
         if layer is None:
             return
-        group = call_group(self.session_id)
+        group = groups.call_group(self.session_id)
         while not self.ended:
             channel = None
             try:
@@ -530,14 +521,14 @@ class LiveCall:
                 while not self.ended:
                     message = await layer.receive(channel)
                     match message.get("type"):
-                        case "call.take_over":
+                        case groups.TAKE_OVER:
                             try:
                                 await self.take_over(str(message.get("clinician") or "A clinician"))
                             except Exception:  # not a layer failure: report it as what it is
                                 logger.exception("take-over of session %s failed", self.session_id[:8])
-                        case "call.hand_back":
+                        case groups.HAND_BACK:
                             await self.hand_back(str(message.get("text") or ""))
-                        case "call.end":
+                        case groups.END_CALL:
                             self._spawn(self.end(str(message.get("reason") or "ended_by_server")))
             except asyncio.CancelledError:
                 return
@@ -565,8 +556,7 @@ class LiveCall:
             self.voice.set_agent_replies(False)
             await self.voice.interrupt()
             await self.voice.wait_idle()  # the page hears the stop before the notice
-        if self._send_json is not None:
-            await self._send_json({"type": "clinician_joining", "text": TAKE_OVER_TEXT})
+        await self._send(proto.ClinicianJoining(TAKE_OVER_TEXT))
         if self.voice is not None:
             await self.voice.say(TAKE_OVER_TEXT, kind="clinician_joining")
         return True
@@ -579,8 +569,7 @@ class LiveCall:
         reply_id = next(self._host_reply_ids)
         self._clinician_reply = reply_id
         self._clinician_open.add(reply_id)
-        if self._send_json is not None:
-            await self._send_json({"type": "agent_reply_start", "reply_id": reply_id, "kind": "clinician"})
+        await self._send(proto.AgentReplyStart(reply_id, "clinician"))
         return reply_id
 
     async def clinician_attach(self) -> tuple[int, bool] | None:
@@ -651,13 +640,10 @@ class LiveCall:
     async def clinician_said(self, text: str, by: str) -> None:
         """Captions of the clinician's words: to the patient's page and to every listener (who
         also learn which clinician said them)."""
-        message = proto.ClinicianTranscript(text).to_dict()
-        listen.call_event(self.session_id, message | {"by": by})
-        if self._send_json is not None and not self.ended:
-            try:
-                await self._send_json(message)
-            except Exception:  # a socket closing mid-send: the words are stored all the same
-                logger.debug("send to patient socket failed", exc_info=True)
+        try:
+            await self._send(proto.ClinicianTranscript(text), listeners={"by": by}, page=not self.ended)
+        except Exception:  # a socket closing mid-send: the words are stored all the same
+            logger.debug("send to patient socket failed", exc_info=True)
 
     async def clinician_voice_end(self, reply_id: int) -> None:
         """End a clinician reply on the patient's page (once: a hand back ends it before the
@@ -667,8 +653,8 @@ class LiveCall:
         self._clinician_open.discard(reply_id)
         if self._clinician_reply == reply_id:
             self._clinician_reply = None
-        if self._send_json is not None and not self.ended:
-            await self._send_json({"type": "agent_reply_end", "reply_id": reply_id, "interrupted": False})
+        if not self.ended:
+            await self._send(proto.AgentReplyEnd(reply_id, interrupted=False))
 
     async def hand_back(self, text: str) -> bool:
         """The clinician hands the call back (or was lost): say ``text``, then the agent speaks

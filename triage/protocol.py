@@ -115,7 +115,7 @@ ClientMessage = Hello | Playback | Ping | End
 CLIENT_TYPES = {cls.TYPE for cls in (Hello, Playback, Ping, End)}
 
 
-# server -> client (§1a, §3); the pipeline's own events are mapped in triage/live.py
+# server -> client (§1a, §3); the pipeline's events are mapped to these in triage/live.py
 
 
 def output_format(sample_rate: int) -> dict[str, Any]:
@@ -173,6 +173,37 @@ class Ready(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class State(Message):
+    """A turn-state transition (voice.events.StateChanged)."""
+
+    TYPE: ClassVar[str] = "state"
+    state: str
+    previous: str
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript(Message):
+    """A partial caption (with ``stable``) or a turn's final words (without)."""
+
+    TYPE: ClassVar[str] = "transcript"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"stable"})
+    final: bool
+    turn_id: int
+    text: str
+    stable: str | None  # partials only: the words that will not change
+    confidence: float  # avg log-prob, 3 decimals
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation(Message):
+    TYPE: ClassVar[str] = "escalation"
+    level: int
+    disposition: str
+    script: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentReplyStart(Message):
     TYPE: ClassVar[str] = "agent_reply_start"
     reply_id: int
@@ -194,6 +225,34 @@ class AgentReplyEnd(Message):
     TYPE: ClassVar[str] = "agent_reply_end"
     reply_id: int
     interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pause(Message):
+    """Speech over the agent: hold playback, keep the buffer."""
+
+    TYPE: ClassVar[str] = "pause"
+    reply_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resume(Message):
+    TYPE: ClassVar[str] = "resume"
+    reply_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt(Message):
+    """Barge-in: stop playback, flush, answer with ``playback``."""
+
+    TYPE: ClassVar[str] = "interrupt"
+    reply_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicianJoining(Message):
+    TYPE: ClassVar[str] = "clinician_joining"
+    text: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,9 @@ from channels.layers import get_channel_layer
 from clinical_rules import PatientContext
 from clinical_rules.safety_net import SafetyNetHit
 from triage import services
+from triage.channel_groups import DASHBOARD_GROUP
 from triage.dashboard import timeline
-from triage.live import DASHBOARD_GROUP, LiveCall
+from triage.live import LiveCall
 from triage.models import AuditEvent, EscalationAlert, OutboxMessage, TriageSession
 
 pytestmark = [pytest.mark.services]

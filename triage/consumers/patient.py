@@ -221,7 +221,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
             AuditEvent.Kind.SOCKET_RECONNECTED if resumed else AuditEvent.Kind.SOCKET_CONNECTED,
             {},
         )
-        await self.send_json(
+        await self.send_message(
             proto.Ready.for_call(
                 session_id=self.session_id,
                 resumed=resumed,
@@ -229,7 +229,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 max_frame_bytes=self.limits["MAX_AUDIO_FRAME_BYTES"],
                 output_rate=call.voice.config.output_sample_rate,
                 state=call.voice.state,
-            ).to_dict()
+            )
         )
         if not resumed:
             await call.begin()
@@ -253,17 +253,22 @@ class PatientConsumer(AsyncWebsocketConsumer):
         return claim
 
     async def refuse(self, code: str, message: str, close_code: int) -> None:
-        await self.send_json(proto.Error(code, message, fatal=True).to_dict())
+        await self.send_message(proto.Error(code, message, fatal=True))
         await self.close(code=close_code)
 
+    async def send_message(self, message: proto.Message) -> None:
+        await self.send_json(message.to_dict())
+
     async def send_json(self, message: dict) -> None:
+        """The socket's text transport (LiveCall and the admission line hold it): a message's
+        wire form, ``Message.to_dict()``, as JSON."""
         await self.send(text_data=json.dumps(message))
 
     async def send_bytes(self, data: bytes) -> None:
         await self.send(bytes_data=data)
 
     async def error(self, exc: proto.ProtocolError) -> None:
-        await self.send_json(proto.Error(exc.code, exc.message, fatal=False).to_dict())
+        await self.send_message(proto.Error(exc.code, exc.message, fatal=False))
 
     async def rate_limited(self, what: str) -> None:
         now = time.monotonic()
@@ -306,9 +311,9 @@ class PatientConsumer(AsyncWebsocketConsumer):
             return
         match message:
             case proto.Hello():
-                await self.send_json(proto.Hello().to_dict())
+                await self.send_message(proto.Hello())
             case proto.Ping(t=t):
-                await self.send_json(proto.Pong(t).to_dict())
+                await self.send_message(proto.Pong(t))
             case proto.Playback(reply_id=reply_id, played_ms=played_ms):
                 await self.guarded(self.call.playback_report(reply_id, played_ms))
             case proto.End():
@@ -316,7 +321,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 if call is None:
                     return
                 await call.end("patient_ended")
-                await self.send_json(proto.Ended("patient_ended").to_dict())
+                await self.send_message(proto.Ended("patient_ended"))
                 await self.close(code=1000)
 
     async def while_waiting(self, text_data: str) -> None:
@@ -327,10 +332,10 @@ class PatientConsumer(AsyncWebsocketConsumer):
         except proto.ProtocolError:
             return
         if isinstance(message, proto.Ping):
-            await self.send_json(proto.Pong(message.t).to_dict())
+            await self.send_message(proto.Pong(message.t))
         elif isinstance(message, proto.End) and not self.starting:
             await self.stop_waiting()
-            await self.send_json(proto.Ended("patient_ended").to_dict())
+            await self.send_message(proto.Ended("patient_ended"))
             await self.close(code=1000)
 
     async def guarded(self, work) -> None:
@@ -345,8 +350,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
 
     async def internal_error(self) -> None:
         try:
-            await self.send_json(
-                proto.Error(proto.ErrorCode.INTERNAL, "The server could not handle that message.").to_dict()
+            await self.send_message(
+                proto.Error(proto.ErrorCode.INTERNAL, "The server could not handle that message.")
             )
         except Exception:  # the socket is going away; release_call runs when it has gone
             logger.debug("could not send internal_error", exc_info=True)
