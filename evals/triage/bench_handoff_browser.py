@@ -40,19 +40,6 @@ import wave
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-]
 RATE = 16000
 LEAD_S = 8.0  # silence before the bursts: the patient hears the take-over notice meanwhile
 PATIENT_LEAD_S = 60.0  # the patient's bursts start this long after the call: the clinician has it
@@ -184,6 +171,7 @@ def _p(values: list[float], q: float) -> float:
 def run(bursts: int, out: Path | None) -> dict:
     from playwright.sync_api import sync_playwright
 
+    from evals.browser import NO_BACKGROUND_THROTTLING, launch
     from evals.triage.bench_socket.client import HttpSession
     from evals.triage.bench_socket.server import LocalServer
 
@@ -195,10 +183,7 @@ def run(bursts: int, out: Path | None) -> dict:
         cookie = HttpSession(base).login(server.username, server.password)
 
         def browser(wav: Path):
-            return p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"],
-            )
+            return launch(p, wav, extra_args=NO_BACKGROUND_THROTTLING)
 
         # The patient: intake page, consent, details, start; wait for the greeting to play.
         patient_browser = browser(patient_wav)

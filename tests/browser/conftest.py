@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.harness import ARTIFACTS, launch, microphone_wav, serve_test_database
+from evals.browser import launch
+from tests.browser.harness import ARTIFACTS, microphone_wav, serve_test_database
 
 
 @pytest.fixture(scope="session")

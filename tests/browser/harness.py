@@ -1,8 +1,8 @@
 """Real servers and a real browser for the browser tests.
 
 ``Daphne`` runs the ASGI application in a subprocess on a free loopback port (against the
-pytest-django test database, so the test can read what the server stored); ``launch`` starts
-Debian's Chromium headless with a WAV file as its microphone.
+pytest-django test database, so the test can read what the server stored). Chromium is
+launched by ``evals.browser.launch``, the same launcher as the browser benchmarks'.
 """
 
 from __future__ import annotations
@@ -22,17 +22,6 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 WAV_RATE = 16000
 
 
@@ -152,14 +141,3 @@ def microphone_wav(path: Path, *parts: str | int, tail_ms: int = 30000) -> Path:
 
     pcm = b"".join(silence(p) if isinstance(p, int) else speech_pcm16k(p) for p in parts)
     return write_wav(path, pcm + silence(tail_ms))
-
-
-def launch(playwright, wav: Path | None = None):
-    if not os.path.exists(CHROMIUM):
-        raise RuntimeError(
-            f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)"
-        )
-    args = list(CHROMIUM_ARGS)
-    if wav is not None:
-        args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=args)
