@@ -88,6 +88,7 @@ def layer_restored() -> dict[str, Any]:
 TAKE_OVER = "call.take_over"
 HAND_BACK = "call.hand_back"
 END_CALL = "call.end"
+LINK = "call.link"  # a clinician socket on another node asks for the call (triage/call_link.py)
 
 
 def take_over(clinician: str) -> dict[str, Any]:
@@ -100,3 +101,7 @@ def hand_back(text: str) -> dict[str, Any]:
 
 def end_call(reason: str) -> dict[str, Any]:
     return {"type": END_CALL, "reason": reason}
+
+
+def link(reply_to: str, mode: str, username: str, skip) -> dict[str, Any]:
+    return {"type": LINK, "reply_to": reply_to, "mode": mode, "username": username, "skip": sorted(skip)}

@@ -30,8 +30,8 @@ from voice.pipeline import VoiceSession
 from voice.safety_net_runner import SafetyNetRunner
 
 from . import affect as affect_host
+from . import call_link, channel_outage, listen, metrics, services
 from . import channel_groups as groups
-from . import channel_outage, listen, metrics, services
 from . import protocol as proto
 from . import resume as resume_call
 from .dashboard.control import TAKE_OVER_TEXT
@@ -133,6 +133,7 @@ class LiveCall:
         self._clinician_sockets = 0  # talk sockets attached (a reconnect may come before the drop)
         self._clinician_grace: asyncio.TimerHandle | None = None
         self._control: asyncio.Task | None = None
+        self.reachable = asyncio.Event()  # set once the call listens on its group (any node reaches it)
         self._tasks: set[asyncio.Task] = set()
         self.id_offset = 0  # resumed calls: added to stored turn/reply ids (_stored_ids)
 
@@ -507,7 +508,8 @@ class LiveCall:
         )
 
     async def _listen_control(self) -> None:
-        """Messages for this call from any process: clinician take-over, server-side end."""
+        """Messages for this call from any process: clinician take-over, hand back, server-side
+        end, and clinician sockets on other nodes asking for a link (triage/call_link.py)."""
         layer = get_channel_layer()
         if layer is None:
             return
@@ -518,6 +520,7 @@ class LiveCall:
                 channel = await layer.new_channel()
                 await layer.group_add(group, channel)
                 channel_outage.health.ok()
+                self.reachable.set()
                 while not self.ended:
                     message = await layer.receive(channel)
                     match message.get("type"):
@@ -530,6 +533,8 @@ class LiveCall:
                             await self.hand_back(str(message.get("text") or ""))
                         case groups.END_CALL:
                             self._spawn(self.end(str(message.get("reason") or "ended_by_server")))
+                        case groups.LINK:  # a clinician's socket on another node
+                            self._spawn(call_link.serve(self, message))
             except asyncio.CancelledError:
                 return
             except Exception as exc:  # a channel-layer outage must not leave the call unreachable

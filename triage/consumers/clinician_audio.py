@@ -10,9 +10,8 @@ patient has no Django login). The socket gets what the patient says and what the
 state). Nothing from this socket ever reaches the patient: what it receives is ignored.
 Start and end are audit events with who and how long.
 
-The call must be held by this process (the one holding the patient's socket): with one web
-node always; behind a load balancer with several, the socket is refused with 4409 unless it
-lands on the call's node (docs/clinician.md).
+The call may be on another node behind the load balancer: the socket then reaches it through
+the channel layer (triage/call_link.py), with the same messages, audits and fallbacks.
 """
 
 from __future__ import annotations
@@ -25,19 +24,19 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from triage import clinician_speech, handoff, listen, services
+from triage import call_link, clinician_speech, handoff, listen, services
 from triage.channel_groups import user_group
+from triage.clinician_voice import CLOSE_ACCESS_REVOKED, Refusal
 from triage.dashboard import access
 from triage.dashboard.permissions import can_act, can_view
-from triage.live import LiveCall
 from triage.models import AuditEvent, TriageSession
 
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
-CLOSE_ACCESS_REVOKED = 4401  # as the dashboard socket: the login lost access while open
 CLOSE_NOT_LIVE = 4404
-CLOSE_OTHER_NODE = 4409
+CLOSE_HELD = 4409
+CLOSE_LINK_LOST = 1011  # the call's node stopped answering: the page reconnects
 
 
 def _open_session(session_id: str) -> bool:
@@ -51,9 +50,10 @@ def _holder(session_id: str) -> str | None:
 
 
 class ListenConsumer(AsyncWebsocketConsumer):
-    listener: listen.Listener | None = None
+    link: call_link.LocalLink | call_link.RemoteLink | None = None
     access_group: str | None = None
     skip_sources: frozenset[int] = frozenset()
+    mode = call_link.LISTEN
 
     async def _follow_access(self, user) -> None:
         """Join the user's access group (triage/dashboard/access.py): a logout, deactivation or
@@ -67,7 +67,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
             logger.warning("listen socket could not follow access changes", exc_info=True)
 
     async def dashboard_access_changed(self, message: dict) -> None:
-        if self.listener is None:
+        if self.link is None:
             return
         if message.get("session_key") and message["session_key"] == self.session_key:
             reason = access.SIGNED_OUT
@@ -92,20 +92,17 @@ class ListenConsumer(AsyncWebsocketConsumer):
         user = await self._admit(can_view, "Clinician login required.")
         if user is None:
             return
-        call = await self._live_call()
-        if call is None:
+        link = await self._link(user)
+        if link is None:
             return
-        self.username = user.get_username()
-        self.started = time.monotonic()
-        voice = call.voice
-        agent_rate = int(voice.config.output_sample_rate) if voice is not None else 0
         await self._start(
             user,
+            link,
             {
                 "type": "listen_ready",
                 "session_id": self.session_id,
                 "patient_rate": listen.PATIENT_RATE,
-                "agent_rate": agent_rate,
+                "agent_rate": link.info["agent_rate"],
             },
             AuditEvent.Kind.CLINICIAN_LISTEN_STARTED,
         )
@@ -113,7 +110,7 @@ class ListenConsumer(AsyncWebsocketConsumer):
     async def _admit(self, permission, forbidden: str):
         """Accept the socket, then refuse it (and return None) unless the login has
         ``permission`` and the call is open; else return the user."""
-        self.listener = None
+        self.link = None
         self._sender: asyncio.Task | None = None
         self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
         user = self.scope.get("user")
@@ -128,26 +125,27 @@ class ListenConsumer(AsyncWebsocketConsumer):
             return None
         return user
 
-    async def _live_call(self) -> LiveCall | None:
-        """The call held by this process, or None after refusing the socket with 4409."""
-        call = LiveCall.get(self.session_id)
-        if call is None or call.ended:
-            await self._refuse(
-                CLOSE_OTHER_NODE, "other_node", "This call is held by another server: open it there."
-            )
+    async def _link(self, user):
+        """The link to the live call, on this node or relayed from its own; None after refusing
+        the socket."""
+        self.username = user.get_username()
+        link = await call_link.open_link(self.session_id, self.mode, self.username, self.skip_sources)
+        if isinstance(link, Refusal):
+            await self._refuse(link.code, link.error, link.message)
             return None
-        return call
+        return link
 
-    async def _start(self, user, ready: dict, audit_kind: AuditEvent.Kind) -> None:
-        """Follow the login's access, tap the call, tell the page ``ready``, audit the start and
-        start forwarding."""
+    async def _start(self, user, link, ready: dict, audit_kind: AuditEvent.Kind) -> None:
+        """Follow the login's access, tell the page ``ready``, audit the start and start
+        forwarding what the call's tap gives."""
+        self.started = time.monotonic()
         await self._follow_access(user)
-        self.listener = listen.add(self.session_id, self.skip_sources)
+        self.link = link
         await self.send(text_data=json.dumps(ready))
         await database_sync_to_async(services.record_audit)(
             self.session_id, audit_kind, {"by": self.username}, actor=self._actor()
         )
-        self._sender = asyncio.create_task(self._send_loop(self.listener))
+        self._sender = asyncio.create_task(self._send_loop(link.listener))
 
     def _actor(self) -> str:
         return f"clinician:{self.username}"
@@ -164,6 +162,9 @@ class ListenConsumer(AsyncWebsocketConsumer):
                     await self.send(text_data=json.dumps({"type": "call_ended"}))
                     await self.close(code=1000)
                     return
+                if item is call_link.LINK_LOST:
+                    await self.close(code=CLOSE_LINK_LOST)
+                    return
                 if isinstance(item, listen.TapAudio):
                     await self.send(bytes_data=item.frame())
                 else:
@@ -177,49 +178,56 @@ class ListenConsumer(AsyncWebsocketConsumer):
         """Listen-only: nothing a listener sends goes anywhere (the patient hears nothing)."""
 
     async def disconnect(self, code):
-        listener, self.listener = self.listener, None
-        if listener is None:
+        link, self.link = self.link, None
+        if link is None:
             return
-        listen.remove(listener)
+        if self._sender is not None:
+            self._sender.cancel()
+        seconds = round(time.monotonic() - self.started, 1)
+        closed = call_link.Closed(None, link.listener.dropped)
+        try:
+            # First: a login that lost access gets nothing more. Talk: the clinician's voice
+            # ends on the call's node (their last words are transcribed first).
+            closed = await link.close(code)
+        except Exception:
+            logger.exception("clinician socket teardown failed for session %s", self.session_id[:8])
         if self.access_group is not None:
             try:
                 await self.channel_layer.group_discard(self.access_group, self.channel_name)
             except Exception:  # the membership expires on its own
                 logger.debug("group_discard failed", exc_info=True)
-        if self._sender is not None:
-            self._sender.cancel()
-        seconds = round(time.monotonic() - self.started, 1)
         try:
             await database_sync_to_async(services.record_audit)(
                 self.session_id,
                 AuditEvent.Kind.CLINICIAN_LISTEN_ENDED,
-                {"by": self.username, "seconds": seconds, "frames_dropped": listener.dropped},
+                {"by": self.username, "seconds": seconds, "frames_dropped": closed.dropped},
                 actor=self._actor(),
             )
         except Exception:
             logger.exception("could not audit the end of listening to session %s", self.session_id[:8])
+        await self._ended(seconds, closed)
+
+    async def _ended(self, seconds: float, closed: call_link.Closed) -> None:
+        """After the link closed and the listening was audited (the talk socket audits its voice)."""
 
 
 TALK_FRAME_MAX_BYTES = 16000 * 2  # at most 1 s of 16 kHz s16le per message
-TAKE_OVER_WAIT_S = 5.0  # the take-over reaches the call over the channel layer, after the POST
-NOTICE_WAIT_MAX_S = 15.0
-NOTICE_MARGIN_S = 0.15  # the notice's last frames still in the patient's network path and buffer
 
 
 class TalkConsumer(ListenConsumer):
     """Two-way audio for the clinician holding the call (``dashboard.services.take_over``).
 
-    Their 16 kHz microphone frames are resampled to the patient's playback rate and sent to
-    the patient's socket; the patient's voice comes back as on the listen socket. Their words
-    are transcribed as clinician turns. If this socket drops while they still hold the call,
-    they have ``handoff.CLINICIAN_RECONNECT_GRACE_SECONDS`` to come back (the page reconnects by
-    itself): a talk socket in that time carries on where they were, and the patient hears
-    nothing odd. After it the call goes back to the agent with a fixed message
+    Their 16 kHz microphone frames go to the call's ``ClinicianVoice`` (triage/clinician_voice.py,
+    on the call's node), which plays them to the patient and transcribes them as clinician turns;
+    the patient's voice comes back as on the listen socket. If this socket drops while they still
+    hold the call, they have ``handoff.CLINICIAN_RECONNECT_GRACE_SECONDS`` to come back (the page
+    reconnects by itself): a talk socket in that time carries on where they were, and the patient
+    hears nothing odd. After it the call goes back to the agent with a fixed message
     (triage/handoff.py), never silence."""
 
-    reply_id: int | None = None
     # Their own voice is not sent back to them (heard ~100 ms late it would be an echo).
     skip_sources = frozenset({listen.CLINICIAN})
+    mode = call_link.TALK
 
     async def connect(self):
         user = await self._admit(can_act, "A clinician login that may act is required.")
@@ -228,70 +236,31 @@ class TalkConsumer(ListenConsumer):
         holder = await database_sync_to_async(_holder)(self.session_id)
         if holder != user.get_username():
             message = f"{holder} has this call." if holder else "Take over the call first."
-            await self._refuse(CLOSE_OTHER_NODE, "held_by" if holder else "not_taken_over", message)
+            await self._refuse(CLOSE_HELD, "held_by" if holder else "not_taken_over", message)
             return
-        call = await self._live_call()
-        if call is None:
+        link = await self._link(user)
+        if link is None:
             return
-        deadline = time.monotonic() + TAKE_OVER_WAIT_S
-        while call.taken_over_by is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        attached = await call.clinician_attach()  # back within the grace: the same voice goes on
-        if attached is None:
-            await self._refuse(CLOSE_NOT_LIVE, "not_taken_over", "The call did not hand over; try again.")
-            return
-        self.reply_id, resumed = attached
-        # The patient is still hearing the take-over notice: the clinician's voice starts when it
-        # ends (frames before talk_ready are ignored), else it would queue behind the notice in
-        # the patient's playback and stay that much late (measured: ~380 ms) for the whole call.
-        notice_left = min(NOTICE_WAIT_MAX_S, call.host_audio_until + NOTICE_MARGIN_S - time.monotonic())
-        if notice_left > 0:
-            await asyncio.sleep(notice_left)
-        self.call = call
-        self.username = user.get_username()
-        self.started = time.monotonic()
-        voice = call.voice
-        agent_rate = int(voice.config.output_sample_rate) if voice is not None else listen.PATIENT_RATE
-        self.resample = handoff.LinearResampler(clinician_speech.RATE, agent_rate)
-        recognizer = getattr(getattr(voice, "runtime", None), "recognizer", None)
-        self.transcriber = None
-        if recognizer is not None:
-            self.transcriber = clinician_speech.ClinicianTranscriber(
-                lambda audio: recognizer.transcribe(audio).text, self._clinician_said
-            )
         await self._start(
             user,
+            link,
             {
                 "type": "talk_ready",
                 "session_id": self.session_id,
                 "patient_rate": listen.PATIENT_RATE,
-                "agent_rate": agent_rate,
+                "agent_rate": link.info["agent_rate"],
                 "capture_rate": clinician_speech.RATE,
-                "transcribed": self.transcriber is not None,
-                "resumed": resumed,
+                "transcribed": link.info["transcribed"],
+                "resumed": link.info["resumed"],
                 "reconnect_grace_s": handoff.CLINICIAN_RECONNECT_GRACE_SECONDS,
             },
-            AuditEvent.Kind.CLINICIAN_VOICE_RESUMED if resumed else AuditEvent.Kind.CLINICIAN_VOICE_STARTED,
+            AuditEvent.Kind.CLINICIAN_VOICE_RESUMED
+            if link.info["resumed"]
+            else AuditEvent.Kind.CLINICIAN_VOICE_STARTED,
         )
-
-    def _lost(self, seconds: float):
-        """The lost-clinician fallback for this socket's clinician (run after the grace)."""
-        call, session_id, username = self.call, self.session_id, self.username
-
-        async def lost() -> None:
-            if await database_sync_to_async(handoff.clinician_lost)(session_id, username, seconds):
-                await call.hand_back(handoff.CLINICIAN_LOST_TEXT)
-
-        return lost
-
-    async def _clinician_said(self, text: str, started, ended) -> None:
-        await database_sync_to_async(clinician_speech.record_clinician_turn)(
-            self.session_id, text, self.username, started, ended, clinician_speech.new_key(self.session_id)
-        )
-        await self.call.clinician_said(text, self.username)
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.listener is None or not bytes_data:
+        if self.link is None or not bytes_data:
             return
         if len(bytes_data) % 2 or len(bytes_data) > TALK_FRAME_MAX_BYTES:
             await self.send(
@@ -304,37 +273,15 @@ class TalkConsumer(ListenConsumer):
                 )
             )
             return
-        if self.transcriber is not None:
-            self.transcriber.feed(bytes_data)
-        await self.call.clinician_audio(self.reply_id, self.resample(bytes_data))
+        await self.link.audio(bytes_data)
 
-    async def disconnect(self, code):
-        listener = self.listener
-        if listener is None:
-            return
-        seconds = time.monotonic() - self.started
-        grace = handoff.CLINICIAN_RECONNECT_GRACE_SECONDS
-        waiting = False
-        try:
-            if self.transcriber is not None:
-                await self.transcriber.close()
-            if self.call.clinician_detach():  # the last talk socket (not one overtaken by its reconnect)
-                # Still holding the call (no hand back, no close): the connection dropped. Wait
-                # for the page to reconnect; after the grace the clinician is lost.
-                holds = await database_sync_to_async(handoff.holds)(self.session_id, self.username)
-                if code == CLOSE_ACCESS_REVOKED:
-                    grace = 0.0
-                waiting = holds and grace > 0 and not self.call.ended
-                await self.call.clinician_gone(holds, grace, self._lost(seconds))
-        except Exception:
-            logger.exception("clinician voice teardown failed for session %s", self.session_id[:8])
-        await super().disconnect(code)
+    async def _ended(self, seconds: float, closed: call_link.Closed) -> None:
         try:
             await database_sync_to_async(services.record_audit)(
                 self.session_id,
                 AuditEvent.Kind.CLINICIAN_VOICE_ENDED,
-                {"by": self.username, "seconds": round(seconds, 1)}
-                | ({"reconnect_grace_s": grace} if waiting else {}),
+                {"by": self.username, "seconds": seconds}
+                | ({"reconnect_grace_s": closed.grace} if closed.grace is not None else {}),
                 actor=self._actor(),
             )
         except Exception:
