@@ -264,6 +264,10 @@ def _facts(rs: RuleSet, tokens: Tokens, mentions: Sequence[Mention], *, answer: 
     out: list[Fact] = []
     for v in F.temperatures(tokens):
         out.append(Fact("temperature_c", v.value, tokens.quote(v.start, v.end)))
+    rates = F.heart_rates(tokens)
+    if rates:  # the fastest reading said: the one that matters for triage
+        v = max(rates, key=lambda r: r.value)
+        out.append(Fact("heart_rate", v.value, tokens.quote(v.start, v.end)))
     for v in F.ages(tokens, answer=answer):
         out.append(Fact("age_months", round(v.value, 2), tokens.quote(v.start, v.end)))
     for v in F.pain_scores(tokens, answer=answer):
@@ -351,7 +355,21 @@ def build_state(
     temp = st.facts.get("temperature_c")
     if temp is not None and temp >= 38.0 and "fever" not in st.positive:
         st.positive["fever"] = [Mention("fever", "present", st.fact_text.get("temperature_c", ""), -1, -1)]
+    rate = st.facts.get("heart_rate")
+    if rate is not None and rate >= FAST_PULSE_BPM.get(st.facts.get("age_band"), FAST_PULSE_BPM[None]):
+        said = st.fact_text.get("heart_rate", "")
+        for concept in ("fast_pulse", "palpitations"):
+            st.positive.setdefault(concept, [Mention(concept, "present", said, -1, -1)])
     return st
+
+
+# A measured resting pulse at or above these (beats per minute) is a "fast pulse": above the upper
+# limit of normal for the age (APLS / Resuscitation Council reference ranges) by a margin that a
+# crying or feverish child does not reach; unknown age is read as an adult.
+FAST_PULSE_BPM: dict[str | None, float] = {
+    "under_3_months": 200, "3_months_to_2_years": 190, "2_to_11": 160,
+    "12_to_17": 140, "18_to_64": 140, "65_plus": 140, None: 140,
+}  # fmt: skip
 
 
 def _fact_ok(cond: Condition, st: State, *, skip: str | None = None) -> bool:
@@ -729,7 +747,7 @@ def build_assessment(
     else:
         nq = next_question or None
     facts = {k: st.facts.get(k) for k in ("age_band", "age_months", "pregnant", "subject", "severity",
-                                          "duration_hours", "temperature_c")}  # fmt: skip
+                                          "duration_hours", "temperature_c", "heart_rate")}  # fmt: skip
     assessment = Assessment(
         level=UrgencyLevel(level) if level is not None else None,
         disposition=UrgencyLevel(level).disposition if level is not None else None,

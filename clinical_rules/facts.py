@@ -406,6 +406,49 @@ def temperatures(tokens: Tokens) -> list[Value]:
     return out
 
 
+_PULSE_CUES = frozenset(("pulse", "heart", "hearts", "heartbeat", "heartrate", "rate", "bpm", "beats", "beat",
+                          "watch", "fitbit", "monitor", "oximeter", "tracker"))  # fmt: skip
+_NOT_PULSE_UNITS = frozenset(("weeks", "week", "days", "day", "hours", "hour", "hrs", "minutes", "mins", "years",
+                              "year", "months", "month", "degrees", "percent", "mg", "milligrams", "tablets",
+                              "pills", "over", "kilos", "kg", "pounds", "stone", "steps", "calories"))  # fmt: skip
+
+
+def _watch_readings(words: Sequence[str]) -> list[Value]:
+    """ "one eighty", "one sixty five": how people read 180 or 165 off a watch or monitor."""
+    out, n, i = [], len(words), 0
+    while i < n - 1:
+        if words[i] in ("one", "two") and words[i + 1] in _TENS:
+            v, j = 100 * _UNITS[words[i]] + _TENS[words[i + 1]], i + 2
+            if j < n and 1 <= _UNITS.get(words[j], 0) <= 9 and not (j + 1 < n and words[j + 1] in _TENS):
+                v, j = v + _UNITS[words[j]], j + 1
+            out.append(Value(float(v), i, j))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def heart_rates(tokens: Tokens) -> list[Value]:
+    """Pulse rates in beats per minute (30-250) said near a pulse word: "my heart rate is 172",
+    "the watch says a hundred and sixty", "pulse of 45", "it's showing one eighty"."""
+    words = tokens.words
+    shorthand = _watch_readings(words)
+    taken = {t for v in shorthand for t in range(v.start, v.end)}
+    candidates = shorthand + [v for v in numbers(words) if not taken.intersection(range(v.start, v.end))]
+    out = []
+    for num in sorted(candidates, key=lambda v: v.start):
+        v, start, end = num.value, num.start, num.end
+        window = words[max(0, start - 6) : start] + words[end : end + 2]
+        if not any(w in _PULSE_CUES for w in window):
+            continue
+        unit = words[end] if end < len(words) else ""
+        prev = words[start - 1] if start > 0 else ""
+        if unit in _NOT_PULSE_UNITS or prev in _AGE_BEFORE or prev == "over" or not 30 <= v <= 250:
+            continue
+        out.append(Value(float(v), start, end))
+    return out
+
+
 _SCALE_WORDS = {"mild": 3, "moderate": 5, "severe": 9, "terrible": 9, "unbearable": 10, "excruciating": 10,
                 "agony": 10, "worst": 10, "bad": 7, "awful": 9, "horrendous": 10}  # fmt: skip
 

@@ -50,7 +50,8 @@ def _mod(a, rule_id):
         # sickle cell disease
         ("I've got a sore throat", "I have sickle cell and I've got a sore throat", "MOD-SICKLE-001"),
         # the caller's own words
-        ("I've got toothache", "I've got toothache it's the worst pain I've ever had", "MOD-WORST-001"),
+        # (toothache, however severe, stays with the urgent dentist since 2026.12.28: test_round36_classes)
+        ("I've got earache", "I've got earache it's the worst pain I've ever had", "MOD-WORST-001"),
         ("I feel really dizzy", "I feel so dizzy I can't stand up", "MOD-STAND-001"),
     ],
 )  # fmt: skip
@@ -95,7 +96,8 @@ def test_infant_under_three_months_raises_any_illness(rs):
         ("my son is type 1 diabetic and he can't keep any fluids down", "MOD-DIAB-001", 2),
         ("I had a hip replacement two weeks ago and now my calf is swollen and painful", "MOD-SURG-001", 2),
         ("I gave birth ten days ago and I've got a terrible headache", "MOD-POSTPART-001", 2),
-        ("I had a baby last week and I've got a fever and I feel shivery", "MOD-POSTPART-001", 2),
+        ("I had a baby last week and I've got a fever and I feel shivery", "MOD-POSTPART-003", 2),
+        ("I had a baby last week and I've got a bad headache and blurry vision", "MOD-POSTPART-001", 2),
         ("I was thrown off my motorbike on the motorway but I feel okay", "MOD-MECH-001", 2),
         ("our car rolled over on the way home, we all got out", "MOD-MECH-001", 2),
     ],

@@ -130,7 +130,8 @@ NEW_FAMILIES = [
     ("I think she nicked an artery, there's blood spraying out of the cut", None, 1, "RF-BLEED-001"),
     ("there is bleeding from my hand and it just won't stop", None, 1, "RF-BLEED-001"),
     ("I've written letters to my kids and said my goodbyes", None, 1, "RF-MH-001"),
-    ("I can't keep going like this anymore", None, 1, "RF-MH-001"),
+    # despair without a safety answer: RF-MH-003 since 2026.12.28 (with "no plan" it is level 3)
+    ("I can't keep going like this anymore", None, 1, "RF-MH-003"),
     ("I'm sat on the edge of the cliff and I can't cope", None, 1, "RF-MH-004"),
     ("lately I think my family would be better off without me", None, 1, "RF-MH-003"),
     ("my dad takes insulin and he is hardly responding to us", OTHER, 1, "RF-DIAB-002"),

@@ -59,10 +59,11 @@ def test_dev_bars(dev):
     # 2026.12.25 with round 33 (1717): 90.1% / 10.0%, coarse 95.4% (a fever after jabs, a cold
     # "dying here" and painkiller questions that the rules keep one level higher); 2026.12.26 with
     # round 34 (1765): 89.8% / 10.4%, coarse 95.1% (only its emergencies and two families fixed);
-    # round 35 moved in unchanged when round 36 was scored (1813): 89.6% / 10.1%, coarse 94.9%.
-    assert dev["selfcare_over_triage_rate"] <= 0.104, dev["misses"]
-    assert dev["level_accuracy"] >= 0.896, dev["misses"]
-    assert dev["coarse_level_accuracy"] >= 0.949, dev["misses"]
+    # round 35 moved in unchanged when round 36 was scored (1813): 89.6% / 10.1%, coarse 94.9%;
+    # 2026.12.28 with rounds 35 and 36 fixed by family (1861): 89.79% / 10.2%, coarse 95.2%.
+    assert dev["selfcare_over_triage_rate"] <= 0.102, dev["misses"]
+    assert dev["level_accuracy"] >= 0.897, dev["misses"]
+    assert dev["coarse_level_accuracy"] >= 0.952, dev["misses"]
 
 
 def test_heldout_holds_measured_generalisation(heldout):
