@@ -342,6 +342,9 @@ BACKCHANNELS = frozenset(
     # What Whisper writes for a closed-mouth hum: "Mm." decodes as a confident "Amen." (log-prob
     # -0.28 in make bench, 2026-11-24), which read as words and cut the agent off.
     + "amen ahem mhmm hmmm mmhm".split()
+    # Acknowledgements that are whole words: a one-word partial of a content word now
+    # interrupts (``is_content_word``), so these must be known as listener feedback.
+    + "exactly absolutely perfect lovely brilliant indeed wow ooh".split()
 )
 # Whisper writes non-speech as "[cough]", "(coughing)", "*sighs*", or a lone "♪".
 _NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫]")
@@ -383,6 +386,21 @@ INTERRUPT_OPENERS = frozenset(
 )
 
 
+# Words that say nothing alone at the start of a burst over the agent: a hum's hallucinated
+# "And" or "The", or the first word of what may still be "I see" / "oh right".
+_FUNCTION_WORDS = (
+    CONJUNCTIONS | DETERMINERS | PREPOSITIONS | AUXILIARIES | PRONOUNS | HESITATIONS | OPEN_ENDINGS
+) | frozenset("this these those some any me him her them us".split())
+
+
+def is_content_word(word: str) -> bool:
+    """A word that is the caller taking the turn even alone in an early partial ("Pain",
+    "Doctor", "Tuesday"): three letters or more, not a function word, not listener feedback.
+    Its decode passed the confidence floor (``reliable_words``); the first syllable's unsure
+    guesses ("Exact," for "Excuse", "Action," for "Actually") do not."""
+    return len(word) >= 3 and word.isalpha() and word not in _FUNCTION_WORDS and word not in BACKCHANNELS
+
+
 @dataclass(frozen=True, slots=True)
 class BargeInConfig:
     min_speech_ms: float = 600.0  # voiced speech without any words heard -> interrupt
@@ -405,7 +423,8 @@ class BargeInDetector:
 
     - a partial with real words ("no wait", "I can't breathe") -> at once; a one-word
       partial of a burst still going on only if the word opens an interruption ("Wait",
-      "Stop", "Sorry": ``INTERRUPT_OPENERS``); the final decode of a burst
+      "Stop", "Sorry": ``INTERRUPT_OPENERS``) or is a content word ("Pain":
+      ``is_content_word``), not a function word ("And", "I"); the final decode of a burst
       (``final=True``) counts any real word;
     - no partial yet (ASR behind) -> after ``min_speech_ms`` of voiced speech;
     - a backchannel partial ("uh-huh", "okay", "yeah") or one with no words (a cough,
@@ -456,9 +475,10 @@ class BargeInDetector:
                 words = words_of(_NON_SPEECH.sub(" ", partial_text))
                 if final or len(words) >= 2:
                     return self._declare("words")
-                if words[0] in INTERRUPT_OPENERS:
+                if words[0] in INTERRUPT_OPENERS or is_content_word(words[0]):
                     return self._declare("first_word")
-                # one untrusted word: wait for the next decode or the duration rule
+                # one function word ("And" from a hum, "I"): wait for the next decode or the
+                # duration rule
             elif final or words_of(_NON_SPEECH.sub(" ", partial_text)):
                 self._heard_backchannel = True
             else:

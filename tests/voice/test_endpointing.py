@@ -11,6 +11,7 @@ from voice.endpointing import (
     classify_completion,
     closes_statement,
     is_backchannel,
+    is_content_word,
     is_opening_fragment,
 )
 
@@ -317,6 +318,21 @@ def test_one_word_partial_interrupts_only_if_it_opens_an_interruption():
     gate.reset()
     assert gate.update(voiced_ms=300, partial_text="Knee.", final=True), "the burst's own final decode counts"
     assert gate.reason == "words"
+
+
+def test_a_lone_content_word_in_a_partial_interrupts_but_a_function_word_waits():
+    """One word of a burst still going on is enough when it says something ("Pain", "Doctor"),
+    not when it is a hum's hallucinated "And", the "I" of "I see", or listener feedback."""
+    for word in ("Pain.", "Doctor", "Tuesday,", "breathing"):
+        gate = BargeInDetector()
+        assert gate.update(voiced_ms=200, partial_text=word, final=False), word
+        assert gate.reason == "first_word"
+    for word in ("And", "I", "The", "My", "It's", "Perfect.", "Exactly.", "Mm-hmm.", "This", "Ex-c-c-c"):
+        gate = BargeInDetector()
+        assert not gate.update(voiced_ms=200, partial_text=word, final=False), word
+        assert not gate.declared
+    assert is_content_word("knee") and not is_content_word("me") and not is_content_word("and")
+    assert is_backchannel("Perfect.") and is_backchannel("Lovely, exactly.")
 
 
 def test_backchannel_heard_in_a_partial_is_remembered_for_a_fast_resume():
