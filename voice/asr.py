@@ -411,6 +411,11 @@ class StreamingConfig:
     # confidence (a backchannel or a cough vs a real "Wait."), and that separation was
     # calibrated on the full window; a fitted window is less sure of one-word bursts.
     full_window: bool = False
+    # A partial that falls due while the previous decode runs starts as soon as that one is
+    # back (at the next frame), instead of at the next interval boundary. For bursts over the
+    # agent, where the second partial usually decides: the first (~120 ms of speech) is
+    # unsure, and waiting for the boundary after a 100-150 ms decode cost up to one interval.
+    catch_up: bool = False
 
 
 _default_executor: ThreadPoolExecutor | None = None
@@ -500,6 +505,8 @@ class StreamingTranscriber:
         if self._n < self._next_due:
             return
         if self._inflight is not None and not self._inflight.done():
+            if self.config.catch_up:
+                return  # still due: the first push after the decode is back starts it
             # CPU behind: drop the due partial(s) rather than queue decodes of stale audio.
             while self._n >= self._next_due:
                 self.stats.skipped += 1

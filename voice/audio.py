@@ -196,12 +196,14 @@ class AcousticMonitor:
     the dead-mic check only fires on a muted or disconnected input.
     """
 
-    def __init__(self, config: AnomalyConfig | None = None) -> None:
+    def __init__(self, config: AnomalyConfig | None = None, sample_rate: int = 16000) -> None:
         self.config = config or AnomalyConfig()
+        self.sample_rate = sample_rate
         self._silent_since: float | None = None
         self._dead_reported = False
         # (t, mean power) of the latest voiced frames, for recent_voiced_dbfs
         self._recent_voiced: collections.deque[tuple[float, float]] = collections.deque(maxlen=15)
+        self._levels: collections.deque[tuple[float, float]] = collections.deque(maxlen=15)  # (s, dBFS)
         self._reset_turn()
 
     def _reset_turn(self) -> None:
@@ -223,8 +225,10 @@ class AcousticMonitor:
         else:
             self._silent_since = None
             self._dead_reported = False
+        energy = float(np.sum(np.square(audio, dtype=np.float64)))
+        level = _to_db(math.sqrt(energy / audio.size)) if audio.size else SILENCE_DBFS
+        self._levels.append((audio.size / self.sample_rate, level))
         if is_speech and audio.size:
-            energy = float(np.sum(np.square(audio, dtype=np.float64)))
             self._voiced_samples += audio.size
             self._clipped_samples += int(np.count_nonzero(np.abs(audio) >= cfg.clip_level))
             self._voiced_energy += energy
@@ -235,6 +239,17 @@ class AcousticMonitor:
         """RMS level of the voiced frames fed at or after ``since`` (-120 if none)."""
         powers = [p for t, p in self._recent_voiced if t >= since]
         return _to_db(math.sqrt(sum(powers) / len(powers))) if powers else SILENCE_DBFS
+
+    def quiet_ms(self, below_dbfs: float) -> float:
+        """How long the latest frames have been quieter than ``below_dbfs`` (RMS each), up to
+        the last 15: the voice has stopped even where webrtcvad still calls its decay speech
+        (it does for ~100 ms after the level is down at the noise floor)."""
+        quiet_s = 0.0
+        for seconds, level in reversed(self._levels):
+            if level >= below_dbfs:
+                break
+            quiet_s += seconds
+        return quiet_s * 1000.0
 
     def end_turn(self, *, t: float, turn_id: int, sample_rate: int = 16000) -> list[AcousticAnomaly]:
         cfg = self.config

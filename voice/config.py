@@ -93,7 +93,9 @@ class PipelineConfig:
     barge_in: bool = True
     # Voiced speech over the agent -> AgentPaused: the host holds playback at once, and
     # resumes it if the burst turns out to be a backchannel (0: no hold, stop only on barge-in).
-    barge_in_pause_ms: int = 100
+    # Over the agent the segmenter starts a burst after this much voice too (not its usual
+    # 120 ms): 80 ms puts the caller's stop signal ~80-90 ms after their onset (was ~120).
+    barge_in_pause_ms: int = 80
     # ... if the voiced frames are at least this loud (dBFS, mean power): VAD blips in a quiet
     # noise floor are not a hold. Speech into a browser microphone sits around -35 to -15.
     barge_in_hold_min_dbfs: float = -50.0
@@ -114,6 +116,12 @@ class PipelineConfig:
     # of the burst, which can still cancel). 60 ms: three unvoiced frames. (A short burst
     # whose partials heard no reliable word - a hum, a cough - plays on at its pause.)
     barge_in_release_ms: int = 60
+    # ... or once its frames have been quieter than barge_in_hold_min_dbfs this long: the voice
+    # has stopped, though webrtcvad calls the decay and the room noise after it speech for
+    # ~100 ms more (Piper's "Uh-huh." is at the -70 dBFS floor 20 ms after its last audible
+    # sample and unvoiced only 100-140 ms later). 40 ms: two frames, more than the one-frame
+    # dip of a stop consonant ("O-kay": one frame at -55).
+    barge_in_quiet_release_ms: int = 40
     barge_in_max_no_speech: float = 0.6
     interrupt_emergency_script: bool = False  # an emergency script is spoken to the end
     # Joined turns (issue 12): if the caller goes on after the endpoint - before the reply is

@@ -523,16 +523,27 @@ class VoiceSession:
     def escalation_pending(self) -> bool:
         return self._script_due is not None
 
+    def hold_armed(self) -> bool:
+        return (
+            self.config.barge_in_pause_ms > 0
+            and self._turns.state is S.AGENT_SPEAKING
+            and self._interruptible_reply() is not None
+        )
+
     def on_overlap_speech(self, turn: _Turn) -> None:
         """A voiced frame over the agent: hold it, interrupt it, or let a backchannel go."""
-        rec = self._rec
+        rec, cfg = self._rec, self.config
+        quiet_ms = rec.quiet_ms(cfg.barge_in_hold_min_dbfs)
         if (
             turn.held_reply is None
-            and rec.voiced_ms >= self.config.barge_in_pause_ms > 0
-            and rec.unvoiced_ms == 0  # a voiced frame (not the tail of a released burst)
+            and rec.voiced_ms >= cfg.barge_in_pause_ms > 0
+            # a voiced, loud frame (not the tail of a released burst, which webrtcvad may
+            # still call speech at the noise floor)
+            and rec.unvoiced_ms == 0
+            and quiet_ms == 0
             # webrtcvad calls short blips in a quiet noise floor "speech": only a burst
             # loud enough (its last 300 ms, not the previous turn) holds the agent
-            and rec.recent_voiced_dbfs(rec.last_frame_end - 0.3) >= self.config.barge_in_hold_min_dbfs
+            and rec.recent_voiced_dbfs(rec.last_frame_end - 0.3) >= cfg.barge_in_hold_min_dbfs
         ):
             self._hold(turn)
         if self._barge.update(voiced_ms=rec.voiced_ms):
@@ -540,7 +551,7 @@ class VoiceSession:
         elif (
             turn.held_reply is not None
             and self._barge.heard_backchannel
-            and rec.unvoiced_ms >= self.config.barge_in_release_ms
+            and (rec.unvoiced_ms >= cfg.barge_in_release_ms or quiet_ms >= cfg.barge_in_quiet_release_ms)
         ):
             self._release(turn)  # "okay" and the voice stopped: play on (words can still cancel)
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _MAX_AUDIO_LAG_S = 2.0
 _JOIN_TAIL_S = 0.3  # the earlier turn's audio is kept to this long after its last word
+_QUICK_START_LEVEL_S = 0.2  # a quick start's level: the voiced frames of the segmenter's start window
 
 Spawn = Callable[[Coroutine, str], asyncio.Task]
 
@@ -116,6 +117,10 @@ class RecognitionHooks(Protocol):
     def escalation_pending(self) -> bool:
         """An emergency script waits for the caller's pause (the turn ends there, undecoded)."""
 
+    def hold_armed(self) -> bool:
+        """Speech starting now would hold the agent (it is speaking an interruptible reply):
+        the segmenter then starts a burst on less voice (``quick_start_voiced_ms``)."""
+
 
 class AudioRecognition:
     """Frames → VAD → segmenter → transcriber → pause decodes → endpoint, for one call."""
@@ -150,6 +155,8 @@ class AudioRecognition:
                 frame_ms=cfg.frame_ms,
                 hangover_ms=cfg.vad_hangover_ms,
                 resume_voiced_ms=cfg.vad_resume_ms,
+                # over the agent a burst starts when it would hold it (not 120 ms in)
+                quick_start_voiced_ms=cfg.barge_in_pause_ms or SegmenterConfig.start_voiced_ms,
             )
         )
         self._endpoint = EndpointPolicy(
@@ -159,7 +166,7 @@ class AudioRecognition:
                 max_turn_ms=cfg.max_turn_ms,
             )
         )
-        self._acoustic = AcousticMonitor()
+        self._acoustic = AcousticMonitor(sample_rate=cfg.sample_rate)
         self._next_audio_t: float | None = None
         self.last_frame_end = 0.0
         self.turn: RecognizedTurn | None = None
@@ -193,6 +200,10 @@ class AudioRecognition:
 
     def recent_voiced_dbfs(self, since: float) -> float:
         return self._acoustic.recent_voiced_dbfs(since)
+
+    def quiet_ms(self, below_dbfs: float) -> float:
+        """How long the latest frames have been quieter than ``below_dbfs``."""
+        return self._acoustic.quiet_ms(below_dbfs)
 
     def reliable_words(self, text: str, avg_logprob: float, no_speech_prob: float) -> str:
         cfg = self.config
@@ -236,6 +247,15 @@ class AudioRecognition:
             pcm16_to_float32(frame), is_speech=is_speech, t=t, turn_id=self.turn_id
         ):
             self.hooks.on_anomaly(anomaly, of_turn=False)
+        if not self._seg.in_turn:
+            # Speech over the agent starts a burst (and holds the agent) on less voice, if it
+            # is loud enough to hold: webrtcvad's quiet 80 ms blips in a noise floor do not.
+            self._seg.quick_start = (
+                is_speech
+                and self.hooks.hold_armed()
+                and self._acoustic.recent_voiced_dbfs(self.last_frame_end - _QUICK_START_LEVEL_S)
+                >= self.config.barge_in_hold_min_dbfs
+            )
         for ev in self._seg.feed(frame, is_speech, t):
             if isinstance(ev, SpeechStarted):
                 self.hooks.on_speech_started(ev)
@@ -286,6 +306,7 @@ class AudioRecognition:
             config=StreamingConfig(
                 partial_interval_ms=interval or cfg.partial_interval_ms,
                 full_window=overlap and cfg.barge_in_full_window,
+                catch_up=overlap,  # over the agent the next partial decides: no idle interval
             ),
             on_partial=lambda p, tid=turn_id: self._on_partial(tid, p),
             # a joined turn's audio is two stretches: no one session time for its start

@@ -65,6 +65,10 @@ class SegmenterConfig:
     frame_ms: int = 20
     start_window_ms: int = 200  # debounce window looked at to start (or resume) speech
     start_voiced_ms: int = 120  # voiced time inside that window needed to declare speech
+    # ... while ``quick_start`` is set (the agent is speaking): the burst's start is the
+    # barge-in hold, the caller's stop signal, so it comes after 80 ms of voice, not 120 (a
+    # blip that starts a burst is judged as noise by the barge-in gate and closed).
+    quick_start_voiced_ms: int = 80
     resume_voiced_ms: int = 80  # same, to resume inside a turn (the speaker is already engaged)
     hangover_ms: int = 200  # unvoiced time after the last voiced frame before a pause
     preroll_ms: int = 300  # audio kept before the onset: webrtcvad misses soft onsets ("h", "f")
@@ -110,6 +114,8 @@ class SpeechSegmenter:
         self._frame_s = cfg.frame_ms / 1000.0
         self._window = max(1, cfg.start_window_ms // cfg.frame_ms)
         self._start_need = max(1, -(-cfg.start_voiced_ms // cfg.frame_ms))
+        self._quick_need = max(1, -(-cfg.quick_start_voiced_ms // cfg.frame_ms))
+        self.quick_start = False  # set by the owner while the agent speaks (barge-in)
         self._resume_need = max(1, -(-cfg.resume_voiced_ms // cfg.frame_ms))
         self._hangover = max(1, -(-cfg.hangover_ms // cfg.frame_ms))
         preroll = cfg.preroll_ms // cfg.frame_ms
@@ -165,7 +171,7 @@ class SpeechSegmenter:
 
     def _feed_idle(self, t: float) -> list:
         window = list(self._ring)[-self._window :]
-        if sum(v for _, v, _ in window) < self._start_need:
+        if sum(v for _, v, _ in window) < (self._quick_need if self.quick_start else self._start_need):
             return []
         first = next(i for i, (_, v, _) in enumerate(window) if v)
         onset = window[first][2]

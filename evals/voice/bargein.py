@@ -9,9 +9,11 @@ and ``BargeInDetector`` judges each decode exactly as ``VoiceSession`` does (sam
 floor, ``final=False`` for partials of a burst still going on). ASR latency is modelled
 (``asr_latency_s``) or measured.
 
-Reported per burst: ``interrupt`` (and when, from the burst's first voiced frame) or
-``resume`` (the hold ends: ``barge_in_release_ms`` after the voice stops when a partial
-already heard a backchannel, else when the decode of the whole burst is back). A resume is
+Reported per burst: when the pipeline would hold the agent (``barge_in_pause_ms`` of loud voice;
+over the agent the segmenter starts a burst that soon), then ``interrupt`` (and when, from the
+burst's first voiced frame) or ``resume`` (the hold ends: ``barge_in_release_ms`` of unvoiced
+frames or ``barge_in_quiet_release_ms`` of frames below the hold's level after the voice, when a
+partial already heard a backchannel, else when the decode of the whole burst is back). A resume is
 final here; in the pipeline the decode of the whole burst can still cancel the reply. A burst the pipeline would not judge at all
 (the VAD never starts speech) is ``ignored``. ``make bench`` measures the same through the
 real pipeline; this is the fast, deterministic view of the decision logic alone.
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evals.speech import RATE, synthesize_16k, trim_silence
-from voice.audio import float32_to_pcm16, frame_bytes
+from voice.audio import AcousticMonitor, float32_to_pcm16, frame_bytes, pcm16_to_float32
 from voice.config import PipelineConfig
 from voice.endpointing import BargeInConfig, BargeInDetector, reliable_words
 from voice.events import SpeechPaused, SpeechStarted
@@ -57,6 +59,7 @@ class BurstOutcome:
     kind: str  # "interruption" / "backchannel"
     decision: str  # interrupt / resume / ignored
     decided_ms: float | None  # from the burst's first voiced frame
+    held_ms: float | None  # ... to the hold (AgentPaused) the pipeline would send
     reason: str | None
     heard: list[str]  # each decode: text [avg log-prob] (p = partial, f = whole burst)
 
@@ -79,9 +82,14 @@ def simulate_burst(
     """Judge one burst; ``transcribe(audio, partial=..., full_window=...)`` is the recognizer."""
     cfg = config or PipelineConfig()
     seg_cfg = SegmenterConfig(
-        hangover_ms=cfg.vad_hangover_ms, resume_voiced_ms=cfg.vad_resume_ms, frame_ms=cfg.frame_ms
+        hangover_ms=cfg.vad_hangover_ms,
+        resume_voiced_ms=cfg.vad_resume_ms,
+        frame_ms=cfg.frame_ms,
+        quick_start_voiced_ms=cfg.barge_in_pause_ms or SegmenterConfig.start_voiced_ms,
     )
     vad, seg = WebRtcVad(RATE, cfg.frame_ms, cfg.vad_aggressiveness), SpeechSegmenter(seg_cfg)
+    level = AcousticMonitor(sample_rate=RATE)  # the hold's loudness gate and the quiet release
+    floor = cfg.barge_in_hold_min_dbfs
     gate = BargeInDetector(BargeInConfig(min_speech_ms=cfg.barge_in_min_ms))
     audio = np.concatenate(
         [np.zeros(RATE * lead_ms // 1000, np.float32), speech, np.zeros(RATE * tail_ms // 1000, np.float32)]
@@ -100,6 +108,7 @@ def simulate_burst(
     pending: tuple[float, str, bool] | None = None  # (ready at, reliable text, final)
     paused_at: float | None = None
     released: float | None = None  # the hold let go on a no-words burst (decode can still cancel)
+    held: float | None = None
 
     def decode(t: float, final: bool) -> tuple[float, str]:
         chunk = np.concatenate(buf) if buf else np.zeros(0, np.float32)
@@ -117,13 +126,18 @@ def simulate_burst(
 
     def outcome(decision: str, t: float | None, reason: str | None) -> BurstOutcome:
         at = None if t is None or onset is None else round((t - onset) * 1000, 1)
-        return BurstOutcome(text, kind, decision, at, reason, heard)
+        hold = None if held is None or onset is None else round((held - onset) * 1000, 1)
+        return BurstOutcome(text, kind, decision, at, hold, reason, heard)
 
     for i in range(len(pcm) // size):
         t = i * frame_s
         now = t + frame_s
         frame = pcm[i * size : (i + 1) * size]
-        for ev in seg.feed(frame, vad.is_speech(frame), t):
+        voiced = vad.is_speech(frame)
+        level.feed(pcm16_to_float32(frame), is_speech=voiced, t=t, turn_id=0)
+        if not seg.in_turn:  # over the agent: a loud burst starts (and holds it) on less voice
+            seg.quick_start = voiced and level.recent_voiced_dbfs(now - 0.2) >= floor
+        for ev in seg.feed(frame, voiced, t):
             if isinstance(ev, SpeechStarted) and onset is None:
                 onset = ev.t
             elif isinstance(ev, SpeechPaused) and onset is not None and paused_at is None:
@@ -152,9 +166,20 @@ def simulate_burst(
                         return outcome("resume", released, "no_words_partial")
                     return outcome("resume", now, "backchannel")
         if paused_at is None and seg.state == SpeechSegmenter.SPEAKING:
+            quiet_ms = level.quiet_ms(floor)
+            if (
+                held is None
+                and seg.voiced_ms >= cfg.barge_in_pause_ms > 0
+                and seg.unvoiced_ms == 0
+                and quiet_ms == 0
+                and level.recent_voiced_dbfs(now - 0.3) >= floor
+            ):
+                held = now
             if gate.update(voiced_ms=seg.voiced_ms):
                 return outcome("interrupt", now, gate.reason)
-            if gate.heard_backchannel and seg.unvoiced_ms >= cfg.barge_in_release_ms:
+            if gate.heard_backchannel and (
+                seg.unvoiced_ms >= cfg.barge_in_release_ms or quiet_ms >= cfg.barge_in_quiet_release_ms
+            ):
                 return outcome("resume", now, "backchannel_partial")
             have = sum(b.size for b in buf) / RATE
             if pending is None and now >= busy_until and have >= next_due:
@@ -206,6 +231,7 @@ def run(
     def median(values):
         return values[len(values) // 2] if values else None
 
+    holds = sorted(o.held_ms for o in outcomes if o.held_ms is not None)
     summary = {
         "asr_latency_s": asr_latency_s,
         "interruptions": len(inter),
@@ -217,13 +243,16 @@ def run(
         "backchannels": len(back),
         "false_interruptions": sum(o.decision == "interrupt" for o in back),
         "resume_ms": {"p50": median(times(back, "resume")), "max": max(times(back, "resume"), default=None)},
+        "hold_ms": {"p50": median(holds), "max": max(holds, default=None)},
     }
     if verbose:
         for o in outcomes:
             at = "-" if o.decided_ms is None else f"{o.decided_ms:.0f}"
+            hold = "-" if o.held_ms is None else f"{o.held_ms:.0f}"
             mark = "" if o.correct else "WRONG"
             print(
-                f"{o.kind:12} {o.decision:9} {at:>6} ms {str(o.reason):20} {mark:5} {o.text}  {' | '.join(o.heard)}"
+                f"{o.kind:12} {o.decision:9} {at:>6} ms (hold {hold:>4}) {str(o.reason):20} {mark:5} {o.text}  "
+                + " | ".join(o.heard)
             )
         print(summary)
     return summary

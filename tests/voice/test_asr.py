@@ -198,6 +198,32 @@ async def test_skips_partials_while_the_previous_decode_runs(tiny_recognizer, sp
     assert tr.stats.partial_decodes == 2 and tr.stats.skipped == 6
 
 
+async def test_catch_up_starts_the_due_partial_as_soon_as_the_previous_is_back(tiny_recognizer, speech16k):
+    """Bursts over the agent (``catch_up``): a partial that fell due while the previous decode
+    ran is not skipped to the next interval boundary; the first push after the decode is back
+    starts it, on all the audio so far."""
+    gated = GatedRecognizer(tiny_recognizer)
+    audio = speech16k(CHEST)
+    tr = StreamingTranscriber(
+        gated,
+        turn_id=1,
+        executor=ThreadPoolExecutor(1),
+        config=StreamingConfig(partial_interval_ms=100, min_audio_ms=400, catch_up=True),
+    )
+    tr.push(audio[:6400])  # 400 ms: the first partial starts
+    await asyncio.get_running_loop().run_in_executor(None, gated.started.wait, 30)
+    tr.push(audio[6400:8960])  # 560 ms while it runs: the next one fell due at 500 ms
+    assert tr.stats.skipped == 0 and tr._next_due == 8000
+    gated.gate.set()
+    await tr.wait_idle()
+    assert tr.stats.partial_decodes == 1
+    tr.push(audio[8960:9280])  # one 20 ms frame: without catch_up nothing is due before 600 ms
+    assert tr._inflight is not None and not tr._inflight.done()
+    assert tr._next_due == 9280 + 1600
+    await tr.wait_idle()
+    assert tr.stats.partial_decodes == 2 and tr.stats.skipped == 0
+
+
 async def test_saturated_shared_executor_counts_as_behind(tiny_recognizer, speech16k):
     """Another session's work holds the only worker: our decode is queued, later partials skip."""
     shared = ThreadPoolExecutor(1)

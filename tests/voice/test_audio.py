@@ -180,3 +180,21 @@ def test_recent_voiced_level_counts_only_voiced_frames_in_the_window():
     assert mon.recent_voiced_dbfs(since=0.0) > -30.0  # mostly the loud frames
     assert mon.recent_voiced_dbfs(since=0.9) == pytest.approx(-60.0, abs=0.1)  # this burst only
     assert mon.recent_voiced_dbfs(since=2.0) == -120.0  # nothing voiced since
+
+
+def test_quiet_run_is_how_long_the_latest_frames_were_below_a_level_voiced_or_not():
+    """The barge-in release's cue that a held backchannel's voice stopped: webrtcvad may still
+    call those frames speech, the level does not."""
+    mon = AcousticMonitor()
+    loud = np.full(320, 0.1, dtype=np.float32)  # -20 dBFS
+    quiet = np.full(320, 0.0003, dtype=np.float32)  # -70 dBFS, the room
+    assert mon.quiet_ms(-50.0) == 0.0
+    for i in range(5):
+        mon.feed(loud, is_speech=True, t=i * 0.02, turn_id=1)
+    assert mon.quiet_ms(-50.0) == 0.0
+    for i in range(3):
+        mon.feed(quiet, is_speech=True, t=0.1 + i * 0.02, turn_id=1)  # the VAD's tail
+    assert mon.quiet_ms(-50.0) == pytest.approx(60.0)
+    assert mon.quiet_ms(-80.0) == 0.0
+    mon.feed(loud, is_speech=True, t=0.16, turn_id=1)
+    assert mon.quiet_ms(-50.0) == 0.0, "a loud frame ends the run"

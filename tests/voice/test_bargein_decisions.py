@@ -23,6 +23,8 @@ def transcribe():
 def test_interruptions_are_declared_from_their_first_words(transcribe, text):
     out = simulate_burst(_speech(text), transcribe, text=text, kind="interruption", asr_latency_s=0.1)
     assert out.decision == "interrupt", out
+    # over the agent a loud burst starts, and holds it, on 80 ms of voice (was 120)
+    assert out.held_ms is not None and out.held_ms <= 100, out
     # the old gate needed two partial words or 800 ms of voice: ~0.9-1.1 s
     assert out.decided_ms <= 900, out
     if text.split(",")[0] in ("Wait", "Sorry", "No", "Stop"):
@@ -34,9 +36,14 @@ def test_interruptions_are_declared_from_their_first_words(transcribe, text):
 def test_backchannels_resume_the_agent(transcribe, text):
     out = simulate_burst(_speech(text), transcribe, text=text, kind="backchannel", asr_latency_s=0.1)
     assert out.decision == "resume", out
+    assert out.held_ms is not None and out.held_ms <= 100, out  # held on 80 ms of voice
     if text in ("Yeah.", "Right."):
         # heard in a partial: plays on 60 ms after the voice stops, not after pause + decode
         assert out.reason == "backchannel_partial" and out.decided_ms <= 500, out
+    if text in ("Yeah.", "Right.", "Uh-huh.", "Okay."):
+        # ... and once its frames are below the hold's level for 40 ms, before webrtcvad
+        # calls them unvoiced (300-420 ms; 400-540 ms on the unvoiced frames alone)
+        assert out.reason == "backchannel_partial" and out.decided_ms <= 440, out
     if text in ("Mm.", "<cough>"):
         # no reliable word in any partial of a short burst: let go at its pause, not after
         # the decode of the whole burst too (740-820 ms before)

@@ -96,6 +96,21 @@ def test_speech_start_reports_onset_not_detection_time():
     assert seg.state == SpeechSegmenter.SPEAKING
 
 
+def test_quick_start_over_the_agent_starts_on_80_ms_of_voice():
+    """While the agent speaks the owner sets ``quick_start``: the burst (and so the barge-in
+    hold) starts on the 4th voiced frame instead of the 6th; the onset is the same."""
+    seg = SpeechSegmenter()
+    seg.quick_start = True
+    _, events = run_pattern("." * 20 + "xxxxxxxx", seg=seg)
+    (start,) = events
+    assert start.t == pytest.approx(20 * FRAME)
+    assert start.detected_t == pytest.approx(24 * FRAME)  # 80 ms, not 120
+    assert seg.voiced_ms == 4 * 20 + 4 * 20
+    # without it, three or four voiced frames are a blip
+    _, events = run_pattern("." * 20 + "xxxx" + "." * 10)
+    assert events == []
+
+
 def test_short_blips_do_not_start_speech():
     _, events = run_pattern(".....xx......x.x......xx....." * 3)
     assert events == []
