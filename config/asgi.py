@@ -62,3 +62,13 @@ def _install_drain() -> None:
 
 
 _install_drain()
+
+
+def _start_admission_dispatcher() -> None:
+    """Slots that free here are offered to the waiting line of every node (triage/admission/)."""
+    from triage import admission
+
+    admission.start_on_daphne()
+
+
+_start_admission_dispatcher()

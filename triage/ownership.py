@@ -44,6 +44,11 @@ _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpi
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
+def node_of(owner: str | None) -> str | None:
+    """The node name (TRIAGE_NODE_ID, what the balancer routes ``?node=`` by) of a lease holder."""
+    return owner.split("/", 1)[0] if owner else None
+
+
 def owner_key(session_id: str) -> str:
     return f"triage:call-owner:{session_id}"
 

@@ -44,6 +44,7 @@ class ErrorCode:
     INTERNAL = "internal_error"
     DRAINING = "server_draining"  # this process is restarting: reconnect (another node takes it)
     CALL_ELSEWHERE = "call_elsewhere"  # another node holds this call: reconnect (the balancer routes it)
+    LINE_FREE_ELSEWHERE = "line_free_elsewhere"  # a waiting caller's slot is held on another node: go there
 
 
 # Close codes (4000-4999 are free for applications).
@@ -53,6 +54,7 @@ CLOSE_SESSION_ENDED = 4410
 CLOSE_INTERNAL = 4500
 CLOSE_DRAINING = 4503  # retryable: the load balancer sends the reconnect to a ready node
 CLOSE_CALL_ELSEWHERE = 4421  # retryable: the call's owner holds its lease (triage/ownership.py)
+CLOSE_LINE_FREE_ELSEWHERE = 4422  # retryable at once: reconnect with ?node= (triage/admission/)
 
 
 class ProtocolError(ValueError):
@@ -279,9 +281,11 @@ class Ended(Message):
 @dataclass(frozen=True, slots=True)
 class Error(Message):
     TYPE: ClassVar[str] = "error"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"node"})
     code: str
     message: str
     fatal: bool = False
+    node: str | None = None  # call_elsewhere, line_free_elsewhere: the node to reconnect to
 
 
 def parse_text_message(text: str, max_bytes: int) -> ClientMessage:

@@ -123,6 +123,13 @@ def test_routing_by_token_is_sticky_spreads_and_survives_a_node_leaving(cluster)
     for token in tokens[:10]:
         assert {node_for(lb.base_url, paths[token]) for _ in range(5)} == {placed[token]}
 
+    # `?node=` (a caller sent to a node: 4421, 4422) reaches that node whatever the token's hash;
+    # without it the query string does not change the hash.
+    for token in tokens[:10]:
+        other = "web2" if placed[token] == "web1" else "web1"
+        assert node_for(lb.base_url, paths[token] + f"?node={other}") == other
+        assert node_for(lb.base_url, paths[token] + "?x=1") == placed[token]
+
     # Pages and the API are balanced separately, on any ready node.
     assert node_for(lb.base_url, "/healthz") in ("web1", "web2")
 
@@ -133,6 +140,8 @@ def test_routing_by_token_is_sticky_spreads_and_survives_a_node_leaving(cluster)
     wait_for(
         lambda: all(node_for(lb.base_url, p) == "web2" for p in paths.values()), 60, "web1's tokens to move"
     )
+    # A hint naming the dead node falls back to the hash (web2 now).
+    assert node_for(lb.base_url, paths[tokens[0]] + "?node=web1") == "web2"
 
 
 async def test_a_patient_websocket_passes_through_the_balancer(cluster):

@@ -62,27 +62,44 @@ async def two_nodes(redis_url):
 # --- the line on Redis ----------------------------------------------------------------------
 
 
-async def test_a_freed_slot_goes_to_the_longest_waiting_caller_its_node_can_serve(two_nodes):
+async def test_a_freed_slot_goes_to_the_longest_waiting_caller_whichever_node_frees_it(two_nodes):
     web1, web2 = two_nodes
-    a, b, c, d = "a", "b", "c", "d"
+    a, b, c, d, e = "a", "b", "c", "d", "e"
     # Arrivals alternate between the nodes: tickets follow arrival order across both.
     tickets = [await web1.join(a, "web1"), await web2.join(b, "web2"), await web1.join(c, "web1")]
     tickets.append(await web2.join(d, "web2"))
     assert tickets == sorted(tickets) and len(set(tickets)) == 4
 
-    # Places are per node (what a slot there can serve), the count is every node's.
+    # One line: a place counts everyone ahead, on every node.
     assert await web1.place(a, "web1") == Place(1, 4)
-    assert await web1.place(c, "web1") == Place(2, 4)
-    assert await web2.place(d, "web2") == Place(2, 4)
+    assert await web1.place(c, "web1") == Place(3, 4)
+    assert await web2.place(d, "web2") == Place(4, 4)
 
-    # A slot frees on web1: c may not overtake a; a goes (once), then c is next there.
-    assert await web1.take_turn(c, "web1") == 0
-    assert await web1.take_turn(a, "web1") == 1
-    assert await web1.take_turn(a, "web1") == -1  # gone from the line: never admitted twice
-    assert await web1.place(c, "web1") == Place(1, 3)
-    # web2's waiters are untouched by web1's slot.
-    assert await web2.place(b, "web2") == Place(1, 3)
-    assert [w.session_id for w in await web2.waiters()] == [b, c, d]
+    # A slot frees on web2: it is offered to a, who waits on web1 (held for a, not for b).
+    assert await web2.offer("web2") == a
+    assert await web1.grant(a) == "web2"
+    # Then one on web1: a holds an offer already, so b (on web2) is next.
+    assert await web1.offer("web1") == b
+    # A newcomer on web1 with a free slot does not overtake c, who has no offer yet.
+    await web1.join(e, "web1")
+    assert await web1.take_turn(e, "web1") == 0
+    assert await web1.take_turn(c, "web1") == 1
+    assert await web1.take_turn(c, "web1") == -1  # gone from the line: never admitted twice
+
+    # a reconnects to web2 (the node that holds the slot): only web2 can spend the grant.
+    assert await web1.use_grant(a, "web1") is None
+    since = await web2.use_grant(a, "web2")
+    assert since is not None and 0 <= time.time() - since < 60
+    assert await web2.grant(a) is None
+    await web2.leave(a)
+
+    # d's balancer could not route it by node: pinned, only web2 offers to it; web1 skips to e.
+    await web2.pin(d)
+    assert await web1.offer("web1") == e
+    assert await web2.offer("web2") == d
+    assert await web1.offer("web1") is None  # everyone left holds an offer
+    assert [w.session_id for w in await web2.waiters()] == [b, d, e]
+    assert [w.position for w in await web2.waiters()] == [1, 2, 3]
 
 
 async def test_a_caller_who_leaves_frees_their_place_and_gets_it_back_on_reconnect(two_nodes):
@@ -143,6 +160,12 @@ async def end_leftover_calls():
 
     for leftover in list(triage.live._calls.values()):
         await asyncio.wait_for(leftover.end("test_teardown"), timeout=30)
+    for task in list(admission.line._dispatchers.values()):
+        task.cancel()
+    admission.line._dispatchers.clear()
+    for slot, _ in admission.line._offered.values():
+        slot.release()
+    admission.line._offered.clear()
     line = admission.queue()
     if isinstance(line, RedisQueue):
         await line.close()

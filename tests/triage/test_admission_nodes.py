@@ -1,9 +1,10 @@
 """The waiting line across two real server processes (triage/admission/): two daphne processes
 with a cap of one call each, real models (the rules' words only: no LLM), the real PostgreSQL
 (the test database) and Redis. The line is one: a caller's place counts callers waiting on
-both processes; a freed slot goes to the longest-waiting caller on its process; and when a
-process dies, its waiting caller reconnects to the other one and keeps their place ahead of
-someone who came later.
+both processes; a freed slot goes to the longest-waiting caller on either process (one on the
+other process is sent to it: close 4422 naming the node, and admitted there on the reconnect);
+and when a process dies, its waiting caller reconnects to the other one and keeps their place
+ahead of someone who came later.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from tests.browser.harness import Daphne, database_url
 from triage import services
+from triage.admission.queue import RedisQueue
 
 pytestmark = [pytest.mark.models, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -55,11 +58,11 @@ class Caller:
         self.ws = None
         self._reader: asyncio.Task | None = None
 
-    async def connect(self, server: Daphne | None = None) -> Caller:
+    async def connect(self, server: Daphne | None = None, query: str = "") -> Caller:
         import websockets
 
         self.server = server or self.server
-        url = self.server.base_url.replace("http", "ws", 1) + f"/ws/patient/{self.token}/"
+        url = self.server.base_url.replace("http", "ws", 1) + f"/ws/patient/{self.token}/{query}"
         self.ws = await websockets.connect(url, origin="http://127.0.0.1")
         self._reader = asyncio.ensure_future(self._read(self.ws))
         return self
@@ -82,6 +85,14 @@ class Caller:
             assert time.monotonic() < deadline, f"no {kind} {fields}: {[m for _, m in self.messages][-8:]}"
             await asyncio.sleep(0.05)  # messages arrive on the reader task; bounded above
 
+    async def closed(self, timeout: float = 30) -> int:
+        """The close code, once the server has closed the socket."""
+        await asyncio.wait_for(self._reader, timeout)
+        return self.ws.close_code
+
+    def last(self, kind: str) -> dict:
+        return [m for _, m in self.messages if m["type"] == kind][-1]
+
     def at(self, index: int) -> float:
         return self.messages[index][0]
 
@@ -98,8 +109,25 @@ async def new_token() -> str:
     return token
 
 
-async def test_one_line_across_two_processes_kept_in_order_through_a_process_dying(nodes):
+async def test_one_line_across_two_processes_served_in_order_through_a_process_dying(nodes):
     web1, web2 = nodes
+    # An idle process offers its free line to a caller waiting on any node, unprompted (its
+    # dispatcher runs from start-up): here one on a node that has no free line.
+    line = RedisQueue(settings.REDIS_URL)
+    try:
+        await line.join("on-a-full-node", "full")
+        deadline = time.monotonic() + 10
+        while (offered_by := await line.grant("on-a-full-node")) is None:
+            assert time.monotonic() < deadline, "no idle process offered its line"
+            await asyncio.sleep(0.1)  # polling Redis, bounded above
+        assert offered_by in ("fair1", "fair2")
+        await line.leave("on-a-full-node")  # they hang up: the held line goes back
+        await line.forget("on-a-full-node")
+        await line.drop_grant("on-a-full-node")
+        await asyncio.sleep(1.5)  # three dispatcher ticks: the process lets its held line go
+    finally:
+        await line.close()
+
     a = await Caller(web1, await new_token()).connect()
     await a.next("ready", 180)
     b = await Caller(web2, await new_token()).connect()
@@ -109,16 +137,25 @@ async def test_one_line_across_two_processes_kept_in_order_through_a_process_dyi
     c = await Caller(web1, await new_token()).connect()
     assert (await c.next("queued", 30))[1]["position"] == 1
     d = await Caller(web2, await new_token()).connect()
-    assert (await d.next("queued", 30))[1]["position"] == 1  # first for web2's slot
+    _, queued = await d.next("queued", 30)
+    assert queued["position"] == 2 and queued["waiting"] == 2  # one line: behind web1's caller
     e = await Caller(web1, await new_token()).connect()
     _, queued = await e.next("queued", 30)
-    assert queued["position"] == 2 and queued["waiting"] == 3  # one line: both processes' callers
+    assert queued["position"] == 3 and queued["waiting"] == 3
 
-    # web1's call ends: its slot goes to C, who has waited longest there (not E).
-    await a.end()
-    await c.next("admitted", 30)
-    await c.next("ready", 120)
-    moved_up, _ = await e.next("queued", 30, position=1)
+    # web2's call ends: its slot goes to C, who has waited longest (on web1): C is sent to web2
+    # (close 4422 naming it) and admitted there on the reconnect, D and E move up.
+    await b.end()
+    _, sent = await c.next("error", 30)
+    assert sent["code"] == "line_free_elsewhere" and sent["node"] == "fair2" and sent["fatal"] is True
+    assert await c.closed() == 4422
+    mark = len(c.messages)
+    await c.connect(web2, query="?node=fair2")
+    await c.next("admitted", 30, after=mark)
+    _, ready = await c.next("ready", 120, after=mark)
+    assert ready["node"] == "fair2"
+    await d.next("queued", 30, position=1)
+    moved_up, _ = await e.next("queued", 30, position=2)
 
     # web2 dies. D's browser reconnects and the balancer now sends it to web1: D came before E,
     # so D is ahead of E there, and web1's next free slot is D's.
@@ -128,11 +165,12 @@ async def test_one_line_across_two_processes_kept_in_order_through_a_process_dyi
     await d.connect(web1)
     _, requeued = await d.next("queued", 30, after=mark)
     assert requeued["position"] == 1
-    await e.next("queued", 30, after=moved_up + 1, position=2)
+    await asyncio.sleep(2.5)  # one heartbeat of E's: a change of place would be told by then
+    assert e.last("queued")["position"] == 2
 
-    await c.end()
+    await a.end()
     d_admitted, _ = await d.next("admitted", 30)
-    await d.next("ready", 120)
+    await d.next("ready", 120, after=d_admitted)
     await d.end()
     e_admitted, _ = await e.next("admitted", 60)
     assert d.at(d_admitted) < e.at(e_admitted)

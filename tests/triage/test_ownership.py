@@ -121,6 +121,7 @@ async def test_a_socket_for_a_call_another_node_holds_is_refused_and_starts_noth
     try:
         error, code = await connect_and_read_refusal(token)
         assert error["code"] == proto.ErrorCode.CALL_ELSEWHERE and error["fatal"] is True
+        assert error["node"] == "web2"  # the owner's node name: the client reconnects with ?node=web2
         assert code == proto.CLOSE_CALL_ELSEWHERE == 4421
         assert LiveCall.get(sid) is None  # no pipeline here
         assert await registry.redis.get(ownership.owner_key(sid)) == "web2/2/b"  # untouched

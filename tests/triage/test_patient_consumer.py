@@ -455,6 +455,7 @@ def test_the_protocol_document_matches_the_code():
         proto.ErrorCode.MODELS_UNAVAILABLE: proto.CLOSE_INTERNAL,
         proto.ErrorCode.DRAINING: proto.CLOSE_DRAINING,
         proto.ErrorCode.CALL_ELSEWHERE: proto.CLOSE_CALL_ELSEWHERE,
+        proto.ErrorCode.LINE_FREE_ELSEWHERE: proto.CLOSE_LINE_FREE_ELSEWHERE,
     }
 
     # Numbers: the documented defaults are the settings' defaults and the protocol constants.

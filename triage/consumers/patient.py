@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import time
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -127,7 +128,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 proto.CLOSE_SESSION_IN_USE,
             )
             return
-        slot = await admission.enter(self.session_id, moving=await admission.was_started(self.session_id))
+        moving = await admission.was_started(self.session_id)
+        slot = await admission.enter(self.session_id, moving=moving, hint=self.node_hint())
         if slot is None:
             # Over this process's cap: the caller waits in the shared line. A task waits, so that
             # connect returns and this socket's messages and close are handled meanwhile.
@@ -145,6 +147,14 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 proto.ErrorCode.DRAINING,
                 "This server is restarting; reconnect to continue.",
                 proto.CLOSE_DRAINING,
+            )
+            return
+        except admission.Redirect as redirect:
+            await self.refuse(
+                proto.ErrorCode.LINE_FREE_ELSEWHERE,
+                "A line is free on another server; reconnect to it now.",
+                proto.CLOSE_LINE_FREE_ELSEWHERE,
+                node=redirect.node,
             )
             return
         except Exception:  # never a caller left waiting on a dead task: close, the client retries
@@ -172,6 +182,8 @@ class PatientConsumer(AsyncWebsocketConsumer):
         """Start (or reattach to) the call's pipeline and tell the client ``ready``. ``slot``:
         the admission's reservation, held until the new call is registered."""
         try:
+            if slot is not None and slot.waited_ms is not None:  # waited in the line on another node
+                await self.send_message(proto.Admitted(slot.waited_ms))
             await self._start_call(session, existing)
         finally:
             if slot is not None:
@@ -243,6 +255,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 proto.ErrorCode.CALL_ELSEWHERE,
                 "This call is connected to another server; reconnect.",
                 proto.CLOSE_CALL_ELSEWHERE,
+                node=ownership.node_of(claim.owner),
             )
             return None
         if claim.moved_from is not None:
@@ -252,9 +265,15 @@ class PatientConsumer(AsyncWebsocketConsumer):
             )
         return claim
 
-    async def refuse(self, code: str, message: str, close_code: int) -> None:
-        await self.send_message(proto.Error(code, message, fatal=True))
+    async def refuse(self, code: str, message: str, close_code: int, node: str | None = None) -> None:
+        await self.send_message(proto.Error(code, message, fatal=True, node=node))
         await self.close(code=close_code)
+
+    def node_hint(self) -> str:
+        """``?node=`` on the socket's URL: the node this caller was sent to (close 4421, 4422);
+        the balancer routes by it (deploy/haproxy.cfg)."""
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return (query.get("node") or [""])[0][:100]
 
     async def send_message(self, message: proto.Message) -> None:
         await self.send_json(message.to_dict())

@@ -3,7 +3,9 @@
  * A dropped socket is reopened with the same token, with backoff, for as long as the server
  * keeps the call alive after a drop (60 s); the server then answers `ready` with
  * `resumed: true` and the call carries on. Closes that mean "stop" (unknown or ended
- * session, the patient ended the call) are not retried.
+ * session, the patient ended the call) are not retried. A close that names a server (4421: it
+ * holds the call; 4422: it holds a free line for this waiting caller) is followed: the
+ * reconnect carries `?node=<name>`, which the load balancer routes by (deploy/haproxy.cfg).
  */
 (function () {
   "use strict";
@@ -21,6 +23,8 @@
     4500: "models_unavailable",
   };
   const IN_USE = 4409;
+  const DRAINING = 4503;
+  const LINE_FREE_ELSEWHERE = 4422; // a line is held for us on the named server: go at once
 
   class CallConnection {
     constructor({ url, protocol, onMessage, onAudio, onStatus }) {
@@ -38,6 +42,7 @@
       this.pingTimer = null;
       this.lastHeard = 0;
       this.lastError = null;
+      this.node = null; // the server named by the last 4421/4422 (sent as ?node=)
       this.stats = { connects: 0, reconnects: 0, audioFramesSent: 0, audioFramesDropped: 0, errors: [] };
       window.addEventListener("online", () => {
         if (this.droppedAt !== null && !this.ws) this.open();
@@ -51,7 +56,7 @@
       this.onStatus(this.droppedAt === null ? "connecting" : "reconnecting", { attempt: this.attempt });
       let ws;
       try {
-        ws = new WebSocket(this.url);
+        ws = new WebSocket(this.node ? `${this.url}?node=${encodeURIComponent(this.node)}` : this.url);
       } catch (err) {
         this.scheduleRetry();
         return;
@@ -86,6 +91,7 @@
           this.onStatus("ready", { resumed: msg.resumed });
         } else if (msg.type === "error") {
           this.lastError = msg;
+          if (msg.node) this.node = msg.node;
           this.stats.errors.push(msg.code);
         } else if (msg.type === "ended") {
           this.finished = true;
@@ -112,7 +118,12 @@
       // 4409: the server still holds our previous socket (it has not noticed the drop yet);
       // anything else is a network drop. Both: retry within the grace period.
       if (this.droppedAt === null) this.droppedAt = Date.now();
+      if (event.code === DRAINING) this.node = null; // that server takes no new calls: any ready one
       this.onStatus("dropped", { code: event.code, inUse: event.code === IN_USE });
+      if (event.code === LINE_FREE_ELSEWHERE) {
+        this.open(); // not a failure: the line is held for us for a few seconds only
+        return;
+      }
       this.scheduleRetry();
     }
 
