@@ -5,16 +5,21 @@ or disposition: it is recorded (audit kind ``affect_tags``) and shown; the clini
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from voice.affect import AffectObserved
+from voice.paralinguistics import ParalinguisticFeatures
 
 from .audit import append_event
 from .models import AuditEvent, LatencySample
 
 AUDIT_KIND = AuditEvent.Kind.AFFECT_TAGS
+# A turn that joined the caller's baseline: its features (numbers, no words), so a call resumed
+# on another node continues from the same baseline (triage/resume.py).
+BASELINE_KIND = AuditEvent.Kind.AFFECT_BASELINE
 # Per-turn telemetry: the extraction's CPU time is a LatencySample of the turn (review page,
 # telemetry charts), with the 30 ms CPU target as its budget.
 FEATURES_STAGE = "affect_features"
@@ -71,8 +76,9 @@ def _numbers(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def record(session_id, event: AffectObserved, turn_id: int) -> AuditEvent | None:
-    """The turn's extraction cost as a LatencySample; the audit record if the reading has tags
-    (an untagged turn is only counted and sampled)."""
+    """The turn's extraction cost as a LatencySample; the turn's features if they joined the
+    caller's baseline; the audit record if the reading has tags (an untagged turn is otherwise
+    only counted and sampled)."""
     features = event.reading.features
     if features is not None:
         LatencySample.objects.bulk_create(
@@ -88,9 +94,28 @@ def record(session_id, event: AffectObserved, turn_id: int) -> AuditEvent | None
             ],
             ignore_conflicts=True,
         )
+    if event.reading.in_baseline and features is not None:
+        payload = {
+            "turn_id": turn_id,
+            "features": _numbers(asdict(features)),  # unrounded: the resumed baseline is the same
+            "rules_version": event.reading.rules_version,
+        }
+        append_event(session_id, BASELINE_KIND, payload, actor="affect")
     if not event.reading.tags:
         return None
     return append_event(session_id, AUDIT_KIND, audit_payload(event, turn_id), actor="affect")
+
+
+def baseline_features(payloads) -> list[ParalinguisticFeatures]:
+    """Stored baseline turns (``affect_baseline`` payloads, in order) back as features; a record
+    that no longer fits the features' fields is skipped (the baseline then starts again)."""
+    out = []
+    for p in payloads:
+        try:
+            out.append(ParalinguisticFeatures.from_dict(p.get("features") or {}))
+        except TypeError:
+            continue
+    return out
 
 
 def attention_by_session(session_ids) -> dict[str, list[dict[str, Any]]]:

@@ -178,8 +178,10 @@ class LiveCall:
     async def _start(self, resume: bool = False) -> None:
         runtime = await get_runtime()
         self.budgets = dict(getattr(runtime.config, "budgets_ms", {}) or {})
+        restored = []  # the caller's affect baseline turns, measured on the node that died
         if resume:
             point = await database_sync_to_async(resume_call.load_resume_point)(self.session_id)
+            restored = affect_host.baseline_features(point.affect_baseline)
             opening = await asyncio.to_thread(resume_call.replay, self.interview, point)
             self.id_offset = point.generation * resume_call.ID_STRIDE
             # The pipeline greets with policy.opening(): here, "sorry, we were cut off" + the
@@ -187,6 +189,8 @@ class LiveCall:
             self.interview.opening = lambda: opening
         self.start_recording()
         self.voice = VoiceSession(runtime, self.interview, self._on_event)
+        if restored:
+            self.voice.affect.tracker.restore(restored)
         self.voice.set_output_connected(self.attached)
 
     def start_recording(self) -> None:

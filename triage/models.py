@@ -267,6 +267,7 @@ class AuditEvent(models.Model):
         ESCALATION_RAISED = "escalation_raised"
         SAFETY_NET_ALERT = "safety_net_alert"
         AFFECT_TAGS = "affect_tags"
+        AFFECT_BASELINE = "affect_baseline"  # a turn's features joined the caller's baseline
         TURN_METRICS = "turn_metrics"
         BARGE_IN = "barge_in"
         BUDGET_MISSED = "budget_missed"

@@ -318,6 +318,17 @@ class AffectTracker:
         return any((t := r.tag("distress")) is not None and t.grade == "high" for r in self.readings)
 
     @property
+    def baseline_features(self) -> tuple[ParalinguisticFeatures, ...]:
+        """The turns the baseline is made of (numbers only): what a resumed call continues from."""
+        return tuple(self._base)
+
+    def restore(self, features: list[ParalinguisticFeatures] | tuple[ParalinguisticFeatures, ...]) -> None:
+        """A call resumed on another node (triage/resume.py): continue from the caller's baseline
+        turns measured there, instead of taking the next turns (perhaps breathless) as normal."""
+        if not self._base:
+            self._base = list(features)[: self.rules.baseline_turns]
+
+    @property
     def attention_tags(self) -> tuple[str, ...]:
         """Tags that have raised attention in this call so far, first seen first."""
         return tuple(dict.fromkeys(t.name for r in self.readings for t in r.tags if t.attention))

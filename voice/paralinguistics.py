@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,12 @@ class ParalinguisticFeatures:
     @property
     def pauses_per_10_words(self) -> float | None:
         return 10.0 * self.pauses / self.words if self.words else None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParalinguisticFeatures:
+        """Back from :meth:`to_dict` (a stored baseline turn; the derived ratios are dropped).
+        Raises ``TypeError`` when a field without a default is missing (an older record)."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}

@@ -126,3 +126,43 @@ async def test_the_attention_flag_reaches_a_connected_dashboard_live():
     assert row["session"]["urgency_level"] == 4  # the flag sits beside the level, never changes it
     after = REGISTRY.get_sample_value("triage_affect_attention_total", {"tag": "breathless"})
     assert after == before + 1
+
+
+@pytest.mark.django_db
+def test_the_callers_baseline_is_stored_and_a_resumed_call_continues_from_it():
+    """A call moved to another node (triage/resume.py) compares the caller with how they spoke
+    before the move, not with their next (perhaps already breathless) turns."""
+    from triage.resume import load_resume_point
+
+    session = make_session()
+    first = AffectTracker()
+    for i, text in enumerate((*BASE, SAID)):
+        audio, said = E.condition_audio("fluent", text, "piper")
+        reading = first.observe(i, extract(E.turn(audio, i), E.RATE, words=len(said.split())), said)
+        assert reading.in_baseline and not reading.tags
+        affect_host.record(session.pk, AffectObserved(i, reading, (), 0.0), i)
+    assert first.baseline is not None and first.baseline.turns == 2
+    stored = AuditEvent.objects.filter(session=session, kind="affect_baseline").order_by("seq")
+    assert [e.payload["turn_id"] for e in stored] == [0, 1] and stored[0].actor == "affect"
+    assert "swollen" not in str(stored[0].payload) and not any(  # numbers only, no words
+        isinstance(v, str) for v in stored[0].payload["features"].values()
+    )
+    assert not any(i.title.startswith("How the caller speaks") for i in timeline.build(session)["items"])
+
+    # The node that took the call over: the same baseline, and the next turn is measured against it.
+    resumed = AffectTracker()
+    resumed.restore(affect_host.baseline_features(load_resume_point(str(session.pk)).affect_baseline))
+    assert resumed.baseline == first.baseline
+    audio, said = E.condition_audio("slow", "my ankle hurts when I walk on it", "piper")
+    slow = extract(E.turn(audio, 7), E.RATE, words=len(said.split()))
+    reading = resumed.observe(100_000, slow, said)
+    assert not reading.in_baseline and reading.baseline == first.baseline
+    # Without the stored baseline the slowed turn would have been taken as the caller's normal.
+    fresh = AffectTracker().observe(100_000, slow, said)
+    assert fresh.baseline is None
+    assert [e.feature for e in reading.tag("slow_slurred").evidence][0] == "articulation_rate_vs_baseline"
+
+
+@pytest.mark.django_db
+def test_a_stored_baseline_that_no_longer_fits_the_features_is_skipped():
+    assert affect_host.baseline_features([{"features": {"phrases": 2}}, {}]) == []

@@ -67,7 +67,10 @@ async def test_a_call_whose_owner_died_resumes_here_with_nothing_lost_or_duplica
         question = await reply_text(inbox, asked["reply_id"], answer_only=True)
         assert question
         live = triage.live.LiveCall.get(sid)
+        await live.voice.affect.wait_idle()  # the turn's affect reading (its baseline) is in
         await live.drain()  # what the first node stored before it died
+        baseline = live.voice.affect.tracker.baseline
+        assert baseline is not None and baseline.turns == 1
 
         # 2. The node dies: its pipeline stops without ending the session; its lease lapses.
         live.ended = True  # nothing more from it reaches storage (no session_ended)
@@ -83,6 +86,8 @@ async def test_a_call_whose_owner_died_resumes_here_with_nothing_lost_or_duplica
         second, inbox = await connect(token)
         ready = await inbox.until(lambda e: e["type"] == "ready", timeout=180)
         assert ready["node"] == ownership.NODE_ID
+        # The caller's affect baseline came with the call (stored as affect_baseline).
+        assert triage.live.LiveCall.get(sid).voice.affect.tracker.baseline == baseline
         opening = await inbox.until(lambda e: e["type"] == "agent_reply_start", timeout=60)
         spoken = await reply_text(inbox, opening["reply_id"])
         assert spoken.startswith(CUT_OFF) and question in spoken, (spoken, question)

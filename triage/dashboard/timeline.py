@@ -279,6 +279,8 @@ def _item(event: AuditEvent) -> Item | None:
             return Item(kind="system", title=title, text=str(p.get("reason", "")), detail=p, **base)
         case "turn_metrics":
             return None  # attached to the patient turn below
+        case "affect_baseline":
+            return None  # numbers for a resumed call; a tagged turn shows the baseline it used
     return Item(kind="system", title=event.kind.replace("_", " "), detail=p, **base)
 
 
