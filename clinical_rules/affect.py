@@ -62,7 +62,7 @@ def normalise(text: str) -> str:
 _REQUIRED = {
     "breathless": ("min_pauses", "min_pauses_per_s", "max_syllables_per_phrase", "max_words_per_phrase"),
     "slow_slurred": ("max_rate_ratio", "max_articulation_rate", "min_voiced_fraction"),
-    "distress": ("pitch_rise_st", "level_rise_db", "pitch_sd_ratio", "high_score"),
+    "distress": ("pitch_rise_st", "max_pitch_rise_st", "level_rise_db", "pitch_sd_ratio", "high_score"),
     "weak_voice": ("max_level_dbfs", "level_drop_db", "max_voiced_fraction"),
 }
 

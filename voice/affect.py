@@ -213,8 +213,14 @@ def _distress(
         # A voice raised in pitch against the caller's own baseline is the acoustic cue; louder
         # or more variable speech adds to it but alone is not distress (it varies with the words).
         rise = f.pitch_median_st - base.pitch_median_st
-        if rise >= p["pitch_rise_st"]:
-            ev.append(Evidence("pitch_median_st_vs_baseline", rise, f">= +{p['pitch_rise_st']:g} st"))
+        if p["pitch_rise_st"] <= rise <= p["max_pitch_rise_st"]:  # above an octave: a tracking error
+            ev.append(
+                Evidence(
+                    "pitch_median_st_vs_baseline",
+                    rise,
+                    f"+{p['pitch_rise_st']:g} to +{p['max_pitch_rise_st']:g} st",
+                )
+            )
             score += 1
             arousal = []
             if base.level_dbfs is not None and f.level_dbfs is not None:
@@ -314,10 +320,6 @@ class AffectTracker:
         )
 
     @property
-    def distress_high(self) -> bool:
-        return any((t := r.tag("distress")) is not None and t.grade == "high" for r in self.readings)
-
-    @property
     def baseline_features(self) -> tuple[ParalinguisticFeatures, ...]:
         """The turns the baseline is made of (numbers only): what a resumed call continues from."""
         return tuple(self._base)
@@ -327,6 +329,10 @@ class AffectTracker:
         turns measured there, instead of taking the next turns (perhaps breathless) as normal."""
         if not self._base:
             self._base = list(features)[: self.rules.baseline_turns]
+
+    @property
+    def distress_high(self) -> bool:
+        return any((t := r.tag("distress")) is not None and t.grade == "high" for r in self.readings)
 
     @property
     def attention_tags(self) -> tuple[str, ...]:

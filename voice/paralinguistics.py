@@ -46,6 +46,12 @@ class ExtractionConfig:
     # percentile) and above floor_dbfs (a quiet line is not all "speech").
     silence_db: float = 25.0
     floor_dbfs: float = -65.0
+    # ... and stand noise_margin_db above the turn's own noise floor (its noise_percentile-th
+    # percentile frame: a turn carries the segmenter's lead-in and tail, so its quietest frames
+    # are the line or the room). On a noisy line the loud-end rule alone counts the background
+    # as speech, so pauses vanish and speech looks slow (evals/voice/channels.py, `noise`).
+    noise_percentile: float = 5.0
+    noise_margin_db: float = 6.0
     min_pause_s: float = 0.25  # a silence this long between sounds separates two phrases
     min_sound_s: float = 0.08  # shorter sounding blips (clicks, breath noise) are not a phrase
     dip_db: float = 2.0  # a syllable nucleus must rise this much above the dip before it
@@ -82,6 +88,7 @@ class ParalinguisticFeatures:
     shimmer_pct: float | None
     words: int | None = None  # from the transcript, when the caller has one
     cost_ms: float = 0.0  # CPU time of the extraction (this thread)
+    noise_floor_dbfs: float | None = None  # the turn's quietest frames (line or room noise)
 
     @property
     def words_per_phrase(self) -> float | None:
@@ -179,7 +186,12 @@ def extract(
     idx = np.clip(np.searchsorted(pitch.xs(), t_int), 0, max(0, f0_all.size - 1))
     f0 = f0_all[idx] if f0_all.size else np.zeros_like(db)
     voiced = f0 > 0
-    threshold = max(float(np.percentile(db, 99)) - cfg.silence_db, cfg.floor_dbfs) if db.size else 0.0
+    noise_floor = float(np.percentile(db, cfg.noise_percentile)) if db.size else None
+    threshold = (
+        max(float(np.percentile(db, 99)) - cfg.silence_db, noise_floor + cfg.noise_margin_db, cfg.floor_dbfs)
+        if noise_floor is not None
+        else 0.0
+    )
     phrases = _phrases(db > threshold, step, cfg)
     if not phrases:
         return _empty(duration, words, t0)
@@ -231,6 +243,7 @@ def extract(
         shimmer_pct=shimmer,
         words=words,
         cost_ms=(time.thread_time() - t0) * 1000.0,
+        noise_floor_dbfs=noise_floor,
     )
 
 

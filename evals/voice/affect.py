@@ -1,7 +1,8 @@
 """Affect and acoustic-sign tags on synthesized conditions: detection rate per tag, false tags on
 fluent speech, and the feature extraction's cost per turn.
 
-    python -m evals.voice.affect [--n 16] [--voices piper,espeak] [--out bench-results]
+    python -m evals.voice.affect [--n 16] [--voices piper,espeak] [--channels clean|all|phone,gsm,...]
+                                 [--out bench-results]
 
 Fluent utterances are the dev vignettes' routine and self-care statements (9-20 words), spoken by
 Piper (noise terms off) and espeak-ng. Each condition is made from the same words:
@@ -20,6 +21,10 @@ baseline. ``fluent`` is a third fluent turn: any tag on it is a false tag. Turns
 lead-in and 500 ms of tail over a -65 dBFS noise floor, like the segmenter's turns. Cost is the
 extraction's CPU time in the measuring thread (``time.thread_time``); the machine's other load
 changes wall time, not that. Prints a table and writes ``affect_eval.json``.
+
+``--channels``: every turn of a caller (baseline turns too) through a simulated phone line, codec,
+room or background noise (evals/voice/channels.py), one table per channel. Synthetic speech
+through simulated channels, not real callers.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import numpy as np
 import yaml
 
 from clinical_rules.affect import default_affect_rules
+from evals.voice import channels as channels_mod
 from voice.affect import AffectTracker
 from voice.paralinguistics import extract
 
@@ -179,7 +185,12 @@ def condition_audio(condition: str, text: str, voice: str) -> tuple[np.ndarray, 
 # --- the run ------------------------------------------------------------------------------
 
 
-def run(n: int = 16, voices: Sequence[str] = ("piper", "espeak"), log: Callable[[str], None] = print) -> dict:
+def run(
+    n: int = 16,
+    voices: Sequence[str] = ("piper", "espeak"),
+    log: Callable[[str], None] = print,
+    channels: Sequence[str] = ("clean",),
+) -> dict:
     rules = default_affect_rules()
     texts = fluent_texts(n)
     if len(texts) < 3:
@@ -188,47 +199,74 @@ def run(n: int = 16, voices: Sequence[str] = ("piper", "espeak"), log: Callable[
     results: list[dict] = []
     costs: list[float] = []
     audio_s: list[float] = []
-    feats_cache: dict[tuple[str, str, str], tuple] = {}
+    audio_cache: dict[tuple[str, str, str, int], tuple] = {}
+    feats_cache: dict[tuple[str, str, str, str], tuple] = {}
+    # The caller's usual level on each voice (the noise channel's background is set under it).
+    ref: dict[str, float] = {}
 
-    def measure(cond: str, text: str, voice: str, seed: int):
-        key = (cond, text, voice)
+    def made(cond: str, text: str, voice: str, seed: int):
+        key = (cond, text, voice, seed)
+        if key not in audio_cache:
+            m = condition_audio(cond, text, voice)
+            audio_cache[key] = (None, "") if m is None else (turn(m[0], seed), m[1])
+        return audio_cache[key]
+
+    def measure(cond: str, text: str, voice: str, seed: int, channel: str):
+        key = (cond, text, voice, channel)
         if key not in feats_cache:
-            made = condition_audio(cond, text, voice)
-            if made is None:
+            audio, said = made(cond, text, voice, seed)
+            if audio is None:
                 feats_cache[key] = (None, "")
             else:
-                audio, said = made
-                f = extract(turn(audio, seed), RATE, words=len(said.split()))
+                if voice not in ref:
+                    ref[voice] = float(
+                        np.median(
+                            [
+                                channels_mod.active_level_dbfs(made("fluent", t, voice, 100)[0])
+                                for t in texts[:8]
+                            ]
+                        )
+                    )
+                heard = channels_mod.apply(audio, channel, seed=seed * 7 + len(cond), ref_dbfs=ref[voice])
+                f = extract(heard, RATE, words=len(said.split()))
                 costs.append(f.cost_ms)
                 audio_s.append(f.duration_s)
                 feats_cache[key] = (f, said)
         return feats_cache[key]
 
     for voice in voices:
-        for i, text in enumerate(texts):
-            base = [texts[(i + 1) % len(texts)], texts[(i + 2) % len(texts)]]
-            for cond in conditions:
-                f, said = measure(cond, text, voice, seed=i)
-                if f is None:
-                    continue
-                tracker = AffectTracker(rules)
-                for j, b in enumerate(base):
-                    bf, bsaid = measure("fluent", b, voice, seed=100 + j)
-                    tracker.observe(j, bf, bsaid)
-                reading = tracker.observe(9, f, said)
-                results.append(
-                    {
-                        "voice": voice,
-                        "condition": cond,
-                        "text": text,
-                        "tags": [t.name for t in reading.tags],
-                        "grades": {t.name: t.grade for t in reading.tags},
-                        "attention": reading.attention,
-                        "features": f.to_dict(),
-                    }
-                )
-        log(f"  {voice}: {len(texts)} statements x {len(conditions)} conditions")
-    summary = summarise(results, costs, audio_s)
+        for channel in channels:
+            for i, text in enumerate(texts):
+                base = [texts[(i + 1) % len(texts)], texts[(i + 2) % len(texts)]]
+                for cond in conditions:
+                    f, said = measure(cond, text, voice, i, channel)
+                    if f is None:
+                        continue
+                    tracker = AffectTracker(rules)
+                    for j, b in enumerate(base):
+                        bf, bsaid = measure("fluent", b, voice, 100 + j, channel)
+                        tracker.observe(j, bf, bsaid)
+                    reading = tracker.observe(9, f, said)
+                    results.append(
+                        {
+                            "voice": voice,
+                            "channel": channel,
+                            "condition": cond,
+                            "text": text,
+                            "tags": [t.name for t in reading.tags],
+                            "grades": {t.name: t.grade for t in reading.tags},
+                            "attention": reading.attention,
+                            "features": f.to_dict(),
+                        }
+                    )
+            log(f"  {voice} / {channel}: {len(texts)} statements x {len(conditions)} conditions")
+    summary = summarise([r for r in results if r["channel"] == channels[0]], costs, audio_s)
+    summary["channel"] = channels[0]
+    summary["channels"] = {
+        ch: summarise([r for r in results if r["channel"] == ch], costs, audio_s)["conditions"]
+        for ch in channels
+    }
+    summary["noise_ref_dbfs"] = {v: round(x, 1) for v, x in ref.items()}
     summary["rules_version"] = rules.version
     summary["thresholds"] = {name: dict(t.params) for name, t in rules.tags.items()}
     return {"summary": summary, "turns": results}
@@ -275,17 +313,11 @@ def summarise(results: list[dict], costs: list[float], audio_s: list[float]) -> 
 
 
 def print_table(summary: dict, out=sys.stdout) -> None:
-    print(
-        f"{'condition':<10} {'tag':<13} {'turns':>5} {'rate':>7} {'piper':>7} {'espeak':>7}  other / false tags",
-        file=out,
-    )
-    for cond, e in summary["conditions"].items():
-        rate = e.get("detection_rate", 1.0 - e.get("false_tag_rate", 0.0))
-        label = e["target"] or "(none)"
-        extra = e.get("other_tags") if e["target"] else e.get("false_tags")
-        pv = f"{e['piper_rate']:.0%}" if "piper_rate" in e else "-"
-        ev = f"{e['espeak_rate']:.0%}" if "espeak_rate" in e else "-"
-        print(f"{cond:<10} {label:<13} {e['turns']:>5} {rate:>7.0%} {pv:>7} {ev:>7}  {extra or ''}", file=out)
+    for ch, conds in summary.get(
+        "channels", {summary.get("channel", "clean"): summary["conditions"]}
+    ).items():
+        print(f"channel {ch}", file=out)
+        _print_conditions(conds, out)
     c = summary["cost_ms"]
     print(
         f"feature extraction CPU per turn: p50 {c['p50']:.1f} ms, p95 {c['p95']:.1f} ms, max {c['max']:.1f} ms "
@@ -296,14 +328,39 @@ def print_table(summary: dict, out=sys.stdout) -> None:
     print("(rate: fluent = turns with no tag; a condition = turns with its tag)", file=out)
 
 
+def _print_conditions(conditions: dict, out) -> None:
+    print(
+        f"{'condition':<10} {'tag':<13} {'turns':>5} {'rate':>7} {'piper':>7} {'espeak':>7}  other / false tags",
+        file=out,
+    )
+    for cond, e in conditions.items():
+        rate = e.get("detection_rate", 1.0 - e.get("false_tag_rate", 0.0))
+        label = e["target"] or "(none)"
+        extra = e.get("other_tags") if e["target"] else e.get("false_tags")
+        pv = f"{e['piper_rate']:.0%}" if "piper_rate" in e else "-"
+        ev = f"{e['espeak_rate']:.0%}" if "espeak_rate" in e else "-"
+        print(f"{cond:<10} {label:<13} {e['turns']:>5} {rate:>7.0%} {pv:>7} {ev:>7}  {extra or ''}", file=out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=16, help="fluent dev statements per voice")
     ap.add_argument("--voices", default="piper,espeak")
+    ap.add_argument(
+        "--channels",
+        default="clean",
+        help=f"comma-separated, from {','.join(channels_mod.CHANNELS)} (evals/voice/channels.py); 'all' for every one",
+    )
     ap.add_argument("--out", default=str(OUT_DIR))
     args = ap.parse_args(argv)
+    chans = (
+        list(channels_mod.CHANNELS) if args.channels == "all" else [c for c in args.channels.split(",") if c]
+    )
+    for c in chans:
+        if c not in channels_mod.CHANNELS:
+            ap.error(f"unknown channel {c!r}")
     t0 = time.perf_counter()
-    result = run(args.n, [v for v in args.voices.split(",") if v])
+    result = run(args.n, [v for v in args.voices.split(",") if v], channels=chans)
     print_table(result["summary"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

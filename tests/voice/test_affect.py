@@ -9,6 +9,7 @@ import pytest
 from clinical_rules import PatientContext, TriageInterview
 from clinical_rules.affect import AffectRulesError, default_affect_rules, load_affect_rules
 from evals.voice import affect as E
+from evals.voice import channels
 from voice.affect import AffectTracker, lexical_cues
 from voice.paralinguistics import extract
 
@@ -19,17 +20,18 @@ TEXTS = (
 )
 
 
-def features(cond: str, text: str, voice: str = "piper"):
+def features(cond: str, text: str, voice: str = "piper", channel: str = "clean"):
     audio, said = E.condition_audio(cond, text, voice)
-    return extract(E.turn(audio, 0), E.RATE, words=len(said.split())), said
+    heard = channels.apply(E.turn(audio, 0), channel, seed=len(text), ref_dbfs=-22.0)
+    return extract(heard, E.RATE, words=len(said.split())), said
 
 
-def reading(cond: str, voice: str = "piper", text: str = TEXTS[2]):
+def reading(cond: str, voice: str = "piper", text: str = TEXTS[2], channel: str = "clean"):
     tracker = AffectTracker()
     for i, b in enumerate(TEXTS[:2]):
-        tracker.observe(i, *features("fluent", b, voice))
+        tracker.observe(i, *features("fluent", b, voice, channel))
     assert tracker.baseline is not None and tracker.baseline.turns == 2
-    return tracker.observe(5, *features(cond, text, voice))
+    return tracker.observe(5, *features(cond, text, voice, channel))
 
 
 @pytest.mark.parametrize("voice", ["piper", "espeak"])
@@ -79,6 +81,37 @@ def test_agitated_voice_with_distress_words_is_high_distress():
     assert tag is not None and tag.grade == "high" and tag.attention
     kinds = {e.feature for e in tag.evidence}
     assert "words" in kinds and "pitch_median_st_vs_baseline" in kinds
+
+
+@pytest.mark.parametrize("voice", ["piper", "espeak"])
+def test_in_background_noise_breaths_still_break_the_speech_and_fluent_speech_is_not_slow(voice):
+    """A steady background 15 dB under the voice (sox pink noise, also in the pauses): a frame is
+    sounding only above the turn's own noise floor, or the noise fills the pauses (no phrases, no
+    breathlessness) and counts as speaking time (fluent speech read as slow)."""
+    fluent = reading("fluent", voice, channel="noise")
+    assert fluent.tags == ()
+    assert fluent.features.noise_floor_dbfs > -45 and fluent.features.phrases == 1
+    breath = reading("breath", voice, channel="noise")
+    assert breath.tag("breathless") is not None and breath.tag("slow_slurred") is None
+    assert breath.features.pauses >= 3
+
+
+def test_a_pitch_more_than_an_octave_over_the_baseline_is_not_distress():
+    """The telephone band removes a low voice's fundamental and the tracker can lock onto a
+    harmonic (+24 st measured on a fluent turn through the simulated phone line): not a raised
+    voice. A raise within the octave still counts."""
+    from dataclasses import replace
+
+    tracker = AffectTracker()
+    for i, b in enumerate(TEXTS[:2]):
+        tracker.observe(i, *features("fluent", b))
+    f, said = features("fluent", TEXTS[2])
+    base = tracker.baseline.pitch_median_st
+    assert AffectTracker().observe(0, f, said).tags == ()
+    harmonic = tracker.observe(5, replace(f, pitch_median_st=base + 24.0), said)
+    assert harmonic.tag("distress") is None
+    raised = tracker.observe(6, replace(f, pitch_median_st=base + 5.0), said)
+    assert [e.feature for e in raised.tag("distress").evidence][0] == "pitch_median_st_vs_baseline"
 
 
 def test_distress_words_alone_and_their_negation():
