@@ -194,6 +194,12 @@ def durations(tokens: Tokens, lex: AnswerLexicon, *, answer: bool = False) -> li
                     "going",
                 )
                 or before2 in ("for", "past", "last", "over", "lasted", "been")
+                # Indian English "from three days he has pain" (= for three days); not "back from
+                # two weeks in Spain"
+                or (
+                    before == "from"
+                    and before2 not in ("back", "home", "returned", "away", "holiday", "came")
+                )
             )
             # "two years ago" dates past history, not how long today's symptom has lasted
             history_ago = after == "ago" and lex.units_hours[words[q.end]] >= 700

@@ -32,9 +32,7 @@ def test_suite_size_and_spread():
 
 
 def test_dev_bars(dev):
-    # no emergency ever triaged down, except (until the next fold) the two round-37 emergencies it
-    # gave no level when it was scored blind and moved into dev unchanged (AM710, AM716)
-    assert dev["emergency_recall"] >= 0.997, dev["misses"]
+    assert dev["emergency_recall"] == 1.0, dev["misses"]  # no emergency ever triaged down
     # no worse than 2026.12.1 on its own dev set (96.3% / 8.5%); 2026.12.2 with rounds 11 and 12
     # folded in: 96.6% / 6.9%; 2026.12.3 with round 13 folded in (757): 96.3% / 5.8%;
     # 2026.12.4 with round 14 folded in (805): 95.65% / 6.7%. The accuracy bar drops from 96.3%
@@ -63,10 +61,11 @@ def test_dev_bars(dev):
     # round 34 (1765): 89.8% / 10.4%, coarse 95.1% (only its emergencies and two families fixed);
     # round 35 moved in unchanged when round 36 was scored (1813): 89.6% / 10.1%, coarse 94.9%;
     # 2026.12.28 with rounds 35 and 36 fixed by family (1861): 89.79% / 10.2%, coarse 95.2%;
-    # round 37 moved in unchanged when round 38 was scored (1909): 89.3% / 10.23%, coarse 94.8%.
+    # round 37 moved in unchanged when round 38 was scored (1909): 89.3% / 10.23%, coarse 94.8%;
+    # 2026.12.30 with rounds 37 and 38 fixed by family (1957): 89.78% / 10.28%, coarse 95.3%.
     assert dev["selfcare_over_triage_rate"] <= 0.103, dev["misses"]
-    assert dev["level_accuracy"] >= 0.892, dev["misses"]
-    assert dev["coarse_level_accuracy"] >= 0.947, dev["misses"]
+    assert dev["level_accuracy"] >= 0.897, dev["misses"]
+    assert dev["coarse_level_accuracy"] >= 0.953, dev["misses"]
 
 
 def test_heldout_holds_measured_generalisation(heldout):
