@@ -6,8 +6,9 @@ every ``RENEW_S`` and released when the call ends; it expires ``LEASE_S`` after 
 renewing (killed, crashed, cut off from Redis). A patient socket that reaches a process without
 the call asks for the lease first:
 
-* held by another node: refused with ``call_elsewhere`` (close 4421, retryable; the balancer
-  normally sends the retry to the owner), so a second pipeline never starts;
+* held by another node: refused with ``call_elsewhere`` (close 4421, retryable), naming the
+  owner's node (the retry goes there, ``?node=``) and when the lease lapses if not renewed
+  (``retry_ms``: a dead owner's call can be taken then), so a second pipeline never starts;
 * free, and no other node ever held it: this node takes it and starts the call;
 * free, but another node held it before (its owner died mid-call): this node takes it,
   records the move in the audit chain (``call_moved``) and resumes the call from what is
@@ -35,8 +36,11 @@ logger = logging.getLogger(__name__)
 # the same TRIAGE_NODE_ID (its calls' pipelines gone with the old process) is a different owner.
 INSTANCE = f"{NODE_ID}/{os.getpid()}/{secrets.token_hex(4)}"
 
-LEASE_S = 15.0  # how long a dead owner keeps its calls
-RENEW_S = 5.0
+# A dead owner's calls are taken over LEASE_S - RENEW_S to LEASE_S after it stopped (6-8 s): that
+# is most of a caller's cut-off. A live owner loses a lease only after missing three renewals
+# in a row (6 s: Redis away, or its event loop stalled that long); was 15/5 (10-15 s).
+LEASE_S = 8.0
+RENEW_S = 2.0
 LAST_OWNER_TTL_S = 24 * 3600  # longer than any session token
 REDIS_TIMEOUT_S = 1.0
 
@@ -62,6 +66,7 @@ class Claim:
     granted: bool
     owner: str | None  # the node holding the lease now (this one when granted)
     moved_from: str | None = None  # granted: another node held this call before (it died)
+    retry_ms: int | None = None  # refused: the owner's lease lapses in this long unless renewed
 
 
 class Leases:
@@ -89,7 +94,8 @@ class Leases:
                 await self.redis.pexpire(key, self.lease_ms)
                 break
             if owner is not None:
-                return Claim(False, owner)
+                left = await self.redis.pttl(key)
+                return Claim(False, owner, retry_ms=left if left >= 0 else None)
         else:
             return Claim(False, None)
         previous = await self.redis.get(last_owner_key(session_id))

@@ -281,11 +281,12 @@ class Ended(Message):
 @dataclass(frozen=True, slots=True)
 class Error(Message):
     TYPE: ClassVar[str] = "error"
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"node"})
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"node", "retry_ms"})
     code: str
     message: str
     fatal: bool = False
     node: str | None = None  # call_elsewhere, line_free_elsewhere: the node to reconnect to
+    retry_ms: int | None = None  # call_elsewhere: the owner's lease lapses in this long if it died
 
 
 def parse_text_message(text: str, max_bytes: int) -> ClientMessage:

@@ -52,7 +52,9 @@ async def test_one_owner_at_a_time_and_a_dead_owners_call_is_a_move(redis_url, s
         first = await web1.claim(session_id)
         assert first == ownership.Claim(True, "web1/1/a", None)
         await web1.mark_started(session_id)
-        assert await web2.claim(session_id) == ownership.Claim(False, "web1/1/a")  # never a second pipeline
+        refused = await web2.claim(session_id)
+        assert (refused.granted, refused.owner) == (False, "web1/1/a")  # never a second pipeline
+        assert 0 < refused.retry_ms <= 500  # the lease lapses then unless web1 renews it
         assert (await web1.claim(session_id)).granted  # the owner itself may claim again
 
         # web1 dies: it stops renewing and the lease expires.
@@ -122,6 +124,7 @@ async def test_a_socket_for_a_call_another_node_holds_is_refused_and_starts_noth
         error, code = await connect_and_read_refusal(token)
         assert error["code"] == proto.ErrorCode.CALL_ELSEWHERE and error["fatal"] is True
         assert error["node"] == "web2"  # the owner's node name: the client reconnects with ?node=web2
+        assert 20_000 < error["retry_ms"] <= 30_000  # when the lease lapses unless its owner renews it
         assert code == proto.CLOSE_CALL_ELSEWHERE == 4421
         assert LiveCall.get(sid) is None  # no pipeline here
         assert await registry.redis.get(ownership.owner_key(sid)) == "web2/2/b"  # untouched

@@ -256,6 +256,7 @@ class PatientConsumer(AsyncWebsocketConsumer):
                 "This call is connected to another server; reconnect.",
                 proto.CLOSE_CALL_ELSEWHERE,
                 node=ownership.node_of(claim.owner),
+                retry_ms=claim.retry_ms,
             )
             return None
         if claim.moved_from is not None:
@@ -265,8 +266,10 @@ class PatientConsumer(AsyncWebsocketConsumer):
             )
         return claim
 
-    async def refuse(self, code: str, message: str, close_code: int, node: str | None = None) -> None:
-        await self.send_message(proto.Error(code, message, fatal=True, node=node))
+    async def refuse(
+        self, code: str, message: str, close_code: int, node: str | None = None, retry_ms: int | None = None
+    ) -> None:
+        await self.send_message(proto.Error(code, message, fatal=True, node=node, retry_ms=retry_ms))
         await self.close(code=close_code)
 
     def node_hint(self) -> str:

@@ -3,7 +3,8 @@
 The socket-level benchmark's ``CallClient`` (a microphone in real time, a modelled speaker,
 ``playback`` reports), plus ``call-connection.js``'s reconnect: after a drop it retries with
 backoff (0.25 s, 0.5 s, 1 s, 2 s, then every 4 s) until 60 s after the drop, through refusals
-such as ``call_elsewhere`` (4421, the dead owner's lease has not expired yet). Each gap is kept:
+such as ``call_elsewhere`` (4421, the dead owner's lease has not expired yet; never waiting
+past the ``retry_ms`` it carries, when the lease lapses). Each gap is kept:
 when the socket dropped, when ``ready`` came back and from which node, and when the first audio
 of the resumed call ("Sorry, we were cut off." and the question) arrived.
 
@@ -63,6 +64,7 @@ class ClusterCaller(CallClient):
         self.earlier_replies: list[dict] = []  # replies of a pipeline left behind on a dead node
         self.ended = False
         self.gave_up = False
+        self.retry_by: float | None = None  # a 4421's retry_ms (s): the owner's lease lapses then
 
     async def start(self, **kwargs) -> bool:
         if not await super().start(**kwargs):
@@ -98,7 +100,11 @@ class ClusterCaller(CallClient):
                 self.gave_up = True
                 self._changed.set()
                 return
-            await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+            delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            if self.retry_by is not None and self._ws.close_code == 4421:
+                delay = min(delay, self.retry_by + 0.1)
+            self.retry_by = None
+            await asyncio.sleep(delay)
             attempt += 1
             if gap is not None:
                 gap.attempts += 1
@@ -128,6 +134,8 @@ class ClusterCaller(CallClient):
             self.ended = True
         elif kind == "error" and m.get("fatal") and gap is not None:
             gap.refusals.append(str(m.get("code")))
+            if isinstance(m.get("retry_ms"), int):
+                self.retry_by = m["retry_ms"] / 1000.0
         super()._on_message(m, now)
 
     def _on_frame(self, data) -> None:

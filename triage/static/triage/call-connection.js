@@ -25,6 +25,7 @@
   const IN_USE = 4409;
   const DRAINING = 4503;
   const LINE_FREE_ELSEWHERE = 4422; // a line is held for us on the named server: go at once
+  const CALL_ELSEWHERE = 4421; // another server holds the call; retry_ms: when its lease lapses
 
   class CallConnection {
     constructor({ url, protocol, onMessage, onAudio, onStatus }) {
@@ -124,16 +125,19 @@
         this.open(); // not a failure: the line is held for us for a few seconds only
         return;
       }
-      this.scheduleRetry();
+      // A dead owner's call can be taken as soon as its lease lapses: never wait past that.
+      const lapse = event.code === CALL_ELSEWHERE && this.lastError ? this.lastError.retry_ms : undefined;
+      this.scheduleRetry(typeof lapse === "number" ? lapse + 100 : undefined);
     }
 
-    scheduleRetry() {
+    scheduleRetry(notAfterMs) {
       if (Date.now() - this.droppedAt > GRACE_MS) {
         this.finished = true;
         this.onStatus("closed", { code: 1006, reason: "connection_lost" });
         return;
       }
-      const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+      let delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+      if (notAfterMs !== undefined) delay = Math.min(delay, notAfterMs);
       this.attempt += 1;
       this.onStatus("reconnecting", { attempt: this.attempt, inMs: delay });
       this.retryTimer = setTimeout(() => this.open(), delay);
