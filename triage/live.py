@@ -121,6 +121,7 @@ class LiveCall:
         self._wall0 = dt.datetime.now(dt.UTC)
         self.budgets: dict[str, float] = {}
         self.ended = False
+        self._abandoned = False  # another node took the call's lease: nothing more from here
         # Once the rules escalated this call, a "rules did not fire" safety-net alert would be false.
         self._escalation_seen = False
         # Clinician take-over (see take_over): who holds the call.
@@ -236,6 +237,32 @@ class LiveCall:
         if self.voice is not None and not self.ended:
             await self.voice.playback_report(reply_id, played_ms)
 
+    async def abandon(self) -> None:
+        """Another node holds this call's lease now (this process missed its renewals, and the
+        caller's reconnect reached that node): stop the pipeline here without storing or sending
+        anything more and without ending the session, which goes on there (one pipeline per
+        call). Events queued before this are still stored: they are what the caller said here."""
+        if self.ended:
+            return
+        self.ended = self._abandoned = True
+        self._send_json = self._send_bytes = None
+        self.safety_net.close()
+        self._cancel_clinician_grace()
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        _calls.pop(self.session_id, None)
+        listen.call_ended(self.session_id)
+        try:
+            if self.voice is not None:
+                await self.voice.end("moved")
+        finally:
+            await self._writes.put(None)
+            if self._writer is not None:
+                await self._writer
+            if self._control is not None:
+                self._control.cancel()
+
     async def end(self, reason: str) -> None:
         if self.ended:
             return
@@ -279,6 +306,8 @@ class LiveCall:
             await self._send_json(data)
 
     async def _on_event(self, event: ev.VoiceEvent) -> None:
+        if self._abandoned:  # the call goes on on another node; this pipeline is winding down
+            return
         if isinstance(event, ev.AgentAudio):
             if self._send_bytes is not None:
                 await self._send_bytes(audio_frame(event.reply_id, event.pcm))

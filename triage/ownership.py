@@ -82,6 +82,7 @@ class Leases:
             url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S, decode_responses=True
         )
         self.held: set[str] = set()
+        self.stopping: set[asyncio.Task] = set()  # calls being stopped here after a lost lease
         self._renewer: asyncio.Task | None = None
 
     async def claim(self, session_id: str) -> Claim:
@@ -120,7 +121,23 @@ class Leases:
             elif not await self.redis.eval(_RENEW, 1, owner_key(session_id), self.node, self.lease_ms):
                 self.held.discard(session_id)
                 lost.append(session_id)
-                logger.warning("lost the lease of live call %s to another node", session_id[:8])
+                logger.warning(
+                    "lost the lease of live call %s to another node: stopping it here", session_id[:8]
+                )
+        return lost
+
+    async def renew_and_stop_lost(self) -> list[str]:
+        """One renewal round; a live call whose lease another node took is stopped here
+        without ending it (LiveCall.abandon): that node runs it now."""
+        from .live import LiveCall
+
+        lost = await self.renew_once(lambda sid: LiveCall.get(sid) is not None)
+        for session_id in lost:
+            if (call := LiveCall.get(session_id)) is not None:
+                # In its own task: a writer waiting for the database must not hold up renewals.
+                task = asyncio.get_running_loop().create_task(call.abandon(), name="abandon-call")
+                self.stopping.add(task)
+                task.add_done_callback(self.stopping.discard)
         return lost
 
     def _ensure_renewer(self) -> None:
@@ -128,12 +145,10 @@ class Leases:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(), name="call-leases")
 
     async def _renew_loop(self) -> None:
-        from .live import LiveCall
-
         while self.held:
             await asyncio.sleep(self.renew_s)
             try:
-                await self.renew_once(lambda sid: LiveCall.get(sid) is not None)
+                await self.renew_and_stop_lost()
             except Exception as exc:  # Redis away: keep the calls; leases lapse after LEASE_S
                 logger.warning("could not renew call leases: %s", type(exc).__name__)
 

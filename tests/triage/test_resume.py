@@ -16,7 +16,7 @@ from tests.speech import frames, silence, speech_pcm16k
 from tests.triage.test_patient_consumer import UTTERANCE, Inbox, connect
 from triage import ownership, services
 from triage.audit import verify_chain
-from triage.models import AuditEvent, Turn
+from triage.models import AuditEvent, TriageSession, Turn
 from triage.resume import CUT_OFF, ID_STRIDE
 
 pytestmark = [pytest.mark.models, pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -125,4 +125,42 @@ async def test_a_call_whose_owner_died_resumes_here_with_nothing_lost_or_duplica
     assert len({index for _, _, index in turns}) == len(turns)
     assert any(s == "agent" and t.startswith(CUT_OFF) for s, t, _ in turns)
     assert moves == [{"from": "web1/1/dead", "to": ownership.INSTANCE, "resumed": True}]
+    assert broken is None
+
+
+async def test_a_node_that_lost_a_calls_lease_stops_its_pipeline_without_ending_the_call(voice_models):
+    """This process stalled past the lease and another node took the call (its caller's reconnect
+    reached it): the next renewal round stops the pipeline here, storing nothing more and not
+    ending the session, which goes on there. One pipeline per call."""
+    session, token = await database_sync_to_async(services.create_session)(
+        subject="self", age_band="18_to_64", pregnant=None, consent=True
+    )
+    sid = str(session.pk)
+    registry = ownership.leases()
+    try:
+        first, inbox = await connect(token)
+        await inbox.until(lambda e: e["type"] == "ready", timeout=180)
+        await inbox.until(lambda e: e["type"] == "agent_reply_end", timeout=60)  # the greeting
+        await first.disconnect()  # the caller's socket dropped; the call waits for a reconnect here
+        assert triage.live.LiveCall.get(sid) is not None
+        await registry.redis.set(ownership.owner_key(sid), "web2/2/b", px=30_000)  # taken meanwhile
+
+        lost = await registry.renew_and_stop_lost()
+        assert lost == [sid]
+        await asyncio.gather(*registry.stopping)
+        assert triage.live.LiveCall.get(sid) is None  # no pipeline left here
+        assert await registry.redis.get(ownership.owner_key(sid)) == "web2/2/b"  # theirs
+    finally:
+        await registry.redis.delete(ownership.owner_key(sid), ownership.last_owner_key(sid))
+        if registry._renewer is not None:
+            registry._renewer.cancel()
+        await registry.redis.aclose()
+
+    @database_sync_to_async
+    def state():
+        kinds = list(AuditEvent.objects.filter(session_id=sid).values_list("kind", flat=True))
+        return TriageSession.objects.get(pk=sid).is_open, kinds, verify_chain(sid)
+
+    still_open, kinds, broken = await state()
+    assert still_open and "session_ended" not in kinds  # the call goes on on the other node
     assert broken is None
