@@ -10,7 +10,7 @@ from clinical_rules.loader import DEFAULT_PATH
 
 
 def test_default_ruleset_loads_and_is_cached(rs):
-    assert rs.version == "2026.12.32"
+    assert rs.version == "2026.12.33"
     assert load_ruleset() is rs
     assert len(rs.rules) > 100 and len(rs.concepts) > 100
     assert all(r.provenance and r.rationale and r.version for r in rs.rules)
