@@ -217,7 +217,7 @@ def test_the_scorer_can_be_turned_off(monkeypatch):
 
 
 def test_the_heldout_round_with_the_scorer_holds_what_it_scored_once(scorer):
-    """Round 41 (blind at 2026.12.32) through rules + scorer, as a call would see it; the rules'
+    """Round 42 (blind at 2026.12.33) through rules + scorer, as a call would see it; the rules'
     own floors are in test_vignettes.py. A retrained model or a rule change that loses any fails."""
     from evals.voice.emergency_scorer import evaluate
 
@@ -226,8 +226,8 @@ def test_the_heldout_round_with_the_scorer_holds_what_it_scored_once(scorer):
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
     result = evaluate(path, scorer)
     rules, combined = result["rules"], result["rules_and_scorer"]
-    assert combined["emergency_detected"] >= 1.0 and combined["emergency_recall"] >= 0.909
-    assert combined["coarse_level_accuracy"] >= 0.729
-    assert combined["selfcare_over_triage_rate"] <= 0.75
+    assert combined["emergency_detected"] >= 1.0 and combined["emergency_recall"] >= 1.0
+    assert combined["coarse_level_accuracy"] >= 0.875
+    assert combined["selfcare_over_triage_rate"] <= 0.125
     for key in ("emergency_detected", "emergency_recall"):
         assert combined[key] >= rules[key]  # raise-only: never worse on emergencies

@@ -76,15 +76,15 @@ def test_dev_bars(dev):
 def test_heldout_holds_measured_generalisation(heldout):
     if heldout["n"] == 0:
         pytest.skip("heldout.yaml is empty: the next blind round is written after the next freeze")
-    # Rounds 11-40 were held here and are now in dev.yaml (their figures at scoring are in
-    # docs/clinical-rules.md). Round 41 (blind at 2026.12.32) is held to what the rules alone scored
+    # Rounds 11-41 were held here and are now in dev.yaml (their figures at scoring are in
+    # docs/clinical-rules.md). Round 42 (blind at 2026.12.33) is held to what the rules alone scored
     # once, so a rule change that loses any of it fails (rules + scorer: test_emergency_scorer.py).
     assert heldout["n"] >= 40  # a blind round is at least 40 statements (issue 11)
-    assert heldout["emergency_recall"] >= 0.909, heldout["misses"]
-    assert heldout["emergency_detected"] >= 0.954, heldout["misses"]
-    assert heldout["level_accuracy"] >= 0.604, heldout["misses"]
-    assert heldout["coarse_level_accuracy"] >= 0.708, heldout["misses"]
-    assert heldout["selfcare_over_triage_rate"] <= 0.75, heldout["misses"]
+    assert heldout["emergency_recall"] >= 1.0, heldout["misses"]
+    assert heldout["emergency_detected"] >= 1.0, heldout["misses"]
+    assert heldout["level_accuracy"] >= 0.812, heldout["misses"]
+    assert heldout["coarse_level_accuracy"] >= 0.875, heldout["misses"]
+    assert heldout["selfcare_over_triage_rate"] <= 0.125, heldout["misses"]
 
 
 def test_empty_heldout_reports_nothing_scored(tmp_path):
