@@ -237,6 +237,22 @@ class LiveCall:
         if self.voice is not None and not self.ended:
             await self.voice.playback_report(reply_id, played_ms)
 
+    def _stop_timers(self) -> None:
+        """The safety net and the grace timers stop with the call, however it stops here."""
+        self.safety_net.close()
+        self._cancel_clinician_grace()
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+
+    async def _drain_writer(self) -> None:
+        """Let the call writer store what is queued, then stop it and the control listener."""
+        await self._writes.put(None)
+        if self._writer is not None:
+            await self._writer
+        if self._control is not None:
+            self._control.cancel()
+
     async def abandon(self) -> None:
         """Another node holds this call's lease now (this process missed its renewals, and the
         caller's reconnect reached that node): stop the pipeline here without storing or sending
@@ -246,41 +262,25 @@ class LiveCall:
             return
         self.ended = self._abandoned = True
         self._send_json = self._send_bytes = None
-        self.safety_net.close()
-        self._cancel_clinician_grace()
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
+        self._stop_timers()
         _calls.pop(self.session_id, None)
         listen.call_ended(self.session_id)
         try:
             if self.voice is not None:
                 await self.voice.end("moved")
         finally:
-            await self._writes.put(None)
-            if self._writer is not None:
-                await self._writer
-            if self._control is not None:
-                self._control.cancel()
+            await self._drain_writer()
 
     async def end(self, reason: str) -> None:
         if self.ended:
             return
         self.ended = True
-        self.safety_net.close()
-        self._cancel_clinician_grace()
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
+        self._stop_timers()
         try:
             if self.voice is not None:
                 await self.voice.end(reason)
         finally:
-            await self._writes.put(None)
-            if self._writer is not None:
-                await self._writer
-            if self._control is not None:
-                self._control.cancel()
+            await self._drain_writer()
             try:
                 # The transcript is complete when the call ends, whether or not Celery is up.
                 await database_sync_to_async(services.flush_pending_turns)(self.session_id)
