@@ -10,6 +10,7 @@ import pytest
 from clinical_rules.engine import analyse
 from clinical_rules.facts import heart_rates
 from tests.clinical_rules.levels import level_of as _level
+from tests.clinical_rules.levels import rule_ids as _rules
 
 ADULT = {"age_band": "18_to_64"}
 SELF = {}
@@ -18,10 +19,6 @@ ELDER = {"subject": "other", "age_band": "65_plus"}
 SCHOOL = {"subject": "child", "age_band": "2_to_11"}
 TODDLER = {"subject": "child", "age_band": "3_months_to_2_years"}
 NEWBORN = {"subject": "child", "age_band": "under_3_months"}
-
-
-def _rules(a):
-    return {f.rule_id for f in a.reasons}
 
 
 # ---------------------------------------------------------------- a. a fast pulse read off a device

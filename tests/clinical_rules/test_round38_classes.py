@@ -9,6 +9,7 @@ import pytest
 
 from clinical_rules.facts import durations
 from tests.clinical_rules.levels import level_of as _level
+from tests.clinical_rules.levels import rule_ids as _rules
 
 ADULT = {"age_band": "18_to_64"}
 OTHER = {"subject": "other", "age_band": "18_to_64"}
@@ -16,10 +17,6 @@ ELDER = {"subject": "other", "age_band": "65_plus"}
 SCHOOL = {"subject": "child", "age_band": "2_to_11"}
 TODDLER = {"subject": "child", "age_band": "3_months_to_2_years"}
 NEWBORN = {"subject": "child", "age_band": "under_3_months"}
-
-
-def _rules(a):
-    return {f.rule_id for f in a.reasons}
 
 
 # ---------------------------------------------------------------- a. a hypo told in dialect

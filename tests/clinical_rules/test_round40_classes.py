@@ -9,15 +9,12 @@ import pytest
 
 from clinical_rules.engine import analyse
 from tests.clinical_rules.levels import level_of as _level
+from tests.clinical_rules.levels import rule_ids as _rules
 
 ADULT = {"age_band": "18_to_64"}
 OTHER = {"subject": "other", "age_band": "18_to_64"}
 SCHOOL = {"subject": "child", "age_band": "2_to_11"}
 TEEN = {"subject": "other", "age_band": "12_to_17"}
-
-
-def _rules(a):
-    return {f.rule_id for f in a.reasons}
 
 
 # ---------------------------------------------------------------- a. a non-blanching rash told at length

@@ -16,10 +16,6 @@ SCHOOL = {"subject": "child", "age_band": "2_to_11"}
 TEEN = {"subject": "other", "age_band": "12_to_17"}
 
 
-def _rules(a):
-    return {f.rule_id for f in a.reasons}
-
-
 # ---------------------------------------------------------------- a. emergencies in lay images
 def test_a_back_pain_that_came_on_like_something_tore_is_a_999_call(rs):
     level, a = _level(
